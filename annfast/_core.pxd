@@ -1,0 +1,94 @@
+# Mirrors csrc/annfast.h for Cython: every change there must touch this file too.
+from libc.stdint cimport int32_t, int64_t
+
+cdef extern from "annfast.h" nogil:
+    enum: AF_MAX_LAYERS
+
+    cpdef enum af_activation:
+        AF_ACT_LINEAR
+        AF_ACT_STEP
+        AF_ACT_SIGMOID
+        AF_ACT_TANH
+        AF_ACT_RELU
+        AF_ACT_LEAKY_RELU
+        AF_ACT_SOFTMAX
+
+    cpdef enum af_loss:
+        AF_LOSS_HALF_SQUARED
+        AF_LOSS_CROSS_ENTROPY
+
+    cpdef enum af_isa:
+        AF_ISA_BASE
+        AF_ISA_AVX2
+
+    cpdef enum af_status:
+        AF_OK
+        AF_ERR_NONFINITE
+        AF_ERR_BAD_NET
+        AF_ERR_BAD_ARG
+
+    ctypedef struct af_layer:
+        int64_t n_in
+        int64_t n_out
+        int32_t activation
+        double alpha
+
+    ctypedef struct af_net:
+        int64_t n_layers
+        int32_t loss
+        int32_t isa
+        af_layer layers[AF_MAX_LAYERS]
+
+    ctypedef struct af_sgd:
+        double learning_rate
+        double momentum
+        double weight_decay
+        int32_t nesterov
+        int64_t batch_size
+
+    af_status af_net_check(const af_net *net)
+    int64_t af_n_params(const af_net *net)
+    int64_t af_weight_offset(const af_net *net, int64_t k)
+    int64_t af_bias_offset(const af_net *net, int64_t k)
+    int64_t af_workspace_len(const af_net *net)
+    int32_t af_isa_best()
+    int32_t af_isa_supported(int32_t isa)
+    const char *af_status_name(int32_t status)
+
+    af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd, float *params, float *velocity,
+                                float *grad, float *work, const float *X, const float *Y,
+                                const int64_t *order, int64_t begin, int64_t end,
+                                double *loss_sum, int64_t *bad_row)
+    af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
+                                   const float *X, const float *Y, const int64_t *order,
+                                   int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row)
+    af_status af_apply_gradient_f32(const af_sgd *sgd, int64_t n_params, float *params, float *velocity,
+                                    const float *grad, int64_t count)
+    af_status af_predict_rows_f32(const af_net *net, const float *params, float *work,
+                                  const float *X, int64_t begin, int64_t end, float *out)
+    af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
+                               const float *X, const float *Y, int64_t begin, int64_t end,
+                               double *loss_sum, int64_t *bad_row)
+    void af_activate_f32(int32_t activation, double alpha, const float *z, float *a, int64_t n)
+    void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, const float *a,
+                                 float *deriv, int64_t n)
+    int32_t af_all_finite_f32(const float *x, int64_t n)
+
+    af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd, double *params, double *velocity,
+                                double *grad, double *work, const double *X, const double *Y,
+                                const int64_t *order, int64_t begin, int64_t end,
+                                double *loss_sum, int64_t *bad_row)
+    af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
+                                   const double *X, const double *Y, const int64_t *order,
+                                   int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row)
+    af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
+                                    const double *grad, int64_t count)
+    af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
+                                  const double *X, int64_t begin, int64_t end, double *out)
+    af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
+                               const double *X, const double *Y, int64_t begin, int64_t end,
+                               double *loss_sum, int64_t *bad_row)
+    void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n)
+    void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
+                                 double *deriv, int64_t n)
+    int32_t af_all_finite_f64(const double *x, int64_t n)

@@ -1,0 +1,453 @@
+"""The only bridge between Python and the C kernels of csrc/.
+
+Checks shapes and lengths once per call (the invariants memory safety depends on), then runs whole
+epochs and predictions in chunks of rows with the GIL released; between chunks it takes the GIL back to
+let Ctrl-C raise KeyboardInterrupt and to report progress. Every buffer is a NumPy array owned by the
+caller; C borrows it for the call. Private: the public API is in annfast.network.
+"""
+from cpython.exc cimport PyErr_CheckSignals
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+ctypedef fused real:
+    float
+    double
+
+# Multiply-adds of work between two returns to Python (about 1 to 3 ms on one core).
+cdef int64_t CHUNK_MACS = 8_000_000
+# Workspaces up to this many doubles live on the C stack (no allocation for small networks).
+cdef enum:
+    STACK_WORK = 2048
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or non-finite weights (learning rate too high?)."""
+
+
+cdef class Spec:
+    """Descriptor of a network for the C kernels: sizes, activation codes, loss and kernel variant.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Width of the input.
+    layers : sequence of (n_out, activation_code, alpha)
+        One entry per dense layer, first to last.
+    loss : int
+        An ``af_loss`` code.
+    isa : int
+        An ``af_isa`` code; must be supported by this CPU.
+    """
+    cdef af_net net
+    cdef readonly int64_t n_params
+    cdef readonly int64_t workspace_len
+    cdef readonly int64_t n_inputs
+    cdef readonly int64_t n_outputs
+    cdef readonly int64_t n_layers
+    cdef readonly int64_t chunk_rows
+
+    def __init__(self, int64_t n_inputs, layers, int loss, int isa):
+        cdef int64_t k, n_in = n_inputs
+        layers = list(layers)
+        if not 1 <= len(layers) <= AF_MAX_LAYERS:
+            raise ValueError(f"a network has 1 to {AF_MAX_LAYERS} layers, got {len(layers)}")
+        memset(&self.net, 0, sizeof(af_net))
+        self.net.n_layers = len(layers)
+        self.net.loss = loss
+        self.net.isa = isa
+        for k, (n_out, act, alpha) in enumerate(layers):
+            self.net.layers[k].n_in = n_in
+            self.net.layers[k].n_out = n_out
+            self.net.layers[k].activation = act
+            self.net.layers[k].alpha = alpha
+            n_in = n_out
+        if af_net_check(&self.net) != AF_OK:
+            raise ValueError("inconsistent network description (sizes, activations, loss or kernel)")
+        self.n_params = af_n_params(&self.net)
+        self.workspace_len = af_workspace_len(&self.net)
+        self.n_inputs = n_inputs
+        self.n_outputs = n_in
+        self.n_layers = self.net.n_layers
+        # multiply-adds per row: forward plus the fused backward sweep (two per weight)
+        self.chunk_rows = max(1, CHUNK_MACS // (3 * self.n_params + 64))
+
+    @property
+    def isa(self):
+        return self.net.isa
+
+    @property
+    def loss(self):
+        return self.net.loss
+
+    def offsets(self):
+        """List of (weight_offset, bias_offset) per layer, in reals from the start of the buffer."""
+        return [(af_weight_offset(&self.net, k), af_bias_offset(&self.net, k))
+                for k in range(self.net.n_layers)]
+
+
+def isa_best():
+    """The best kernel variant (an ``af_isa`` code) this CPU supports."""
+    return af_isa_best()
+
+
+def isa_supported(int isa):
+    """Whether this CPU can run the kernel variant ``isa``."""
+    return bool(af_isa_supported(isa))
+
+
+def status_name(int status):
+    """English name of an ``af_status`` code."""
+    return af_status_name(status).decode()
+
+
+# ---- checks (memory safety never relies on the Python layer) -------------------------------------
+
+cdef int check_len(Py_ssize_t got, int64_t want, str name) except -1:
+    if got != want:
+        raise ValueError(f"{name} has {got} values but the network needs {want}")
+    return 0
+
+
+cdef int check_rows(Spec spec, Py_ssize_t x_rows, Py_ssize_t x_cols, Py_ssize_t y_rows,
+                    Py_ssize_t y_cols) except -1:
+    if x_cols != spec.n_inputs:
+        raise ValueError(f"X has {x_cols} columns but the network has {spec.n_inputs} inputs")
+    if y_rows >= 0:
+        if y_cols != spec.n_outputs:
+            raise ValueError(f"y has {y_cols} columns but the network has {spec.n_outputs} outputs")
+        if y_rows != x_rows:
+            raise ValueError(f"X has {x_rows} rows but y has {y_rows}")
+    return 0
+
+
+cdef int check_order(const int64_t[::1] order, Py_ssize_t n_rows) except -1:
+    cdef Py_ssize_t i, bad = -1
+    with nogil:
+        for i in range(order.shape[0]):
+            if order[i] < 0 or order[i] >= n_rows:
+                bad = i
+                break
+    if bad >= 0:
+        raise IndexError(f"order[{bad}] = {order[bad]} is outside the {n_rows} rows of X")
+    return 0
+
+
+cdef int all_finite_(const real *x, int64_t n) noexcept nogil:
+    if real is float:
+        return af_all_finite_f32(x, n)
+    else:
+        return af_all_finite_f64(x, n)
+
+
+cdef str secure_weights(real[::1] params, real[::1] backup):
+    """After a failure: keep finite weights, else restore the copy taken at the start of the call."""
+    if all_finite_(&params[0], params.shape[0]):
+        return "the weights are those from before that row"
+    memcpy(&params[0], &backup[0], params.shape[0] * sizeof(real))
+    return "the weights were restored to their values at the start of the call"
+
+
+cdef int between_chunks(real[::1] params, real[::1] backup, object progress, int64_t done) except -1:
+    """Ctrl-C and progress reports between chunks; weights are whole and kept finite on the way out."""
+    try:
+        PyErr_CheckSignals()
+        if progress is not None:
+            progress(done)
+    except BaseException:
+        secure_weights(params, backup)
+        raise
+    return 0
+
+
+cdef int raise_nonfinite(real[::1] params, real[::1] backup, int64_t row, int64_t position,
+                         int64_t epoch) except -1:
+    state = secure_weights(params, backup)
+    where = f" in epoch {epoch}" if epoch >= 0 else ""
+    raise DivergenceError(
+        f"non-finite loss at row {row} of X (position {position} of the order){where}; {state}. "
+        "Training diverged: lower the learning rate or scale the inputs and targets.")
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, real[::1] backup,
+               const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
+               double learning_rate, double momentum=0.0, double weight_decay=0.0,
+               bint nesterov=False, int64_t batch_size=1, int64_t epoch=-1, object progress=None):
+    """Train on the rows ``X[order[0]], X[order[1]], ...`` in batches of ``batch_size``.
+
+    params, velocity, grad, backup : real[n_params]
+        Modified in place. velocity is used when momentum > 0, grad when batch_size > 1, backup
+        always (it receives the weights at the start of the call).
+    X : real[n_rows, n_inputs], Y : real[n_rows, n_outputs]
+    order : int64[n_order]
+        Row indices, each in [0, n_rows).
+    progress : callable(done) or None
+        Called with the number of rows done between chunks (GIL held).
+
+    Returns the summed loss of the rows (each taken before its own update). Raises
+    DivergenceError on a non-finite loss or non-finite weights; the weights are then those before
+    the bad row if they are finite, else those at the start of the call.
+    """
+    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, sub, sub_end
+    cdef int64_t chunk, bad_row = -1, bs = batch_size
+    cdef double loss_sum = 0.0
+    cdef af_status st = AF_OK
+    cdef af_sgd sgd
+    cdef real *vel = NULL
+    cdef real *g = NULL
+    check_len(params.shape[0], n_params, "params")
+    check_len(backup.shape[0], n_params, "backup")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    check_order(order, X.shape[0])
+    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0) or bs < 1:
+        raise ValueError("learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0 and batch_size >= 1 "
+                         "are required")
+    if momentum > 0:
+        check_len(velocity.shape[0], n_params, "velocity")
+        vel = &velocity[0]
+    if bs > 1:
+        check_len(grad.shape[0], n_params, "grad")
+        g = &grad[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = bs
+    if n == 0:
+        return 0.0
+    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr
+    memcpy(&backup[0], &params[0], n_params * sizeof(real))
+    chunk = spec.chunk_rows
+    if bs <= chunk:
+        chunk -= chunk % bs      # chunks end on batch boundaries
+    while pos < n:
+        if bs <= chunk:
+            end = min(pos + chunk, n)
+            with nogil:
+                if real is float:
+                    st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
+                                           &Y[0, 0], &order[0], pos, end, &loss_sum, &bad_row)
+                else:
+                    st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
+                                           &Y[0, 0], &order[0], pos, end, &loss_sum, &bad_row)
+            if st == AF_ERR_NONFINITE:
+                raise_nonfinite(params, backup, order[bad_row], bad_row, epoch)
+            elif st != AF_OK:
+                raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+            between_chunks(params, backup, progress, end)
+        else:
+            # a batch larger than a chunk: sum its gradient in chunks, then update once
+            end = min(pos + bs, n)
+            memset(g, 0, n_params * sizeof(real))
+            sub = pos
+            while sub < end:
+                sub_end = min(sub + chunk, end)
+                with nogil:
+                    if real is float:
+                        st = af_gradient_rows_f32(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
+                                                  &order[0], sub, sub_end, &loss_sum, &bad_row)
+                    else:
+                        st = af_gradient_rows_f64(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
+                                                  &order[0], sub, sub_end, &loss_sum, &bad_row)
+                if st == AF_ERR_NONFINITE:
+                    raise_nonfinite(params, backup, order[bad_row], bad_row, epoch)
+                between_chunks(params, backup, progress, sub_end)
+                sub = sub_end
+            with nogil:
+                if real is float:
+                    st = af_apply_gradient_f32(&sgd, n_params, &params[0], vel, g, end - pos)
+                else:
+                    st = af_apply_gradient_f64(&sgd, n_params, &params[0], vel, g, end - pos)
+        pos = end
+    if not all_finite_(&params[0], n_params):
+        memcpy(&params[0], &backup[0], n_params * sizeof(real))
+        where = f" in epoch {epoch}" if epoch >= 0 else ""
+        raise DivergenceError(
+            f"the weights became non-finite{where}; they were restored to their values at the start of "
+            "the call. Training diverged: lower the learning rate or scale the inputs and targets.")
+    return loss_sum
+
+
+def train_one(Spec spec, real[::1] params, real[::1] velocity, real[::1] backup,
+              const real[::1] x, const real[::1] y, double learning_rate, double momentum=0.0,
+              double weight_decay=0.0, bint nesterov=False):
+    """One online SGD step from one row x (n_inputs) with target y (n_outputs); returns its loss.
+
+    params, velocity (used if momentum > 0) and backup are modified in place as in train_rows.
+    """
+    cdef int64_t n_params = spec.n_params, order0 = 0, bad_row = -1
+    cdef double loss = 0.0
+    cdef af_status st
+    cdef af_sgd sgd
+    cdef real *vel = NULL
+    cdef double stack_work[STACK_WORK]
+    cdef real *w
+    cdef real[::1] heap_work
+    check_len(params.shape[0], n_params, "params")
+    check_len(backup.shape[0], n_params, "backup")
+    check_len(x.shape[0], spec.n_inputs, "x")
+    check_len(y.shape[0], spec.n_outputs, "y")
+    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+        raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
+    if momentum > 0:
+        check_len(velocity.shape[0], n_params, "velocity")
+        vel = &velocity[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = 1
+    if spec.workspace_len * sizeof(real) <= sizeof(stack_work):
+        w = <real *>stack_work
+    else:
+        heap_work = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+        w = &heap_work[0]
+    with nogil:
+        memcpy(&backup[0], &params[0], n_params * sizeof(real))
+        if real is float:
+            st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, NULL, w, &x[0], &y[0], &order0,
+                                   0, 1, &loss, &bad_row)
+        else:
+            st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, NULL, w, &x[0], &y[0], &order0,
+                                   0, 1, &loss, &bad_row)
+        if st == AF_OK and not all_finite_(&params[0], n_params):
+            st = AF_ERR_NONFINITE
+    if st == AF_ERR_NONFINITE:
+        state = secure_weights(params, backup)
+        raise DivergenceError(f"non-finite loss or weights from this row; {state}. Lower the learning "
+                              "rate or scale the inputs and targets.")
+    elif st != AF_OK:
+        raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+    return loss
+
+
+# ---- inference and evaluation -------------------------------------------------------------------
+
+def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:, ::1] out):
+    """Network outputs of every row of X (n_rows, n_inputs) into out (n_rows, n_outputs).
+
+    Read-only on params; runs in chunks without the GIL.
+    """
+    cdef int64_t n = X.shape[0], pos = 0, end
+    cdef int64_t chunk = spec.chunk_rows * 3   # forward only: a third of a training row
+    cdef double stack_work[STACK_WORK]
+    cdef real *w
+    cdef real[::1] heap_work
+    check_len(params.shape[0], spec.n_params, "params")
+    check_rows(spec, X.shape[0], X.shape[1], out.shape[0], out.shape[1])
+    if n == 0:
+        return
+    if spec.workspace_len * sizeof(real) <= sizeof(stack_work):
+        w = <real *>stack_work
+    else:
+        heap_work = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+        w = &heap_work[0]
+    while pos < n:
+        end = min(pos + chunk, n)
+        with nogil:
+            if real is float:
+                af_predict_rows_f32(&spec.net, &params[0], w, &X[0, 0], pos, end, &out[0, 0])
+            else:
+                af_predict_rows_f64(&spec.net, &params[0], w, &X[0, 0], pos, end, &out[0, 0])
+        pos = end
+        if pos < n:
+            PyErr_CheckSignals()
+
+
+def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y):
+    """Summed loss of the rows of X against Y (as a float); raises DivergenceError if one is non-finite."""
+    cdef int64_t n = X.shape[0], pos = 0, end, bad_row = -1
+    cdef int64_t chunk = spec.chunk_rows * 3
+    cdef double loss_sum = 0.0
+    cdef af_status st = AF_OK
+    check_len(params.shape[0], spec.n_params, "params")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    if n == 0:
+        return 0.0
+    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr
+    while pos < n:
+        end = min(pos + chunk, n)
+        with nogil:
+            if real is float:
+                st = af_loss_rows_f32(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
+                                      &loss_sum, &bad_row)
+            else:
+                st = af_loss_rows_f64(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
+                                      &loss_sum, &bad_row)
+        if st == AF_ERR_NONFINITE:
+            raise DivergenceError(f"non-finite loss at row {bad_row}: the weights or that row hold "
+                                  "values too large for the network's precision")
+        pos = end
+        if pos < n:
+            PyErr_CheckSignals()
+    return loss_sum
+
+
+def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
+                  real[::1] grad):
+    """Add the gradient of the summed loss of all rows of X, Y to grad (n_params); return the loss.
+
+    The parameters are not modified. For gradient checks and full-batch methods.
+    """
+    cdef int64_t n = X.shape[0], bad_row = -1
+    cdef double loss_sum = 0.0
+    cdef af_status st
+    check_len(params.shape[0], spec.n_params, "params")
+    check_len(grad.shape[0], spec.n_params, "grad")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    if n == 0:
+        return 0.0
+    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr
+    with nogil:
+        if real is float:
+            st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
+                                      0, n, &loss_sum, &bad_row)
+        else:
+            st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
+                                      0, n, &loss_sum, &bad_row)
+    if st == AF_ERR_NONFINITE:
+        raise DivergenceError(f"non-finite loss at row {bad_row}")
+    return loss_sum
+
+
+def all_finite(const real[::1] x):
+    """True if every value of x is finite."""
+    if x.shape[0] == 0:
+        return True
+    return bool(all_finite_(&x[0], x.shape[0]))
+
+
+# ---- test hooks: single kernels ------------------------------------------------------------------
+
+def _activate(int activation, double alpha, const real[::1] z, real[::1] a):
+    """a = f(z) elementwise (softmax: over the whole vector). Test hook."""
+    check_len(a.shape[0], z.shape[0], "a")
+    if activation < AF_ACT_LINEAR or activation > AF_ACT_SOFTMAX:
+        raise ValueError(f"unknown activation code {activation}")
+    if z.shape[0] == 0:
+        return
+    if real is float:
+        af_activate_f32(activation, alpha, &z[0], &a[0], z.shape[0])
+    else:
+        af_activate_f64(activation, alpha, &z[0], &a[0], z.shape[0])
+
+
+def _activation_deriv(int activation, double alpha, const real[::1] z, const real[::1] a,
+                      real[::1] deriv):
+    """f'(z) elementwise as backpropagation uses it, from z and a = f(z). Test hook."""
+    check_len(a.shape[0], z.shape[0], "a")
+    check_len(deriv.shape[0], z.shape[0], "deriv")
+    if activation < AF_ACT_LINEAR or activation > AF_ACT_SOFTMAX:
+        raise ValueError(f"unknown activation code {activation}")
+    if z.shape[0] == 0:
+        return
+    if real is float:
+        af_activation_deriv_f32(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])
+    else:
+        af_activation_deriv_f64(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])

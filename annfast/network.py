@@ -1,0 +1,448 @@
+"""Network and Dense: defining multi-layer perceptrons and training them by per-sample SGD.
+
+Thin on purpose: each public call checks its input once and makes one ``_core`` call per epoch (or per
+prediction), which runs the per-row loop in C with the GIL released. All weights and biases live in
+one flat buffer (see ``Network.parameters``); per-layer arrays are views into it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import numpy as np
+
+from . import _core
+from . import _validation as v
+from .history import History
+
+__all__ = ["Dense", "Network"]
+
+
+class Dense:
+    """A fully connected layer: ``a = f(W a_prev + b)``.
+
+    Parameters
+    ----------
+    units : int
+        Number of neurons (outputs) of the layer, >= 1.
+    activation : str, default="linear"
+        One of "step", "sigmoid", "tanh", "relu", "leaky_relu", "linear", "softmax" (softmax only in
+        the output layer, with at least two units).
+    negative_slope : float, default=0.01
+        Slope for z < 0 of "leaky_relu" (ignored by the other activations), >= 0.
+
+    Examples
+    --------
+    >>> import annfast as af
+    >>> af.Dense(8, activation="relu")
+    Dense(8, activation='relu')
+    """
+
+    def __init__(self, units: int, activation: str = "linear", negative_slope: float = 0.01):
+        self.units = v.check_int(units, "units", minimum=1)
+        self.activation = v.check_name(activation, v.ACTIVATIONS, "activation")
+        self.negative_slope = v.check_float(negative_slope, "negative_slope", low=0.0)
+
+    def __repr__(self) -> str:
+        extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
+        return f"Dense({self.units}, activation={self.activation!r}{extra})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Dense) and (self.units, self.activation, self.negative_slope) == (
+            other.units, other.activation, other.negative_slope)
+
+    def __hash__(self) -> int:
+        return hash((self.units, self.activation, self.negative_slope))
+
+
+def _default_kernel() -> str:
+    name = os.environ.get("ANNFAST_KERNEL", "auto").strip().lower() or "auto"
+    if name == "auto":
+        best = _core.isa_best()
+        return next(k for k, code in v.KERNELS.items() if code == best)
+    v.check_name(name, v.KERNELS, "kernel (environment variable ANNFAST_KERNEL)")
+    if not _core.isa_supported(v.KERNELS[name]):
+        raise RuntimeError(f"ANNFAST_KERNEL={name!r} but this CPU cannot run that kernel")
+    return name
+
+
+def _init_limit(activation: str, n_in: int, n_out: int) -> float:
+    """Half-width of the uniform initial weights: He for (leaky) ReLU, Glorot otherwise."""
+    if activation in ("relu", "leaky_relu"):
+        return math.sqrt(6.0 / n_in)
+    return math.sqrt(6.0 / (n_in + n_out))
+
+
+class Network:
+    """A multi-layer perceptron trained one sample (or one mini-batch) at a time.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of input features, >= 1.
+    layers : sequence of Dense
+        The layers, first hidden layer to output layer.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the weights and of all computation.
+    seed : int or None, default=None
+        Seed of the initial weights and of the shuffling; the same seed gives bitwise-identical
+        training on the same machine. None draws fresh entropy.
+    loss : {"half_squared_error", "cross_entropy"} or None, default=None
+        Loss used by ``evaluate`` and by training calls that do not name one. None picks
+        "cross_entropy" after a softmax output and "half_squared_error" otherwise.
+
+    Attributes
+    ----------
+    n_inputs, n_outputs : int
+        Widths of the input and of the output layer.
+    layers : tuple of Dense
+    dtype : numpy.dtype
+    n_params : int
+        Number of weights and biases.
+    history : History or None
+        The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
+        interrupted or diverges).
+
+    Examples
+    --------
+    >>> import numpy as np, annfast as af
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    >>> y = np.array([0, 1, 1, 0], dtype=np.float32)
+    >>> net = af.Network(2, [af.Dense(4, "sigmoid"), af.Dense(1, "sigmoid")], seed=1)
+    >>> hist = net.fit(X, y, epochs=2, learning_rate=0.5)
+    >>> net.predict(X).shape
+    (4, 1)
+    """
+
+    def __init__(self, n_inputs: int, layers, dtype="float32", seed: int | None = None,
+                 loss: str | None = None):
+        self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1)
+        layers = tuple(layers) if not isinstance(layers, Dense) else (layers,)
+        if not layers:
+            raise ValueError("a network needs at least one layer")
+        for k, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise TypeError(f"layers[{k}] must be a Dense, got {type(layer).__name__}")
+            if layer.activation == "softmax" and k != len(layers) - 1:
+                raise ValueError(f"layers[{k}]: softmax is only allowed in the output layer")
+        if layers[-1].activation == "softmax" and layers[-1].units < 2:
+            raise ValueError("a softmax output layer needs at least 2 units")
+        self.layers = layers
+        self.n_outputs = layers[-1].units
+        self.dtype = v.check_dtype(dtype)
+        if seed is not None:
+            seed = v.check_int(seed, "seed", minimum=0)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._kernel = _default_kernel()
+        self.loss = self._check_loss(self._default_loss() if loss is None else loss)
+        self._specs: dict[str, _core.Spec] = {}
+        spec = self._spec(self.loss)
+        self.n_params = int(spec.n_params)
+        self._params = np.zeros(self.n_params, dtype=self.dtype)
+        self._views = []
+        n_in = self.n_inputs
+        for layer, (w_off, b_off) in zip(self.layers, spec.offsets()):
+            W = self._params[w_off:w_off + layer.units * n_in].reshape(layer.units, n_in)
+            b = self._params[b_off:b_off + layer.units]
+            self._views.append((W, b))
+            n_in = layer.units
+        self._backup = np.empty(self.n_params, dtype=self.dtype)
+        self._velocity = np.empty(0, dtype=self.dtype)
+        self._grad = np.empty(0, dtype=self.dtype)
+        self._lock = threading.RLock()
+        self.history: History | None = None
+        self._init_weights()
+
+    # ---- structure --------------------------------------------------------------------------
+
+    def _default_loss(self) -> str:
+        return "cross_entropy" if self.layers[-1].activation == "softmax" else "half_squared_error"
+
+    def _check_loss(self, loss) -> str:
+        v.check_name(loss, v.LOSSES, "loss")
+        out = self.layers[-1].activation
+        if loss == "cross_entropy" and out not in ("softmax", "sigmoid"):
+            raise ValueError(f"cross_entropy needs a softmax or sigmoid output layer, the output layer "
+                             f"is {out!r}; use loss='half_squared_error' or change the output activation")
+        return loss
+
+    def _spec(self, loss: str) -> _core.Spec:
+        spec = self._specs.get(loss)
+        if spec is None:
+            layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope)
+                      for layer in self.layers]
+            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[self._kernel])
+            self._specs[loss] = spec
+        return spec
+
+    @property
+    def kernel(self) -> str:
+        """Name of the C kernel variant in use ("base" or "avx2"); settable to any this CPU runs."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, name: str) -> None:
+        v.check_name(name, v.KERNELS, "kernel")
+        if not _core.isa_supported(v.KERNELS[name]):
+            raise ValueError(f"this CPU cannot run the {name!r} kernel")
+        with self._lock:
+            self._kernel = name
+            self._specs.clear()
+
+    def _init_weights(self) -> None:
+        """Small uniform random weights, never exactly 0, scaled per layer; biases 0."""
+        for layer, (W, b) in zip(self.layers, self._views):
+            limit = _init_limit(layer.activation, W.shape[1], W.shape[0])
+            w = self._rng.uniform(-limit, limit, size=W.shape).astype(self.dtype)
+            zero = w == 0
+            while zero.any():
+                w[zero] = self._rng.uniform(-limit, limit, size=int(zero.sum()))
+                zero = w == 0
+            W[...] = w
+            b[...] = 0
+
+    def __repr__(self) -> str:
+        layers = ", ".join(repr(layer) for layer in self.layers)
+        return f"Network({self.n_inputs}, [{layers}], dtype={self.dtype.name!r})"
+
+    # ---- weights ----------------------------------------------------------------------------
+
+    @property
+    def parameters(self) -> np.ndarray:
+        """The flat buffer of all weights and biases, as a read-only view (no copy).
+
+        Layer k's W (units, n_in) row-major is followed by its b (units); layers follow in order.
+        """
+        view = self._params.view()
+        view.flags.writeable = False
+        return view
+
+    def set_parameters(self, flat) -> None:
+        """Copy a flat buffer (as returned by ``parameters``) into the network.
+
+        Parameters
+        ----------
+        flat : array_like of shape (n_params,)
+            Finite values; converted to the network's dtype.
+        """
+        arr = np.asarray(flat)
+        if arr.shape != (self.n_params,):
+            raise ValueError(f"flat parameters must have shape ({self.n_params},), got {arr.shape}")
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"flat parameters must be real numbers, got dtype {arr.dtype}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"flat parameters hold a non-finite value at index "
+                             f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        with self._lock:
+            self._params[...] = arr
+            self._velocity = np.empty(0, dtype=self.dtype)
+
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Return copies of the weights: a list of ``(W, b)`` per layer, W of shape (units, n_in)."""
+        with self._lock:
+            return [(W.copy(), b.copy()) for W, b in self._views]
+
+    def set_weights(self, weights) -> None:
+        """Set all weights from a list of ``(W, b)`` per layer, W of shape (units, n_in).
+
+        Everything is checked before anything is written: on error the network is unchanged.
+        Resets the momentum state.
+        """
+        weights = list(weights)
+        if len(weights) != len(self.layers):
+            raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")
+        checked = []
+        for k, (pair, (W, b)) in enumerate(zip(weights, self._views)):
+            try:
+                Wn, bn = pair
+            except (TypeError, ValueError):
+                raise TypeError(f"weights[{k}] must be a pair (W, b)") from None
+            for name, new, old in ((f"weights[{k}] W", Wn, W), (f"weights[{k}] b", bn, b)):
+                arr = np.asarray(new)
+                if arr.dtype.kind not in "iuf":
+                    raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+                if arr.shape != old.shape:
+                    raise ValueError(f"{name} has shape {arr.shape}, expected {old.shape}")
+                v._check_finite(arr, name)
+                checked.append(arr)
+        with self._lock:
+            for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
+                W[...] = Wn
+                b[...] = bn
+            self._velocity = np.empty(0, dtype=self.dtype)
+
+    def reset_optimizer_state(self) -> None:
+        """Forget the momentum velocity (it otherwise carries over between training calls)."""
+        with self._lock:
+            self._velocity = np.empty(0, dtype=self.dtype)
+
+    # ---- training ---------------------------------------------------------------------------
+
+    def _buffers(self, momentum: float, batch_size: int) -> None:
+        if momentum > 0 and self._velocity.shape[0] != self.n_params:
+            self._velocity = np.zeros(self.n_params, dtype=self.dtype)
+        if batch_size > 1 and self._grad.shape[0] != self.n_params:
+            self._grad = np.empty(self.n_params, dtype=self.dtype)
+
+    def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
+            shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
+            nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None) -> History:
+        """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_rows, n_inputs)
+        y : array_like of shape (n_rows, n_outputs) or (n_rows,)
+            1-D y is one column for a single output, or integer class labels for several outputs.
+        epochs : int, default=1
+            Passes over the data, >= 0.
+        learning_rate : float, default=0.01
+        batch_size : int or None, default=1
+            Rows per update: 1 is per-sample SGD, k is mini-batch (the update uses the mean gradient;
+            the last batch may be shorter), None (or n_rows) is full-batch gradient descent.
+        shuffle : bool, default=True
+            Visit the rows in a fresh random order each epoch; False keeps the given order.
+        loss : str or None, default=None
+            "half_squared_error" or "cross_entropy"; None uses the network's ``loss``. Becomes the
+            network's loss.
+        momentum : float, default=0.0
+            In [0, 1): v = momentum * v + g; w -= learning_rate * v. The velocity persists across
+            calls until ``reset_optimizer_state`` or ``set_weights``.
+        nesterov : bool, default=False
+            Nesterov momentum: w -= learning_rate * (g + momentum * v).
+        weight_decay : float, default=0.0
+            L2 penalty: adds weight_decay * w to every parameter's gradient.
+        seed : int or None, default=None
+            Seed of this call's shuffling; None continues the network's own random stream.
+
+        Returns
+        -------
+        History
+            ``history["loss"]``: the mean loss of each epoch.
+
+        Raises
+        ------
+        DivergenceError
+            If the loss or the weights become non-finite; the weights are then those before the bad
+            row when finite, else those at the start of the epoch.
+        """
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
+        epochs = v.check_int(epochs, "epochs", minimum=0)
+        lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
+        n = X.shape[0]
+        bs = n if batch_size is None else min(v.check_int(batch_size, "batch_size", minimum=1), n)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        loss = self.loss if loss is None else self._check_loss(loss)
+        rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
+        hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
+                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n))
+        spec = self._spec(loss)
+        fixed = None if shuffle else np.arange(n, dtype=np.int64)
+        with self._lock:
+            self.history = hist          # readable even if an epoch is interrupted
+            self.loss = loss
+            self._buffers(mu, bs)
+            for epoch in range(epochs):
+                order = rng.permutation(n) if fixed is None else fixed
+                total = _core.train_rows(spec, self._params, self._velocity, self._grad, self._backup,
+                                         X, Y, order, lr, mu, wd, nest, bs, epoch)
+                hist.record(epoch, loss=total / n)
+        return hist
+
+    def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
+                    shuffle: bool = False, loss: str | None = None, momentum: float = 0.0,
+                    nesterov: bool = False, weight_decay: float = 0.0) -> float:
+        """One pass over the given rows (in the given order unless ``shuffle``); returns the mean loss.
+
+        The parameters mean the same as in ``fit``; use it to train on data that arrives in pieces.
+        """
+        hist = self.fit(X, y, epochs=1, learning_rate=learning_rate, batch_size=batch_size,
+                        shuffle=shuffle, loss=loss, momentum=momentum, nesterov=nesterov,
+                        weight_decay=weight_decay)
+        return hist.history["loss"][0]
+
+    def train_step(self, x, y, learning_rate: float = 0.01, momentum: float = 0.0,
+                   weight_decay: float = 0.0, nesterov: bool = False) -> float:
+        """One online SGD update from one row; returns that row's loss (before the update).
+
+        Parameters
+        ----------
+        x : array_like of shape (n_inputs,)
+        y : array_like of shape (n_outputs,), a number for one output, or an integer class label
+            for several outputs.
+        learning_rate, momentum, weight_decay, nesterov
+            As in ``fit``; uses the network's ``loss``.
+        """
+        x = v.as_row(x, self.n_inputs, self.dtype, "x")
+        y = self._target_row(y)
+        if momentum and self._velocity.shape[0] != self.n_params:
+            self._buffers(v.check_float(momentum, "momentum", 0.0, 1.0, high_open=True), 1)
+        if nesterov and not momentum:
+            raise ValueError("nesterov=True needs momentum > 0")
+        with self._lock:
+            return _core.train_one(self._spec(self.loss), self._params, self._velocity, self._backup,
+                                   x, y, learning_rate, momentum, weight_decay, nesterov)
+
+    def _target_row(self, y) -> np.ndarray:
+        if self.n_outputs > 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+            if not 0 <= y < self.n_outputs:
+                raise ValueError(f"class label {y} is not in [0, {self.n_outputs})")
+            row = np.zeros(self.n_outputs, dtype=self.dtype)
+            row[y] = 1
+            return row
+        return v.as_row(y, self.n_outputs, self.dtype, "y")
+
+    # ---- inference --------------------------------------------------------------------------
+
+    def predict(self, X) -> np.ndarray:
+        """Compute the outputs of the network for every row.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_rows, n_inputs)
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_outputs), in the network's dtype
+        """
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        _core.predict_rows(self._spec(self.loss), self._params, X, out)
+        return out
+
+    def predict_one(self, x) -> np.ndarray:
+        """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
+        x = v.as_row(x, self.n_inputs, self.dtype, "x")
+        out = np.empty((1, self.n_outputs), dtype=self.dtype)
+        _core.predict_rows(self._spec(self.loss), self._params, x.reshape(1, -1), out)
+        return out[0]
+
+    def evaluate(self, X, y, loss: str | None = None) -> float:
+        """Mean loss over the rows (the network's loss unless ``loss`` is given)."""
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
+        loss = self.loss if loss is None else self._check_loss(loss)
+        return _core.loss_rows(self._spec(loss), self._params, X, Y) / X.shape[0]
+
+    def gradient(self, X, y, loss: str | None = None) -> np.ndarray:
+        """Gradient of the mean loss over the rows with respect to the flat parameters.
+
+        Computed by backpropagation at the current weights, which are not changed. Useful for
+        checking, for custom optimizers and for averaging gradients across workers.
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+            Laid out like ``parameters``.
+        """
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
+        loss = self.loss if loss is None else self._check_loss(loss)
+        grad = np.zeros(self.n_params, dtype=self.dtype)
+        _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
+        grad /= X.shape[0]
+        return grad

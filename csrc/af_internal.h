@@ -1,0 +1,52 @@
+/*
+ * af_internal.h -- layout arithmetic shared by af_layout.c and the kernels (not part of the public API).
+ *
+ * Workspace of one row, in reals, each segment starting at a multiple of AF_WS_ALIGN reals:
+ *   act[k]  (n_out of layer k) for k = 0 .. n_layers-1: the activations a_k (hidden: f(z) in place)
+ *   zout    (n_out of the last layer): the output layer's pre-activations, kept for the loss
+ *   delta0, delta1 (the widest layer each): deltas, used in turn layer by layer
+ */
+#ifndef AF_INTERNAL_H
+#define AF_INTERNAL_H
+
+#include "annfast.h"
+
+/* Whether the AVX2+FMA variant of the kernels is compiled (GCC or Clang on x86); define AF_NO_AVX2 to
+ * build the baseline only. */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(AF_NO_AVX2)
+#define AF_HAVE_AVX2 1
+#else
+#define AF_HAVE_AVX2 0
+#endif
+
+#define AF_WS_ALIGN 16
+
+static inline int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
+
+static inline int64_t af_max_width(const af_net *net)
+{
+    int64_t w = net->layers[0].n_in;
+    for (int64_t k = 0; k < net->n_layers; k++)
+        if (net->layers[k].n_out > w) w = net->layers[k].n_out;
+    return w;
+}
+
+/* Offsets of the workspace segments; act_off must have room for n_layers entries. */
+static inline int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int64_t *zout_off,
+                                    int64_t *delta0_off, int64_t *delta1_off)
+{
+    int64_t off = 0;
+    for (int64_t k = 0; k < net->n_layers; k++) {
+        act_off[k] = off;
+        off += af_round_up(net->layers[k].n_out);
+    }
+    *zout_off = off;
+    off += af_round_up(net->layers[net->n_layers - 1].n_out);
+    int64_t w = af_round_up(af_max_width(net));
+    *delta0_off = off;
+    *delta1_off = off + w;
+    return off + 2 * w;
+}
+
+#endif /* AF_INTERNAL_H */

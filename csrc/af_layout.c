@@ -1,0 +1,84 @@
+/*
+ * af_layout.c -- precision-independent code: descriptor checks, parameter offsets, workspace length,
+ * CPU feature detection and status names.
+ */
+#include <math.h>
+#include "af_internal.h"
+
+static int known_activation(int32_t a) { return a >= AF_ACT_LINEAR && a <= AF_ACT_SOFTMAX; }
+
+af_status af_net_check(const af_net *net)
+{
+    if (net->n_layers < 1 || net->n_layers > AF_MAX_LAYERS) return AF_ERR_BAD_NET;
+    if (net->loss != AF_LOSS_HALF_SQUARED && net->loss != AF_LOSS_CROSS_ENTROPY) return AF_ERR_BAD_NET;
+    if (!af_isa_supported(net->isa)) return AF_ERR_BAD_NET;
+    for (int64_t k = 0; k < net->n_layers; k++) {
+        const af_layer *l = &net->layers[k];
+        if (l->n_in < 1 || l->n_out < 1) return AF_ERR_BAD_NET;
+        /* keep every offset and the workspace far below INT64_MAX */
+        if (l->n_in > ((int64_t)1 << 31) || l->n_out > ((int64_t)1 << 31)) return AF_ERR_BAD_NET;
+        if (l->n_in > ((int64_t)1 << 40) / l->n_out) return AF_ERR_BAD_NET;
+        if (k > 0 && l->n_in != net->layers[k - 1].n_out) return AF_ERR_BAD_NET;
+        if (!known_activation(l->activation)) return AF_ERR_BAD_NET;
+        if (l->activation == AF_ACT_SOFTMAX && (k != net->n_layers - 1 || l->n_out < 2)) return AF_ERR_BAD_NET;
+        if (!isfinite(l->alpha) || l->alpha < 0) return AF_ERR_BAD_NET;
+    }
+    if (net->loss == AF_LOSS_CROSS_ENTROPY) {
+        int32_t out = net->layers[net->n_layers - 1].activation;
+        if (out != AF_ACT_SOFTMAX && out != AF_ACT_SIGMOID) return AF_ERR_BAD_NET;
+    }
+    return AF_OK;
+}
+
+int64_t af_n_params(const af_net *net)
+{
+    int64_t n = 0;
+    for (int64_t k = 0; k < net->n_layers; k++)
+        n += (net->layers[k].n_in + 1) * net->layers[k].n_out;
+    return n;
+}
+
+int64_t af_weight_offset(const af_net *net, int64_t k)
+{
+    int64_t off = 0;
+    for (int64_t i = 0; i < k; i++)
+        off += (net->layers[i].n_in + 1) * net->layers[i].n_out;
+    return off;
+}
+
+int64_t af_bias_offset(const af_net *net, int64_t k)
+{
+    return af_weight_offset(net, k) + net->layers[k].n_in * net->layers[k].n_out;
+}
+
+int64_t af_workspace_len(const af_net *net)
+{
+    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
+    return af_ws_offsets(net, act_off, &zout, &d0, &d1);
+}
+
+int32_t af_isa_supported(int32_t isa)
+{
+    if (isa == AF_ISA_BASE) return 1;
+#if AF_HAVE_AVX2
+    if (isa == AF_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return 0;
+}
+
+int32_t af_isa_best(void)
+{
+    if (af_isa_supported(AF_ISA_AVX2)) return AF_ISA_AVX2;
+    return AF_ISA_BASE;
+}
+
+const char *af_status_name(int32_t status)
+{
+    switch (status) {
+    case AF_OK: return "ok";
+    case AF_ERR_NONFINITE: return "non-finite loss";
+    case AF_ERR_BAD_NET: return "inconsistent network descriptor";
+    case AF_ERR_BAD_ARG: return "argument out of range";
+    default: return "unknown status";
+    }
+}

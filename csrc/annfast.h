@@ -1,0 +1,198 @@
+/*
+ * annfast.h -- the public C API of annfast's per-sample SGD core.
+ *
+ * annfast/_core.pxd mirrors this header for Cython: every change here must touch that file too.
+ *
+ * Ownership: C never allocates and never frees. Every buffer is borrowed from the caller for the
+ * duration of one call; no pointer is kept after the call returns. There is no global mutable state.
+ *
+ * The parameters of a network are ONE flat buffer. For layer k (0-based) it holds, at
+ * af_weight_offset(net, k), the weight matrix W_k of shape (n_out, n_in) row-major, and right after it,
+ * at af_bias_offset(net, k), the bias b_k of length n_out. Layers follow each other without gaps.
+ *
+ * Every kernel comes in two precisions, float (suffix _f32) and double (suffix _f64); within one call
+ * every real buffer has that precision. Counts and indices are int64_t.
+ */
+#ifndef ANNFAST_H
+#define ANNFAST_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_MSC_VER)
+#define AF_RESTRICT __restrict
+#else
+#define AF_RESTRICT restrict
+#endif
+
+/* Most layers a network may have (a descriptor holds them by value, without pointers). */
+#define AF_MAX_LAYERS 32
+
+/* Activation codes. The values reach saved files and Python: never renumber them. */
+typedef enum af_activation {
+    AF_ACT_LINEAR = 0,
+    AF_ACT_STEP = 1,       /* 1 if z >= 0 else 0; derivative taken as 1 (straight-through) */
+    AF_ACT_SIGMOID = 2,
+    AF_ACT_TANH = 3,
+    AF_ACT_RELU = 4,       /* derivative at exactly 0 is 0 */
+    AF_ACT_LEAKY_RELU = 5, /* z if z > 0 else alpha * z; derivative alpha for z <= 0 */
+    AF_ACT_SOFTMAX = 6     /* output layer only */
+} af_activation;
+
+/* Loss codes. Never renumber them. */
+typedef enum af_loss {
+    AF_LOSS_HALF_SQUARED = 0,  /* L = 1/2 sum_k (y_k - yhat_k)^2 */
+    AF_LOSS_CROSS_ENTROPY = 1  /* softmax output: -sum_k y_k log p_k; sigmoid output: binary
+                                  cross-entropy summed over the outputs */
+} af_loss;
+
+/* Kernel variants. AF_ISA_BASE runs everywhere; the others are used only when af_isa_supported() says so. */
+typedef enum af_isa {
+    AF_ISA_BASE = 0,
+    AF_ISA_AVX2 = 1        /* x86-64 with AVX2 and FMA */
+} af_isa;
+
+/* Status codes. AF_OK is 0; never renumber them. */
+typedef enum af_status {
+    AF_OK = 0,
+    AF_ERR_NONFINITE = 1,  /* a row gave a non-finite loss; that row changed nothing */
+    AF_ERR_BAD_NET = 2,    /* the descriptor is inconsistent (see af_net_check) */
+    AF_ERR_BAD_ARG = 3     /* a scalar argument is out of range */
+} af_status;
+
+/* One dense layer: z = W a + b, output f(z). */
+typedef struct af_layer {
+    int64_t n_in;
+    int64_t n_out;
+    int32_t activation;    /* af_activation */
+    double alpha;          /* negative slope of AF_ACT_LEAKY_RELU, >= 0; ignored otherwise */
+} af_layer;
+
+/* A network descriptor: sizes and codes only, no pointers to data. */
+typedef struct af_net {
+    int64_t n_layers;      /* 1 .. AF_MAX_LAYERS */
+    int32_t loss;          /* af_loss */
+    int32_t isa;           /* af_isa: which kernel variant to run */
+    af_layer layers[AF_MAX_LAYERS];
+} af_net;
+
+/* Settings of one SGD run. */
+typedef struct af_sgd {
+    double learning_rate; /* > 0 */
+    double momentum;      /* mu in [0, 1): v = mu v + g; w -= lr v */
+    double weight_decay;  /* lambda >= 0: g += lambda w (every parameter, biases included) */
+    int32_t nesterov;     /* nonzero: w -= lr (g + mu v) */
+    int64_t batch_size;   /* rows per update, >= 1; the last batch may be shorter */
+} af_sgd;
+
+/* ---- layout (precision independent) ---------------------------------------------------------- */
+
+/* AF_OK if the descriptor is consistent: 1 <= n_layers <= AF_MAX_LAYERS, every size >= 1,
+ * layers[k].n_in == layers[k-1].n_out, known codes, softmax only in the last layer and with at least
+ * two outputs, alpha finite and >= 0, cross-entropy only after a softmax or sigmoid output, isa known.
+ * AF_ERR_BAD_NET otherwise. Every other function assumes a descriptor that passed this check. */
+af_status af_net_check(const af_net *net);
+
+/* Number of reals in the flat parameter buffer. */
+int64_t af_n_params(const af_net *net);
+
+/* Offsets (in reals) of W_k and b_k in the flat parameter buffer; 0 <= k < n_layers. */
+int64_t af_weight_offset(const af_net *net, int64_t k);
+int64_t af_bias_offset(const af_net *net, int64_t k);
+
+/* Number of reals of scratch that one call needs (activations, pre-activations, deltas of one row). */
+int64_t af_workspace_len(const af_net *net);
+
+/* The variant this CPU can run best, and whether it can run a given one (1) or not (0). */
+int32_t af_isa_best(void);
+int32_t af_isa_supported(int32_t isa);
+
+/* A short static English name for a status code ("ok", "non-finite loss", ...). */
+const char *af_status_name(int32_t status);
+
+/* ---- kernels, float: the same functions exist with suffix _f64 for double ------------------------
+ *
+ * Shapes: X (n_rows, n_in) and Y (n_rows, n_out) row-major, where n_in is the first layer's and n_out
+ * the last layer's width; out (n_rows, n_out). params, velocity and grad have af_n_params(net) reals;
+ * work has af_workspace_len(net) reals and may hold anything on entry. Row indices are not checked:
+ * the caller guarantees 0 <= begin <= end and that every row index used is < n_rows.
+ */
+
+/* Trains on the rows order[begin], ..., order[end-1] in that order, in batches of sgd->batch_size
+ * counted from begin (the last batch may be shorter). batch_size == 1 runs the fused step: forward,
+ * then one sweep per layer that propagates the delta with the old weights and updates W and b in
+ * place. batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
+ * their mean. velocity is read and written only if momentum > 0 (it may be NULL otherwise); grad is
+ * used only if batch_size > 1 (it may be NULL otherwise).
+ * Adds each row's loss to *loss_sum. On a non-finite loss it stops before any update from that row
+ * (for batch_size > 1: before the update of that row's batch), sets *bad_row to its position in
+ * order, and returns AF_ERR_NONFINITE; all earlier updates are whole. */
+af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd,
+                            float *params, float *velocity, float *grad, float *work,
+                            const float *X, const float *Y, const int64_t *order,
+                            int64_t begin, int64_t end,
+                            double *loss_sum, int64_t *bad_row);
+
+/* Adds the gradient of the summed loss of the rows order[begin], ..., order[end-1] (rows begin ..
+ * end-1 if order is NULL), taken at the given parameters, to grad, and their losses to *loss_sum.
+ * Parameters are not modified. Used for batches larger than one chunk (full-batch gradient descent)
+ * and by gradient checks. On a non-finite loss returns AF_ERR_NONFINITE with *bad_row set to the
+ * position of the row; grad then holds a partial sum. */
+af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
+                               const float *X, const float *Y, const int64_t *order,
+                               int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row);
+
+/* One SGD update from a summed gradient of count rows: g = grad / count + lambda w, momentum as in
+ * af_sgd, w -= lr g (or the velocity). Modifies params and (if momentum > 0) velocity. */
+af_status af_apply_gradient_f32(const af_sgd *sgd, int64_t n_params, float *params, float *velocity,
+                                const float *grad, int64_t count);
+
+/* Network outputs for rows begin .. end-1 of X, written to the same rows of out. */
+af_status af_predict_rows_f32(const af_net *net, const float *params, float *work,
+                              const float *X, int64_t begin, int64_t end, float *out);
+
+/* Adds the losses of rows begin .. end-1 to *loss_sum (rows with a non-finite loss stop the call with
+ * AF_ERR_NONFINITE and *bad_row set). */
+af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
+                           const float *X, const float *Y, int64_t begin, int64_t end,
+                           double *loss_sum, int64_t *bad_row);
+
+/* Elementwise activation and its derivative (as used by backpropagation, from z and a = f(z)) of n
+ * values; for softmax, f is the softmax of the whole vector and the derivative is not defined (zeros).
+ * Test hooks; not used in the hot path. */
+void af_activate_f32(int32_t activation, double alpha, const float *z, float *a, int64_t n);
+void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, const float *a,
+                             float *deriv, int64_t n);
+
+/* 1 if all n values are finite, 0 otherwise. */
+int32_t af_all_finite_f32(const float *x, int64_t n);
+
+/* ---- the same in double ----------------------------------------------------------------------- */
+af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd,
+                            double *params, double *velocity, double *grad, double *work,
+                            const double *X, const double *Y, const int64_t *order,
+                            int64_t begin, int64_t end,
+                            double *loss_sum, int64_t *bad_row);
+af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
+                               const double *X, const double *Y, const int64_t *order,
+                               int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row);
+af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
+                                const double *grad, int64_t count);
+af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
+                              const double *X, int64_t begin, int64_t end, double *out);
+af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
+                           const double *X, const double *Y, int64_t begin, int64_t end,
+                           double *loss_sum, int64_t *bad_row);
+void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n);
+void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
+                             double *deriv, int64_t n);
+int32_t af_all_finite_f64(const double *x, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ANNFAST_H */

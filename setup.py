@@ -1,0 +1,58 @@
+"""Builds the one extension, annfast._core (metadata lives in pyproject.toml).
+
+ANNFAST_DEBUG_BUILD=1 turns Cython's bounds checks back on and compiles with -O0 -g;
+ANNFAST_SANITIZE=1 adds AddressSanitizer and UndefinedBehaviorSanitizer (GCC/Clang).
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+DEBUG = os.environ.get("ANNFAST_DEBUG_BUILD") == "1"
+SANITIZE = os.environ.get("ANNFAST_SANITIZE") == "1"
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "embedsignature": True,
+}
+
+CSRC = ["csrc/af_f32.c", "csrc/af_f64.c", "csrc/af_f32_avx2.c", "csrc/af_f64_avx2.c", "csrc/af_layout.c"]
+DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/af_api.inc"]
+
+
+class BuildExt(build_ext):
+    """Compiler flags by compiler type; never -march=native or -ffast-math (see csrc/annfast.h)."""
+
+    def build_extensions(self):
+        """Set the flags of every extension for this compiler, then build."""
+        if self.compiler.compiler_type == "msvc":
+            flags, link = ["/O2"], []
+        else:
+            flags = ["-O0", "-g"] if DEBUG or SANITIZE else ["-O3", "-g0"]
+            flags += ["-Wall", "-Wextra", "-Wno-unused-function", "-fvisibility=hidden"]
+            link = []
+            if SANITIZE:
+                san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+                flags, link = flags + san, san
+        for ext in self.extensions:
+            ext.extra_compile_args = flags
+            ext.extra_link_args = link
+        super().build_extensions()
+
+
+extension = Extension(
+    "annfast._core",
+    sources=["annfast/_core.pyx", *CSRC],
+    include_dirs=["csrc"],
+    depends=DEPENDS,
+)
+
+setup(
+    ext_modules=cythonize([extension], compiler_directives=DIRECTIVES),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,22 @@
+"""Shared fixtures: a seeded generator, the dtype -> tolerance table and small helpers."""
+import os
+
+import numpy as np
+import pytest
+
+# CI sets ANNFAST_QUICK=1: slow checks then run on fewer cases.
+QUICK = os.environ.get("ANNFAST_QUICK") == "1"
+
+DTYPES = ["float32", "float64"]
+# agreement with the float64 reference after a few dozen updates
+TOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261126)
+
+
+def representable(a, dtype):
+    """a rounded to dtype and back to float64, so annfast and the reference see the same numbers."""
+    return np.asarray(a).astype(dtype).astype(np.float64)

@@ -1,0 +1,209 @@
+"""The public contract of DESIGN.md: shapes, weights, the flat buffer, reproducibility by seed."""
+import numpy as np
+import pytest
+from conftest import DTYPES
+
+import annfast as af
+
+
+def small_net(dtype="float32", seed=0, **kw):
+    return af.Network(4, [af.Dense(8, "relu"), af.Dense(3, "tanh"), af.Dense(2, "linear")],
+                      dtype=dtype, seed=seed, **kw)
+
+
+def test_contract_example_runs(rng):
+    X = rng.normal(size=(50, 4))
+    y = X[:, 0] - 2 * X[:, 1]
+    net = af.Network(4, [af.Dense(8, activation="relu"), af.Dense(1, activation="linear")],
+                     dtype="float32", seed=0)
+    hist = net.fit(X, y, epochs=20, learning_rate=0.01, batch_size=1, shuffle=True,
+                   loss="half_squared_error", momentum=0.0)
+    assert len(hist.history["loss"]) == 20 and hist.epoch == list(range(20))
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert net.predict(X).shape == (50, 1)
+    assert isinstance(net.evaluate(X, y), float)
+    assert isinstance(net.train_step(X[0], y[0]), float)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shapes_and_dtypes(dtype, rng):
+    net = small_net(dtype)
+    assert net.n_params == (4 * 8 + 8) + (8 * 3 + 3) + (3 * 2 + 2)
+    assert net.dtype == np.dtype(dtype) and net.parameters.dtype == np.dtype(dtype)
+    out = net.predict(rng.normal(size=(7, 4)))
+    assert out.shape == (7, 2) and out.dtype == np.dtype(dtype)
+    assert net.predict_one(rng.normal(size=4)).shape == (2,)
+    weights = net.get_weights()
+    assert [(W.shape, b.shape) for W, b in weights] == [((8, 4), (8,)), ((3, 8), (3,)), ((2, 3), (2,))]
+
+
+def test_flat_buffer_layout_matches_get_weights():
+    net = small_net()
+    flat = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in net.get_weights()])
+    np.testing.assert_array_equal(flat, net.parameters)
+    assert not net.parameters.flags.writeable
+
+
+def test_predict_equals_manual_forward_pass(rng):
+    net = small_net("float64")
+    X = rng.normal(size=(5, 4))
+    a = X
+    for (W, b), act in zip(net.get_weights(), [lambda z: np.maximum(z, 0), np.tanh, lambda z: z]):
+        a = act(a @ W.T + b)
+    np.testing.assert_allclose(net.predict(X), a, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(net.predict_one(X[2]), a[2], rtol=1e-13, atol=1e-13)
+
+
+def test_set_weights_round_trip_and_copies(rng):
+    net = small_net("float64")
+    new = [(rng.normal(size=W.shape), rng.normal(size=b.shape)) for W, b in net.get_weights()]
+    net.set_weights(new)
+    for (W, b), (Wn, bn) in zip(net.get_weights(), new):
+        np.testing.assert_array_equal(W, Wn)
+        np.testing.assert_array_equal(b, bn)
+    got = net.get_weights()
+    got[0][0][...] = 0                       # a copy: the network is unaffected
+    assert np.any(net.get_weights()[0][0] != 0)
+
+
+def test_set_parameters_round_trip(rng):
+    net = small_net("float64")
+    flat = rng.normal(size=net.n_params)
+    net.set_parameters(flat)
+    np.testing.assert_array_equal(net.parameters, flat)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [1, 5, None])
+def test_same_seed_gives_bitwise_identical_training(dtype, batch_size, rng):
+    X = rng.normal(size=(64, 4))
+    y = rng.normal(size=(64, 2))
+    results = []
+    for _ in range(2):
+        net = small_net(dtype, seed=42)
+        net.fit(X, y, epochs=3, learning_rate=0.02, batch_size=batch_size, momentum=0.5)
+        results.append(net.parameters.tobytes())
+    assert results[0] == results[1]
+
+
+def test_different_seeds_give_different_nonzero_initial_weights():
+    a, b = small_net(seed=1), small_net(seed=2)
+    assert a.parameters.tobytes() != b.parameters.tobytes()
+    for net in (a, b):
+        for W, bias in net.get_weights():
+            assert np.all(W != 0)                   # close to 0 but never 0
+            assert np.all(np.abs(W) <= np.sqrt(6.0 / W.shape[1]) + 1e-7)   # small (He/Glorot bound)
+            assert np.all(bias == 0)
+
+
+def test_no_seed_draws_fresh_weights():
+    assert small_net(seed=None).parameters.tobytes() != small_net(seed=None).parameters.tobytes()
+
+
+def test_fit_seed_controls_shuffle_only(rng):
+    X, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 2))
+    nets = [small_net(seed=0) for _ in range(3)]
+    nets[0].fit(X, y, epochs=2, seed=5)
+    nets[1].fit(X, y, epochs=2, seed=5)
+    nets[2].fit(X, y, epochs=2, seed=6)
+    assert nets[0].parameters.tobytes() == nets[1].parameters.tobytes()
+    assert nets[0].parameters.tobytes() != nets[2].parameters.tobytes()
+
+
+def test_shuffle_false_follows_row_order(rng):
+    X, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 2))
+    a, b = small_net("float64"), small_net("float64")
+    a.fit(X, y, epochs=1, shuffle=False)
+    for i in range(20):
+        b.train_step(X[i], y[i])
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+def test_partial_fit_is_one_pass_in_order(rng):
+    X, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 2))
+    a, b = small_net("float64"), small_net("float64")
+    loss = a.partial_fit(X, y, learning_rate=0.03)
+    hist = b.fit(X, y, epochs=1, learning_rate=0.03, shuffle=False)
+    assert loss == hist.history["loss"][0]
+    np.testing.assert_array_equal(a.parameters, b.parameters)
+
+
+def test_epochs_zero_changes_nothing(rng):
+    net = small_net()
+    before = net.parameters.tobytes()
+    hist = net.fit(rng.normal(size=(5, 4)), rng.normal(size=(5, 2)), epochs=0)
+    assert len(hist) == 0 and net.parameters.tobytes() == before
+
+
+def test_integer_labels_are_one_hot_for_softmax(rng):
+    X = rng.normal(size=(12, 4))
+    labels = rng.integers(0, 3, 12)
+    a = af.Network(4, [af.Dense(5, "tanh"), af.Dense(3, "softmax")], seed=0)
+    b = af.Network(4, [af.Dense(5, "tanh"), af.Dense(3, "softmax")], seed=0)
+    assert a.loss == "cross_entropy"
+    a.fit(X, labels, epochs=2, shuffle=False)
+    b.fit(X, np.eye(3)[labels], epochs=2, shuffle=False)
+    assert a.parameters.tobytes() == b.parameters.tobytes()
+    assert b.train_step(X[0], 2) == pytest.approx(a.train_step(X[0], [0, 0, 1]), rel=1e-6)
+
+
+def test_softmax_outputs_are_probabilities(rng):
+    net = af.Network(4, [af.Dense(5, "tanh"), af.Dense(3, "softmax")], dtype="float64", seed=0)
+    p = net.predict(rng.normal(size=(10, 4)) * 100)
+    assert np.all(p >= 0) and np.allclose(p.sum(axis=1), 1.0)
+
+
+def test_fit_loss_argument_becomes_network_loss(rng):
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(1, "sigmoid")], seed=0)
+    assert net.loss == "half_squared_error"
+    X, y = rng.normal(size=(10, 3)), rng.integers(0, 2, 10).astype(float)
+    net.fit(X, y, loss="cross_entropy")
+    assert net.loss == "cross_entropy"
+    p = net.predict(X)[:, 0]
+    bce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert net.evaluate(X, y) == pytest.approx(bce, rel=1e-5)
+    assert net.evaluate(X, y, loss="half_squared_error") == pytest.approx(0.5 * np.mean((p - y) ** 2), rel=1e-5)
+
+
+def test_reset_optimizer_state_forgets_velocity(rng):
+    X, y = rng.normal(size=(10, 4)), rng.normal(size=(10, 2))
+    a, b = small_net("float64"), small_net("float64")
+    for net in (a, b):
+        net.fit(X, y, epochs=1, momentum=0.9, shuffle=False)
+    b.reset_optimizer_state()
+    for net in (a, b):
+        net.fit(X, y, epochs=1, momentum=0.9, shuffle=False)
+    assert a.parameters.tobytes() != b.parameters.tobytes()
+
+
+def test_inputs_of_other_layouts_are_converted_once(rng):
+    net = small_net("float64")
+    X = rng.normal(size=(9, 8))[:, ::2]           # non-contiguous
+    expected = net.predict(np.ascontiguousarray(X))
+    np.testing.assert_array_equal(net.predict(X), expected)
+    np.testing.assert_array_equal(net.predict(np.asfortranarray(X)), expected)
+    np.testing.assert_array_equal(net.predict(X.tolist()), expected)
+    ro = np.ascontiguousarray(X)
+    ro.flags.writeable = False
+    np.testing.assert_array_equal(net.predict(ro), expected)
+
+
+def test_kernel_variants_agree(rng):
+    from annfast import _core
+    if not _core.isa_supported(_core.af_isa.AF_ISA_AVX2):
+        pytest.skip("this CPU has no AVX2+FMA")
+    X, y = rng.normal(size=(200, 4)), rng.normal(size=(200, 2))
+    nets = {}
+    for kernel in ("base", "avx2"):
+        net = small_net("float64", seed=3)
+        net.kernel = kernel
+        net.fit(X, y, epochs=3, learning_rate=0.01, seed=1)
+        nets[kernel] = net.parameters
+    np.testing.assert_allclose(nets["base"], nets["avx2"], rtol=0, atol=1e-12)
+
+
+def test_repr():
+    expected = "Dense(3, activation='leaky_relu', negative_slope=0.2)"
+    assert repr(af.Dense(3, "leaky_relu", negative_slope=0.2)) == expected
+    assert "Network(4, [Dense(8" in repr(small_net())
+    assert af.__version__

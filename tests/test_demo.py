@@ -1,0 +1,29 @@
+"""The demo (python -m annfast) runs, prints the loss per epoch and ends far below the mean predictor."""
+import re
+import subprocess
+import sys
+
+from annfast.demo import load_house_prices, run_demo
+
+
+def test_demo_data_is_bundled():
+    X, y, header = load_house_prices()
+    assert X.shape == (1000, 4) and y.shape == (1000,)
+    assert header == ["area_m2", "bedrooms", "distance_km", "age_years", "price_k"]
+
+
+def test_demo_error_is_far_below_predicting_the_mean():
+    lines = []
+    result = run_demo(epochs=40, out=lines.append)
+    assert len([line for line in lines if line.startswith("epoch")]) == 40
+    assert result["rmse"] < 0.2 * result["baseline_rmse"]
+    assert result["history"][-1] < result["history"][0]
+
+
+def test_python_dash_m_annfast_runs():
+    proc = subprocess.run([sys.executable, "-m", "annfast"], capture_output=True, text=True, timeout=120,
+                          cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    final = re.search(r"final test RMSE ([\d.]+) \(thousands\) vs ([\d.]+)", proc.stdout)
+    assert final, proc.stdout
+    assert float(final.group(1)) < 0.2 * float(final.group(2))

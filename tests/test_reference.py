@@ -1,0 +1,119 @@
+"""One step and one epoch of annfast against tests/reference.py, an independent NumPy MLP.
+
+float64 must agree to 1e-12 and float32 to 1e-5 (relative to the size of the weights), for per-sample
+SGD, a mini-batch size, full batch, momentum, Nesterov and weight decay, with shuffle=False (and with a
+seeded shuffle, whose order the test reproduces).
+"""
+import numpy as np
+import pytest
+from conftest import DTYPES, TOL, representable
+from reference import ReferenceMLP
+
+import annfast as af
+
+NETS = {
+    # name: (n_inputs, [(units, activation)], loss)
+    "tanh-linear-hse": (5, [(8, "tanh"), (3, "linear")], "half_squared_error"),
+    "relu-sigmoid-softmax-ce": (6, [(7, "relu"), (5, "sigmoid"), (4, "softmax")], "cross_entropy"),
+    "leaky-sigmoid-bce": (4, [(6, "leaky_relu"), (1, "sigmoid")], "cross_entropy"),
+    "sigmoid-softmax-hse": (3, [(5, "sigmoid"), (3, "softmax")], "half_squared_error"),
+}
+SETTINGS = {
+    # name: fit keyword arguments
+    "sgd": dict(batch_size=1),
+    "momentum": dict(batch_size=1, momentum=0.9),
+    "nesterov": dict(batch_size=1, momentum=0.8, nesterov=True),
+    "decay": dict(batch_size=1, weight_decay=0.01),
+    "minibatch7": dict(batch_size=7),
+    "minibatch7-momentum-decay": dict(batch_size=7, momentum=0.5, weight_decay=0.003),
+    "fullbatch": dict(batch_size=None),
+}
+
+
+def make_case(name, dtype, rng, n_rows=40):
+    n_in, spec, loss = NETS[name]
+    layers = [af.Dense(u, a, negative_slope=0.05) for u, a in spec]
+    net = af.Network(n_in, layers, dtype=dtype, seed=7, loss=loss)
+    X = representable(rng.normal(size=(n_rows, n_in)), dtype)
+    units, out = spec[-1]
+    if out == "softmax":
+        Y = np.eye(units)[rng.integers(0, units, n_rows)]
+    elif out == "sigmoid":
+        Y = rng.integers(0, 2, size=(n_rows, units)).astype(np.float64)
+    else:
+        Y = representable(rng.normal(size=(n_rows, units)), dtype)
+    ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss, slope=0.05)
+    return net, ref, X, Y
+
+
+def assert_same_weights(net, ref, dtype):
+    tol = TOL[dtype]
+    for (W, b), (Wr, br) in zip(net.get_weights(), ref.weights()):
+        scale = max(np.abs(Wr).max(), np.abs(br).max(), 1.0)
+        np.testing.assert_allclose(W, Wr, rtol=0, atol=tol * scale)
+        np.testing.assert_allclose(b, br, rtol=0, atol=tol * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("setting", list(SETTINGS))
+@pytest.mark.parametrize("name", list(NETS))
+def test_one_epoch_matches_reference(name, setting, dtype, rng):
+    net, ref, X, Y = make_case(name, dtype, rng)
+    kw = SETTINGS[setting]
+    lr = 0.05
+    hist = net.fit(X, Y, epochs=1, learning_rate=lr, shuffle=False, **kw)
+    bs = kw["batch_size"] or len(X)
+    ref_loss = ref.train(X, Y, np.arange(len(X)), lr, batch_size=bs, momentum=kw.get("momentum", 0.0),
+                         nesterov=kw.get("nesterov", False), weight_decay=kw.get("weight_decay", 0.0))
+    assert_same_weights(net, ref, dtype)
+    assert hist.history["loss"][0] == pytest.approx(ref_loss / len(X), rel=10 * TOL[dtype])
+    # the weights did move: the comparison is not between two untouched copies
+    assert not np.allclose(net.get_weights()[0][0], make_case(name, dtype, np.random.default_rng(0))[0]
+                           .get_weights()[0][0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(NETS))
+def test_three_epochs_with_momentum_carry_velocity(name, dtype, rng):
+    net, ref, X, Y = make_case(name, dtype, rng, n_rows=15)
+    for _ in range(3):
+        net.fit(X, Y, epochs=1, learning_rate=0.03, shuffle=False, momentum=0.7, batch_size=4)
+        ref.train(X, Y, np.arange(len(X)), 0.03, batch_size=4, momentum=0.7)
+    assert_same_weights(net, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(NETS))
+def test_one_train_step_matches_reference(name, dtype, rng):
+    net, ref, X, Y = make_case(name, dtype, rng, n_rows=1)
+    loss = net.train_step(X[0], Y[0], learning_rate=0.1)
+    ref_loss = ref.train(X, Y, [0], 0.1)
+    assert loss == pytest.approx(ref_loss, rel=10 * TOL[dtype])
+    assert_same_weights(net, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_seeded_shuffle_order_is_reproduced(dtype, rng):
+    net, ref, X, Y = make_case("tanh-linear-hse", dtype, rng)
+    net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=True, seed=99)
+    ref.train(X, Y, np.random.default_rng(99).permutation(len(X)), 0.05)
+    assert_same_weights(net, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(NETS))
+def test_predict_and_evaluate_match_reference(name, dtype, rng):
+    net, ref, X, Y = make_case(name, dtype, rng)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=10 * tol)
+    mean_loss = np.mean([ref.row_loss(x, y) for x, y in zip(X, Y)])
+    assert net.evaluate(X, Y) == pytest.approx(mean_loss, rel=10 * tol)
+
+
+def test_predict_of_many_rows_spans_chunks(rng):
+    net = af.Network(3, [af.Dense(5, "tanh"), af.Dense(2, "linear")], dtype="float64", seed=3)
+    ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+    X = rng.normal(size=(300_000, 3))   # several chunks
+    out = net.predict(X)
+    idx = rng.integers(0, len(X), 200)
+    np.testing.assert_allclose(out[idx], ref.predict(X[idx]), rtol=0, atol=1e-12)
