@@ -1,11 +1,7 @@
-"""``python -m annfast`` (and the ``annfast`` command): run the demo on the bundled house-price data."""
-from .demo import run_demo
+"""``python -m annfast``: the same as the ``annfast`` command (without arguments: the demo)."""
+import sys
 
-
-def main() -> None:
-    """Entry point of the ``annfast`` command."""
-    run_demo()
-
+from .cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,11 @@
 """The demo (python -m annfast) runs, prints the loss per epoch and ends far below the mean predictor."""
+import os
 import re
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from annfast.demo import load_house_prices, run_demo
 
@@ -20,9 +24,16 @@ def test_demo_error_is_far_below_predicting_the_mean():
     assert result["history"][-1] < result["history"][0]
 
 
-def test_python_dash_m_annfast_runs():
-    proc = subprocess.run([sys.executable, "-m", "annfast"], capture_output=True, text=True, timeout=120,
-                          cwd="/")
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "annfast"], ["annfast", "demo"]],
+                         ids=["python-m-annfast", "annfast-demo"])
+def test_demo_command_runs(command):
+    if command[0] == "annfast":
+        script = shutil.which("annfast", path=os.path.dirname(sys.executable))
+        if script is None:
+            pytest.skip("the annfast console script is not installed next to this Python")
+        command = [script, "demo"]
+    # run outside the source tree, so that the installed package is the one imported
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=os.path.expanduser("~"))
     assert proc.returncode == 0, proc.stderr
     final = re.search(r"final test RMSE ([\d.]+) \(thousands\) vs ([\d.]+)", proc.stdout)
     assert final, proc.stdout
