@@ -21,8 +21,9 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-CSRC = ["csrc/af_f32.c", "csrc/af_f64.c", "csrc/af_f32_avx2.c", "csrc/af_f64_avx2.c", "csrc/af_layout.c"]
-DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/af_api.inc"]
+CSRC = ["csrc/af_layout.c"] + [f"csrc/af_{prec}{isa}.c" for prec in ("f32", "f64") for isa in ("", "_avx2", "_avx512")]
+DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/af_simd.inc", "csrc/af_api.inc",
+           "csrc/af_variant.inc"]
 
 
 class BuildExt(build_ext):

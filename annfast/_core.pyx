@@ -222,8 +222,11 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     cdef real[::1] work = work_arr
     memcpy(&backup[0], &params[0], n_params * sizeof(real))
     chunk = spec.chunk_rows
-    if bs <= chunk:
-        chunk -= chunk % bs      # chunks end on batch boundaries
+    if bs <= 4 * chunk:
+        # whole batches per chunk (chunks end on batch boundaries), at most about four chunks' work
+        chunk = max(chunk - chunk % bs, bs)
+    else:
+        chunk -= chunk % 4       # gradient sums of a large batch go in blocks of four rows
     while pos < n:
         if bs <= chunk:
             end = min(pos + chunk, n)

@@ -8,6 +8,7 @@
 #define AF_PREC f32
 #define AF_ISA_NAME base
 #define AF_IS_BASE 1
+#define AF_VBYTES 16
 #define AF_API_(name, prec) af_##name##_##prec
 #define AF_API_X(name, prec) AF_API_(name, prec)
 #define AF_API(name) AF_API_X(name, AF_PREC)

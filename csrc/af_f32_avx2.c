@@ -1,29 +1,8 @@
-/* af_f32_avx2.c -- the float instance of the kernels compiled for AVX2 + FMA; used only on CPUs that
- * have both (af_isa_supported). The rest of the extension is built for the baseline ISA. */
-#include <math.h>
-#include <string.h>
-#include "af_internal.h"
-
-#if AF_HAVE_AVX2
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC target("avx2,fma")
-#endif
-
+/* af_f32_avx2.c -- the float kernels for x86-64 CPUs with AVX2 and FMA (32-byte vectors). */
 #define AF_REAL float
 #define AF_IS_F32 1
 #define AF_PREC f32
 #define AF_ISA_NAME avx2
-#define AF_IS_BASE 0
-
-#include "af_kernels.inc"
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
-
-#else
-typedef int af_f32_avx2_unused; /* ISO C forbids an empty translation unit */
-#endif
+#define AF_VBYTES 32
+#define AF_TARGET "avx2,fma"
+#include "af_variant.inc"

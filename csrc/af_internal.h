@@ -1,7 +1,9 @@
 /*
  * af_internal.h -- layout arithmetic shared by af_layout.c and the kernels (not part of the public API).
  *
- * Workspace of one row, in reals, each segment starting at a multiple of AF_WS_ALIGN reals:
+ * The workspace holds AF_BLOCK_ROWS rows (mini-batches are computed that many rows at a time, so that
+ * each weight is loaded once per block); each row's part is af_ws_offsets(...) reals long and laid
+ * out, in reals, each segment starting at a multiple of AF_WS_ALIGN reals:
  *   act[k]  (n_out of layer k) for k = 0 .. n_layers-1: the activations a_k (hidden: f(z) in place)
  *   zout    (n_out of the last layer): the output layer's pre-activations, kept for the loss
  *   delta0, delta1 (the widest layer each): deltas, used in turn layer by layer
@@ -11,16 +13,16 @@
 
 #include "annfast.h"
 
-/* Whether the AVX2+FMA variant of the kernels is compiled (GCC or Clang on x86); define AF_NO_AVX2 to
- * build the baseline only. */
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
-    !defined(AF_NO_AVX2)
-#define AF_HAVE_AVX2 1
+/* Whether the AVX2 and AVX-512 variants of the kernels are compiled (GCC or Clang on x86-64); define
+ * AF_NO_X86_VARIANTS to build the baseline only. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(AF_NO_X86_VARIANTS)
+#define AF_HAVE_X86_VARIANTS 1
 #else
-#define AF_HAVE_AVX2 0
+#define AF_HAVE_X86_VARIANTS 0
 #endif
 
 #define AF_WS_ALIGN 16
+#define AF_BLOCK_ROWS 4
 
 static inline int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
 
@@ -32,7 +34,8 @@ static inline int64_t af_max_width(const af_net *net)
     return w;
 }
 
-/* Offsets of the workspace segments; act_off must have room for n_layers entries. */
+/* Offsets of the workspace segments of one row, and (returned) the length of one row's part;
+ * act_off must have room for n_layers entries. */
 static inline int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int64_t *zout_off,
                                     int64_t *delta0_off, int64_t *delta1_off)
 {

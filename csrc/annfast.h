@@ -52,7 +52,8 @@ typedef enum af_loss {
 /* Kernel variants. AF_ISA_BASE runs everywhere; the others are used only when af_isa_supported() says so. */
 typedef enum af_isa {
     AF_ISA_BASE = 0,
-    AF_ISA_AVX2 = 1        /* x86-64 with AVX2 and FMA */
+    AF_ISA_AVX2 = 1,       /* x86-64 with AVX2 and FMA */
+    AF_ISA_AVX512 = 2      /* x86-64 with AVX-512 F, DQ, BW and VL */
 } af_isa;
 
 /* Status codes. AF_OK is 0; never renumber them. */
@@ -103,7 +104,8 @@ int64_t af_n_params(const af_net *net);
 int64_t af_weight_offset(const af_net *net, int64_t k);
 int64_t af_bias_offset(const af_net *net, int64_t k);
 
-/* Number of reals of scratch that one call needs (activations, pre-activations, deltas of one row). */
+/* Number of reals of scratch that one call needs (activations, pre-activations and deltas of a block
+ * of rows). */
 int64_t af_workspace_len(const af_net *net);
 
 /* The variant this CPU can run best, and whether it can run a given one (1) or not (0). */
