@@ -20,7 +20,6 @@ cdef extern from "annfast.h" nogil:
     cpdef enum af_isa:
         AF_ISA_BASE
         AF_ISA_AVX2
-        AF_ISA_AVX512
 
     cpdef enum af_status:
         AF_OK

@@ -5,6 +5,7 @@ epochs and predictions in chunks of rows with the GIL released; between chunks i
 let Ctrl-C raise KeyboardInterrupt and to report progress. Every buffer is a NumPy array owned by the
 caller; C borrows it for the call. Private: the public API is in annfast.network.
 """
+from cpython.buffer cimport PyBUF_RECORDS_RO, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
@@ -275,57 +276,218 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     return loss_sum
 
 
-def train_one(Spec spec, real[::1] params, real[::1] velocity, real[::1] backup,
-              const real[::1] x, const real[::1] y, double learning_rate, double momentum=0.0,
-              double weight_decay=0.0, bint nesterov=False):
-    """One online SGD step from one row x (n_inputs) with target y (n_outputs); returns its loss.
+# ---- one network's buffers and its single-row calls ------------------------------------------------
 
-    params, velocity (used if momentum > 0) and backup are modified in place as in train_rows.
+cdef object ndarray = np.ndarray
+
+
+cdef Py_ssize_t acquire_rows(object x, Py_buffer *buf, bint f32, Py_ssize_t width, int ndim) except -2:
+    """The number of rows if x is a C-contiguous ndarray of finite values of the engine's dtype, 1-D
+    (ndim 1: one row of ``width`` values) or 2-D (ndim 2: rows of ``width`` values); buf is then
+    acquired (release it). -1 otherwise: the caller converts x and tries again, or reports what is
+    wrong."""
+    if type(x) is not ndarray:
+        return -1
+    PyObject_GetBuffer(x, buf, PyBUF_RECORDS_RO)   # any ndarray exports this
+    cdef char want = b'd'
+    if f32:
+        want = b'f'
+    cdef Py_ssize_t rows = buf.shape[0] if ndim == 2 and buf.ndim == 2 else 1
+    if (buf.ndim != ndim or buf.shape[ndim - 1] != width or buf.format[0] != want or buf.format[1] != 0
+            or rows < 1 or not PyBuffer_IsContiguous(buf, b'C')):
+        PyBuffer_Release(buf)
+        return -1
+    if not (af_all_finite_f32(<float *>buf.buf, rows * width) if f32
+            else af_all_finite_f64(<double *>buf.buf, rows * width)):
+        PyBuffer_Release(buf)
+        return -1
+    return rows
+
+
+cdef class Engine:
+    """The buffers of one network, and its calls on single rows without per-call allocation.
+
+    Owns the flat parameter buffer, the momentum velocity (allocated on first use) and the backup that
+    receives the weights at the start of every training call. The single-row calls take the fast path
+    when their row is already a C-contiguous 1-D array of the engine's dtype, and return None otherwise
+    so that the caller converts the row (with its own error messages) and calls again.
+
+    Parameters
+    ----------
+    n_params : int
+    f32 : bool
+        float32 buffers if True, float64 otherwise.
     """
-    cdef int64_t n_params = spec.n_params, order0 = 0, bad_row = -1
-    cdef double loss = 0.0
-    cdef af_status st
-    cdef af_sgd sgd
-    cdef real *vel = NULL
-    cdef double stack_work[STACK_WORK]
-    cdef real *w
-    cdef real[::1] heap_work
-    check_len(params.shape[0], n_params, "params")
-    check_len(backup.shape[0], n_params, "backup")
-    check_len(x.shape[0], spec.n_inputs, "x")
-    check_len(y.shape[0], spec.n_outputs, "y")
-    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
-        raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
-    if momentum > 0:
-        check_len(velocity.shape[0], n_params, "velocity")
-        vel = &velocity[0]
-    sgd.learning_rate = learning_rate
-    sgd.momentum = momentum
-    sgd.weight_decay = weight_decay
-    sgd.nesterov = nesterov
-    sgd.batch_size = 1
-    if spec.workspace_len * sizeof(real) <= sizeof(stack_work):
-        w = <real *>stack_work
-    else:
-        heap_work = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
-        w = &heap_work[0]
-    with nogil:
-        memcpy(&backup[0], &params[0], n_params * sizeof(real))
-        if real is float:
-            st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, NULL, w, &x[0], &y[0], &order0,
-                                   0, 1, &loss, &bad_row)
+    cdef readonly object params
+    cdef readonly object backup
+    cdef readonly object velocity
+    cdef readonly bint f32
+    cdef readonly int64_t n_params
+    cdef float[::1] p32, b32, v32
+    cdef double[::1] p64, b64, v64
+
+    def __init__(self, int64_t n_params, bint f32):
+        dtype = np.float32 if f32 else np.float64
+        self.f32 = f32
+        self.n_params = n_params
+        self.params = np.zeros(n_params, dtype=dtype)
+        self.backup = np.zeros(n_params, dtype=dtype)
+        self.velocity = np.zeros(0, dtype=dtype)
+        if f32:
+            self.p32 = self.params
+            self.b32 = self.backup
         else:
-            st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, NULL, w, &x[0], &y[0], &order0,
-                                   0, 1, &loss, &bad_row)
-        if st == AF_OK and not all_finite_(&params[0], n_params):
-            st = AF_ERR_NONFINITE
-    if st == AF_ERR_NONFINITE:
-        state = secure_weights(params, backup)
-        raise DivergenceError(f"non-finite loss or weights from this row; {state}. Lower the learning "
-                              "rate or scale the inputs and targets.")
-    elif st != AF_OK:
-        raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
-    return loss
+            self.p64 = self.params
+            self.b64 = self.backup
+
+    def ensure_velocity(self):
+        """Allocate the (zero) momentum velocity if there is none; return it."""
+        if self.velocity.shape[0] != self.n_params:
+            self.velocity = np.zeros(self.n_params, dtype=self.params.dtype)
+            if self.f32:
+                self.v32 = self.velocity
+            else:
+                self.v64 = self.velocity
+        return self.velocity
+
+    def reset_velocity(self):
+        """Forget the momentum velocity."""
+        self.velocity = np.zeros(0, dtype=self.params.dtype)
+        self.v32 = None
+        self.v64 = None
+
+    def predict_one(self, Spec spec, object x):
+        """Outputs (n_outputs,) for one row x (n_inputs,), or None if x needs converting first."""
+        cdef Py_buffer xb
+        cdef double stack_work[STACK_WORK]
+        cdef object out
+        cdef float[::1] o32
+        cdef double[::1] o64
+        check_len(self.n_params, spec.n_params, "params")
+        if spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+            return None
+        if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
+            return None
+        try:
+            out = np.empty(spec.n_outputs, dtype=self.params.dtype)
+            if self.f32:
+                o32 = out
+                with nogil:
+                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>stack_work, <float *>xb.buf, 0, 1,
+                                        &o32[0])
+            else:
+                o64 = out
+                with nogil:
+                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>stack_work, <double *>xb.buf, 0, 1,
+                                        &o64[0])
+        finally:
+            PyBuffer_Release(&xb)
+        return out
+
+    def predict_few(self, Spec spec, object X):
+        """Outputs (n_rows, n_outputs) for a 2-D X of a few rows (one chunk), or None if X needs
+        converting first or is larger (then the caller uses predict_rows, in chunks)."""
+        cdef Py_buffer xb
+        cdef Py_ssize_t rows
+        cdef double stack_work[STACK_WORK]
+        cdef float[:, ::1] o32
+        cdef double[:, ::1] o64
+        check_len(self.n_params, spec.n_params, "params")
+        if spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+            return None
+        rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, 2)
+        if rows < 0:
+            return None
+        try:
+            if rows > spec.chunk_rows:
+                return None
+            out = np.empty((rows, spec.n_outputs), dtype=self.params.dtype)
+            if self.f32:
+                o32 = out
+                with nogil:
+                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>stack_work, <float *>xb.buf, 0, rows,
+                                        &o32[0, 0])
+            else:
+                o64 = out
+                with nogil:
+                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>stack_work, <double *>xb.buf, 0,
+                                        rows, &o64[0, 0])
+        finally:
+            PyBuffer_Release(&xb)
+        return out
+
+    def train_one(self, Spec spec, object x, object y, double learning_rate, double momentum=0.0,
+                  double weight_decay=0.0, bint nesterov=False):
+        """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss.
+
+        Returns None (changing nothing) if x or y needs converting first. Raises DivergenceError on a
+        non-finite loss or weights, after restoring the weights from before the step.
+        """
+        cdef Py_buffer xb, yb
+        cdef int64_t order0 = 0, bad_row = -1, n = self.n_params
+        cdef double loss = 0.0
+        cdef af_status st
+        cdef af_sgd sgd
+        cdef double stack_work[STACK_WORK]
+        cdef void *w
+        cdef float[::1] heap32
+        cdef double[::1] heap64
+        check_len(n, spec.n_params, "params")
+        if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+            raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required, got "
+                             f"{learning_rate}, {momentum} and {weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
+            return None
+        if acquire_rows(y, &yb, self.f32, spec.n_outputs, 1) < 0:
+            PyBuffer_Release(&xb)
+            return None
+        try:
+            if momentum > 0:
+                self.ensure_velocity()
+            sgd.learning_rate = learning_rate
+            sgd.momentum = momentum
+            sgd.weight_decay = weight_decay
+            sgd.nesterov = nesterov
+            sgd.batch_size = 1
+            if spec.workspace_len * (4 if self.f32 else 8) <= sizeof(stack_work):
+                w = <void *>stack_work
+            elif self.f32:
+                heap32 = np.empty(spec.workspace_len, dtype=np.float32)
+                w = <void *>&heap32[0]
+            else:
+                heap64 = np.empty(spec.workspace_len, dtype=np.float64)
+                w = <void *>&heap64[0]
+            if self.f32:
+                with nogil:
+                    memcpy(&self.b32[0], &self.p32[0], n * sizeof(float))
+                    st = af_train_rows_f32(&spec.net, &sgd, &self.p32[0], &self.v32[0] if momentum > 0 else NULL,
+                                           NULL, <float *>w, <float *>xb.buf, <float *>yb.buf, &order0, 0, 1,
+                                           &loss, &bad_row)
+                    if st == AF_OK and not af_all_finite_f32(&self.p32[0], n):
+                        st = AF_ERR_NONFINITE
+                    if st == AF_ERR_NONFINITE:
+                        memcpy(&self.p32[0], &self.b32[0], n * sizeof(float))
+            else:
+                with nogil:
+                    memcpy(&self.b64[0], &self.p64[0], n * sizeof(double))
+                    st = af_train_rows_f64(&spec.net, &sgd, &self.p64[0], &self.v64[0] if momentum > 0 else NULL,
+                                           NULL, <double *>w, <double *>xb.buf, <double *>yb.buf, &order0, 0, 1,
+                                           &loss, &bad_row)
+                    if st == AF_OK and not af_all_finite_f64(&self.p64[0], n):
+                        st = AF_ERR_NONFINITE
+                    if st == AF_ERR_NONFINITE:
+                        memcpy(&self.p64[0], &self.b64[0], n * sizeof(double))
+        finally:
+            PyBuffer_Release(&xb)
+            PyBuffer_Release(&yb)
+        if st == AF_ERR_NONFINITE:
+            raise DivergenceError("non-finite loss or weights from this row; the weights were restored to their "
+                                  "values before it. Lower the learning rate or scale the inputs and targets.")
+        elif st != AF_OK:
+            raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+        return loss
 
 
 # ---- inference and evaluation -------------------------------------------------------------------

@@ -91,11 +91,22 @@ def _numeric(a, name: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        where = f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
-        raise ValueError(f"{name} holds a non-finite value ({arr[idx]}) at {where}")
+def _check_finite(arr: np.ndarray, name: str, original=None) -> None:
+    """Raise a ValueError naming the first non-finite value of ``arr`` (rows and columns for 2-D).
+
+    ``arr`` may be a converted copy of ``original``: a finite value that does not fit the new dtype
+    is then reported as such.
+    """
+    if arr.dtype.kind != "f":
+        return
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(-1)
+    if flat.size == 0 or _core.all_finite(flat if flat.dtype in (np.float32, np.float64) else flat.astype(np.float64)):
+        return
+    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    where = f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
+    if original is not None and np.isfinite(original[idx]):
+        raise ValueError(f"{name} holds {original[idx]!r} at {where}, which does not fit in {arr.dtype}")
+    raise ValueError(f"{name} holds a non-finite value ({arr[idx]}) at {where}")
 
 
 def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
@@ -109,8 +120,9 @@ def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_inputs} inputs")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    _check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr)
+    return out
 
 
 def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
@@ -139,17 +151,13 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y")
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_outputs} outputs")
     if arr.shape[0] != n_rows:
         raise ValueError(f"X has {n_rows} rows but {name} has {arr.shape[0]}")
-    _check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr)
+    return out
 
 
 def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
     """Return one row as a C-contiguous 1-D array of ``width`` values (a scalar for width 1)."""
-    if type(x) is np.ndarray and x.dtype == dtype and x.ndim == 1 and x.shape[0] == width \
-            and x.flags.c_contiguous:
-        if not _core.all_finite(x):
-            _check_finite(x, name)
-        return x
     arr = _numeric(x, name)
     if arr.ndim == 2 and arr.shape[0] == 1:
         arr = arr[0]
@@ -157,5 +165,6 @@ def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
         arr = arr.reshape(1)
     if arr.ndim != 1 or arr.shape[0] != width:
         raise ValueError(f"{name} must hold one row of {width} values, got shape {np.shape(x)}")
-    _check_finite(arr, name)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr)
+    return out

@@ -138,18 +138,17 @@ class Network:
         self._kernel = _default_kernel()
         self.loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[str, _core.Spec] = {}
-        spec = self._spec(self.loss)
-        self.n_params = int(spec.n_params)
-        self._params = np.zeros(self.n_params, dtype=self.dtype)
+        self._cur_spec = self._spec(self.loss)
+        self.n_params = int(self._cur_spec.n_params)
+        self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
+        self._params = self._engine.params
         self._views = []
         n_in = self.n_inputs
-        for layer, (w_off, b_off) in zip(self.layers, spec.offsets()):
+        for layer, (w_off, b_off) in zip(self.layers, self._cur_spec.offsets()):
             W = self._params[w_off:w_off + layer.units * n_in].reshape(layer.units, n_in)
             b = self._params[b_off:b_off + layer.units]
             self._views.append((W, b))
             n_in = layer.units
-        self._backup = np.empty(self.n_params, dtype=self.dtype)
-        self._velocity = np.empty(0, dtype=self.dtype)
         self._grad = np.empty(0, dtype=self.dtype)
         self._lock = threading.RLock()
         self.history: History | None = None
@@ -190,6 +189,7 @@ class Network:
         with self._lock:
             self._kernel = name
             self._specs.clear()
+            self._cur_spec = self._spec(self.loss)
 
     def _init_weights(self) -> None:
         """Small uniform random weights, never exactly 0, scaled per layer; biases 0."""
@@ -237,7 +237,7 @@ class Network:
                              f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
         with self._lock:
             self._params[...] = arr
-            self._velocity = np.empty(0, dtype=self.dtype)
+            self._engine.reset_velocity()
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Return copies of the weights: a list of ``(W, b)`` per layer, W of shape (units, n_in)."""
@@ -271,18 +271,18 @@ class Network:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn
                 b[...] = bn
-            self._velocity = np.empty(0, dtype=self.dtype)
+            self._engine.reset_velocity()
 
     def reset_optimizer_state(self) -> None:
         """Forget the momentum velocity (it otherwise carries over between training calls)."""
         with self._lock:
-            self._velocity = np.empty(0, dtype=self.dtype)
+            self._engine.reset_velocity()
 
     # ---- training ---------------------------------------------------------------------------
 
     def _buffers(self, momentum: float, batch_size: int) -> None:
-        if momentum > 0 and self._velocity.shape[0] != self.n_params:
-            self._velocity = np.zeros(self.n_params, dtype=self.dtype)
+        if momentum > 0:
+            self._engine.ensure_velocity()
         if batch_size > 1 and self._grad.shape[0] != self.n_params:
             self._grad = np.empty(self.n_params, dtype=self.dtype)
 
@@ -345,11 +345,12 @@ class Network:
         with self._lock:
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
+            self._cur_spec = spec
             self._buffers(mu, bs)
             for epoch in range(epochs):
                 order = rng.permutation(n) if fixed is None else fixed
-                total = _core.train_rows(spec, self._params, self._velocity, self._grad, self._backup,
-                                         X, Y, order, lr, mu, wd, nest, bs, epoch)
+                total = _core.train_rows(spec, self._params, self._engine.velocity, self._grad,
+                                         self._engine.backup, X, Y, order, lr, mu, wd, nest, bs, epoch)
                 hist.record(epoch, loss=total / n)
         return hist
 
@@ -377,15 +378,14 @@ class Network:
         learning_rate, momentum, weight_decay, nesterov
             As in ``fit``; uses the network's ``loss``.
         """
-        x = v.as_row(x, self.n_inputs, self.dtype, "x")
-        y = self._target_row(y)
-        if momentum and self._velocity.shape[0] != self.n_params:
-            self._buffers(v.check_float(momentum, "momentum", 0.0, 1.0, high_open=True), 1)
-        if nesterov and not momentum:
-            raise ValueError("nesterov=True needs momentum > 0")
         with self._lock:
-            return _core.train_one(self._spec(self.loss), self._params, self._velocity, self._backup,
-                                   x, y, learning_rate, momentum, weight_decay, nesterov)
+            loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay, nesterov)
+            if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
+                x = v.as_row(x, self.n_inputs, self.dtype, "x")
+                y = self._target_row(y)
+                loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay,
+                                              nesterov)
+        return loss
 
     def _target_row(self, y) -> np.ndarray:
         if self.n_outputs > 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):
@@ -409,17 +409,22 @@ class Network:
         -------
         ndarray of shape (n_rows, n_outputs), in the network's dtype
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        _core.predict_rows(self._spec(self.loss), self._params, X, out)
+        out = self._engine.predict_few(self._cur_spec, X)
+        if out is None:
+            X = v.as_inputs(X, self.n_inputs, self.dtype)
+            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(self._cur_spec, self._params, X, out)
         return out
 
     def predict_one(self, x) -> np.ndarray:
         """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
-        x = v.as_row(x, self.n_inputs, self.dtype, "x")
-        out = np.empty((1, self.n_outputs), dtype=self.dtype)
-        _core.predict_rows(self._spec(self.loss), self._params, x.reshape(1, -1), out)
-        return out[0]
+        out = self._engine.predict_one(self._cur_spec, x)
+        if out is None:
+            x = v.as_row(x, self.n_inputs, self.dtype, "x")
+            out = np.empty((1, self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(self._cur_spec, self._params, x.reshape(1, -1), out)
+            out = out[0]
+        return out
 
     def evaluate(self, X, y, loss: str | None = None) -> float:
         """Mean loss over the rows (the network's loss unless ``loss`` is given)."""

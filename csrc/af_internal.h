@@ -13,7 +13,7 @@
 
 #include "annfast.h"
 
-/* Whether the AVX2 and AVX-512 variants of the kernels are compiled (GCC or Clang on x86-64); define
+/* Whether the AVX2 variant of the kernels is compiled (GCC or Clang on x86-64); define
  * AF_NO_X86_VARIANTS to build the baseline only. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(AF_NO_X86_VARIANTS)
 #define AF_HAVE_X86_VARIANTS 1

@@ -1,0 +1,96 @@
+"""The performance targets of the benchmark issue, and their evaluation against a run's results (PASS/FAIL)."""
+from __future__ import annotations
+
+#: shape -> (x FANN floatfann, x PyTorch per-sample, fraction of the bandwidth limit or None for "report only")
+PER_SAMPLE = {
+    "tiny": (1.8, 1000.0, None),
+    "small": (7.0, 400.0, 0.35),
+    "medium": (10.0, 30.0, 0.80),
+    "large": (10.0, 7.0, 0.70),
+}
+F64_VS_F32 = 0.5
+MINIBATCH_SHAPE = "medium"
+MINIBATCH = {"sklearn_f32": 2.0, "torch_f32": 2.0}
+#: (shape, latency key) -> most microseconds per call
+LATENCY = {
+    ("tiny", "annfast_predict"): 1.5,
+    ("tiny", "annfast_predict_one"): 1.5,
+    ("medium", "annfast_predict"): 10.0,
+    ("medium", "annfast_predict_one"): 10.0,
+    ("tiny", "annfast_train_step"): 2.0,
+}
+
+
+def _rate(section: dict, shape: str, key: str) -> float | None:
+    peer = section.get(shape, {}).get("peers", {}).get(key)
+    return None if peer is None else peer["samples_per_s"]
+
+
+def _row(target: str, measured: float | None, ok: bool | None, unit: str = "x", skip: str = "not measured") -> dict:
+    if measured is None:
+        return {"target": target, "measured": None, "text": skip, "status": "SKIP"}
+    if unit == "%":
+        text = f"{measured:.1%}"
+    elif unit == "us":
+        text = f"{measured:.3g} us"
+    else:
+        text = f"{measured:,.0f}x" if measured >= 1000 else f"{measured:.3g}x"
+    return {"target": target, "measured": measured, "text": text,
+            "status": "INFO" if ok is None else "PASS" if ok else "FAIL"}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def evaluate(results: dict) -> list[dict]:
+    """Evaluate every target on a run's results.
+
+    Returns
+    -------
+    list of dict
+        ``target`` (what is asked), ``measured`` (number or None), ``text`` (the measured value for people) and
+        ``status``: "PASS", "FAIL", "INFO" (report only) or "SKIP" (not measured in this run).
+    """
+    rows = []
+    per_sample = results.get("per_sample", {})
+    limits = results.get("limits", {}).get("shapes", {})
+    for shape, (x_fann, x_torch, frac) in PER_SAMPLE.items():
+        if shape not in per_sample:
+            continue
+        label = per_sample[shape]["label"]
+        af32 = _rate(per_sample, shape, "annfast_fit_f32")
+        r = _ratio(af32, _rate(per_sample, shape, "fann_f32"))
+        rows.append(_row(f"{label}: annfast fit f32 >= {x_fann:g}x FANN floatfann", r, r is not None and r >= x_fann))
+        r = _ratio(af32, _rate(per_sample, shape, "torch_f32"))
+        rows.append(_row(f"{label}: annfast fit f32 >= {x_torch:g}x PyTorch per-sample", r,
+                         r is not None and r >= x_torch))
+        lim = limits.get(shape, {}).get("float32", {}).get("limit_samples_per_s")
+        r = _ratio(af32, lim)
+        goal = "report only" if frac is None else f">= {frac:.0%}"
+        rows.append(_row(f"{label}: annfast fit f32, fraction of the bandwidth limit ({goal})", r,
+                         None if frac is None else (r is not None and r >= frac), unit="%"))
+    for shape in PER_SAMPLE:
+        if shape not in per_sample:
+            continue
+        r = _ratio(_rate(per_sample, shape, "annfast_fit_f64"), _rate(per_sample, shape, "annfast_fit_f32"))
+        rows.append(_row(f"{per_sample[shape]['label']}: annfast fit f64 >= {F64_VS_F32:g}x fit f32", r,
+                         r is not None and r >= F64_VS_F32))
+    minibatch = results.get("minibatch", {})
+    if MINIBATCH_SHAPE in minibatch:
+        af = _rate(minibatch, MINIBATCH_SHAPE, "annfast_fit_f32")
+        for key, goal in MINIBATCH.items():
+            peer = "scikit-learn" if key.startswith("sklearn") else "PyTorch"
+            r = _ratio(af, _rate(minibatch, MINIBATCH_SHAPE, key))
+            rows.append(_row(f"{minibatch[MINIBATCH_SHAPE]['label']} mini-batch 32: annfast >= {goal:g}x {peer}", r,
+                             r is not None and r >= goal))
+    latency = results.get("latency", {})
+    for (shape, key), most in LATENCY.items():
+        if shape not in latency:
+            continue
+        entry = latency[shape]["calls"].get(key)
+        us = None if entry is None else entry["us_per_call"]
+        name = entry["name"] if entry else key
+        rows.append(_row(f"{latency[shape]['label']}: {name} <= {most:g} us", us, us is not None and us <= most,
+                         unit="us"))
+    return rows
