@@ -1,8 +1,11 @@
 """annfast: fast per-sample training of small neural networks (multi-layer perceptrons)."""
 from ._core import DivergenceError
+from ._io import ModelFileError
+from .callbacks import Callback, EarlyStopping
 from .history import History
-from .network import Dense, Network
+from .network import Dense, Network, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Dense", "DivergenceError", "History", "Network", "__version__"]
+__all__ = ["Callback", "Dense", "DivergenceError", "EarlyStopping", "History", "ModelFileError", "Network",
+           "__version__", "load"]

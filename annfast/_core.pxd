@@ -39,6 +39,11 @@ cdef extern from "annfast.h" nogil:
         int32_t isa
         af_layer layers[AF_MAX_LAYERS]
 
+    ctypedef struct af_report:
+        double loss_sum
+        int64_t n_correct
+        int64_t bad_row
+
     ctypedef struct af_sgd:
         double learning_rate
         double momentum
@@ -58,17 +63,17 @@ cdef extern from "annfast.h" nogil:
     af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd, float *params, float *velocity,
                                 float *grad, float *work, const float *X, const float *Y,
                                 const int64_t *order, int64_t begin, int64_t end,
-                                double *loss_sum, int64_t *bad_row)
+                                af_report *report)
     af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
                                    const float *X, const float *Y, const int64_t *order,
-                                   int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row)
+                                   int64_t begin, int64_t end, af_report *report)
     af_status af_apply_gradient_f32(const af_sgd *sgd, int64_t n_params, float *params, float *velocity,
                                     const float *grad, int64_t count)
     af_status af_predict_rows_f32(const af_net *net, const float *params, float *work,
                                   const float *X, int64_t begin, int64_t end, float *out)
     af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
                                const float *X, const float *Y, int64_t begin, int64_t end,
-                               double *loss_sum, int64_t *bad_row)
+                               af_report *report)
     void af_activate_f32(int32_t activation, double alpha, const float *z, float *a, int64_t n)
     void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, const float *a,
                                  float *deriv, int64_t n)
@@ -77,17 +82,17 @@ cdef extern from "annfast.h" nogil:
     af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd, double *params, double *velocity,
                                 double *grad, double *work, const double *X, const double *Y,
                                 const int64_t *order, int64_t begin, int64_t end,
-                                double *loss_sum, int64_t *bad_row)
+                                af_report *report)
     af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
                                    const double *X, const double *Y, const int64_t *order,
-                                   int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row)
+                                   int64_t begin, int64_t end, af_report *report)
     af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
                                     const double *grad, int64_t count)
     af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
                                   const double *X, int64_t begin, int64_t end, double *out)
     af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
                                const double *X, const double *Y, int64_t begin, int64_t end,
-                               double *loss_sum, int64_t *bad_row)
+                               af_report *report)
     void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n)
     void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
                                  double *deriv, int64_t n)

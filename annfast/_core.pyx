@@ -188,13 +188,15 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     progress : callable(done) or None
         Called with the number of rows done between chunks (GIL held).
 
-    Returns the summed loss of the rows (each taken before its own update). Raises
+    Returns (summed loss of the rows, each taken before its own update; number of rows classified
+    right, see af_report). Raises
     DivergenceError on a non-finite loss or non-finite weights; the weights are then those before
     the bad row if they are finite, else those at the start of the call.
     """
     cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, sub, sub_end
-    cdef int64_t chunk, bad_row = -1, bs = batch_size
-    cdef double loss_sum = 0.0
+    cdef int64_t chunk, bs = batch_size
+    cdef af_report rep
+    memset(&rep, 0, sizeof(af_report))
     cdef af_status st = AF_OK
     cdef af_sgd sgd
     cdef real *vel = NULL
@@ -218,7 +220,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     sgd.nesterov = nesterov
     sgd.batch_size = bs
     if n == 0:
-        return 0.0
+        return 0.0, 0
     work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     memcpy(&backup[0], &params[0], n_params * sizeof(real))
@@ -234,12 +236,12 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
             with nogil:
                 if real is float:
                     st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
-                                           &Y[0, 0], &order[0], pos, end, &loss_sum, &bad_row)
+                                           &Y[0, 0], &order[0], pos, end, &rep)
                 else:
                     st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
-                                           &Y[0, 0], &order[0], pos, end, &loss_sum, &bad_row)
+                                           &Y[0, 0], &order[0], pos, end, &rep)
             if st == AF_ERR_NONFINITE:
-                raise_nonfinite(params, backup, order[bad_row], bad_row, epoch)
+                raise_nonfinite(params, backup, order[rep.bad_row], rep.bad_row, epoch)
             elif st != AF_OK:
                 raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
             between_chunks(params, backup, progress, end)
@@ -253,12 +255,12 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
                 with nogil:
                     if real is float:
                         st = af_gradient_rows_f32(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
-                                                  &order[0], sub, sub_end, &loss_sum, &bad_row)
+                                                  &order[0], sub, sub_end, &rep)
                     else:
                         st = af_gradient_rows_f64(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
-                                                  &order[0], sub, sub_end, &loss_sum, &bad_row)
+                                                  &order[0], sub, sub_end, &rep)
                 if st == AF_ERR_NONFINITE:
-                    raise_nonfinite(params, backup, order[bad_row], bad_row, epoch)
+                    raise_nonfinite(params, backup, order[rep.bad_row], rep.bad_row, epoch)
                 between_chunks(params, backup, progress, sub_end)
                 sub = sub_end
             with nogil:
@@ -273,7 +275,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
         raise DivergenceError(
             f"the weights became non-finite{where}; they were restored to their values at the start of "
             "the call. Training diverged: lower the learning rate or scale the inputs and targets.")
-    return loss_sum
+    return rep.loss_sum, rep.n_correct
 
 
 # ---- one network's buffers and its single-row calls ------------------------------------------------
@@ -424,8 +426,8 @@ cdef class Engine:
         non-finite loss or weights, after restoring the weights from before the step.
         """
         cdef Py_buffer xb, yb
-        cdef int64_t order0 = 0, bad_row = -1, n = self.n_params
-        cdef double loss = 0.0
+        cdef int64_t order0 = 0, n = self.n_params
+        cdef af_report rep
         cdef af_status st
         cdef af_sgd sgd
         cdef double stack_work[STACK_WORK]
@@ -443,6 +445,7 @@ cdef class Engine:
         if acquire_rows(y, &yb, self.f32, spec.n_outputs, 1) < 0:
             PyBuffer_Release(&xb)
             return None
+        memset(&rep, 0, sizeof(af_report))
         try:
             if momentum > 0:
                 self.ensure_velocity()
@@ -464,7 +467,7 @@ cdef class Engine:
                     memcpy(&self.b32[0], &self.p32[0], n * sizeof(float))
                     st = af_train_rows_f32(&spec.net, &sgd, &self.p32[0], &self.v32[0] if momentum > 0 else NULL,
                                            NULL, <float *>w, <float *>xb.buf, <float *>yb.buf, &order0, 0, 1,
-                                           &loss, &bad_row)
+                                           &rep)
                     if st == AF_OK and not af_all_finite_f32(&self.p32[0], n):
                         st = AF_ERR_NONFINITE
                     if st == AF_ERR_NONFINITE:
@@ -474,7 +477,7 @@ cdef class Engine:
                     memcpy(&self.b64[0], &self.p64[0], n * sizeof(double))
                     st = af_train_rows_f64(&spec.net, &sgd, &self.p64[0], &self.v64[0] if momentum > 0 else NULL,
                                            NULL, <double *>w, <double *>xb.buf, <double *>yb.buf, &order0, 0, 1,
-                                           &loss, &bad_row)
+                                           &rep)
                     if st == AF_OK and not af_all_finite_f64(&self.p64[0], n):
                         st = AF_ERR_NONFINITE
                     if st == AF_ERR_NONFINITE:
@@ -487,7 +490,7 @@ cdef class Engine:
                                   "values before it. Lower the learning rate or scale the inputs and targets.")
         elif st != AF_OK:
             raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
-        return loss
+        return rep.loss_sum
 
 
 # ---- inference and evaluation -------------------------------------------------------------------
@@ -524,15 +527,17 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
 
 
 def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y):
-    """Summed loss of the rows of X against Y (as a float); raises DivergenceError if one is non-finite."""
-    cdef int64_t n = X.shape[0], pos = 0, end, bad_row = -1
+    """(summed loss, rows classified right) of the rows of X against Y; DivergenceError if a loss is
+    non-finite."""
+    cdef int64_t n = X.shape[0], pos = 0, end
     cdef int64_t chunk = spec.chunk_rows * 3
-    cdef double loss_sum = 0.0
+    cdef af_report rep
+    memset(&rep, 0, sizeof(af_report))
     cdef af_status st = AF_OK
     check_len(params.shape[0], spec.n_params, "params")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     if n == 0:
-        return 0.0
+        return 0.0, 0
     work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     while pos < n:
@@ -540,17 +545,17 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
         with nogil:
             if real is float:
                 st = af_loss_rows_f32(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
-                                      &loss_sum, &bad_row)
+                                      &rep)
             else:
                 st = af_loss_rows_f64(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
-                                      &loss_sum, &bad_row)
+                                      &rep)
         if st == AF_ERR_NONFINITE:
-            raise DivergenceError(f"non-finite loss at row {bad_row}: the weights or that row hold "
+            raise DivergenceError(f"non-finite loss at row {rep.bad_row}: the weights or that row hold "
                                   "values too large for the network's precision")
         pos = end
         if pos < n:
             PyErr_CheckSignals()
-    return loss_sum
+    return rep.loss_sum, rep.n_correct
 
 
 def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
@@ -559,9 +564,10 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
 
     The parameters are not modified. For gradient checks and full-batch methods.
     """
-    cdef int64_t n = X.shape[0], bad_row = -1
-    cdef double loss_sum = 0.0
+    cdef int64_t n = X.shape[0]
     cdef af_status st
+    cdef af_report rep
+    memset(&rep, 0, sizeof(af_report))
     check_len(params.shape[0], spec.n_params, "params")
     check_len(grad.shape[0], spec.n_params, "grad")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
@@ -572,13 +578,13 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
     with nogil:
         if real is float:
             st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                      0, n, &loss_sum, &bad_row)
+                                      0, n, &rep)
         else:
             st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                      0, n, &loss_sum, &bad_row)
+                                      0, n, &rep)
     if st == AF_ERR_NONFINITE:
-        raise DivergenceError(f"non-finite loss at row {bad_row}")
-    return loss_sum
+        raise DivergenceError(f"non-finite loss at row {rep.bad_row}")
+    return rep.loss_sum
 
 
 def all_finite(const real[::1] x):

@@ -12,11 +12,12 @@ import threading
 
 import numpy as np
 
-from . import _core
+from . import _core, _io
 from . import _validation as v
+from ._progress import Progress
 from .history import History
 
-__all__ = ["Dense", "Network"]
+__all__ = ["Dense", "Network", "load"]
 
 
 class Dense:
@@ -152,6 +153,7 @@ class Network:
         self._grad = np.empty(0, dtype=self.dtype)
         self._lock = threading.RLock()
         self.history: History | None = None
+        self.stop_training = False
         self._init_weights()
 
     # ---- structure --------------------------------------------------------------------------
@@ -206,6 +208,45 @@ class Network:
     def __repr__(self) -> str:
         layers = ", ".join(repr(layer) for layer in self.layers)
         return f"Network({self.n_inputs}, [{layers}], dtype={self.dtype.name!r})"
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Save the network to a model file, atomically.
+
+        The file holds the architecture, dtype, loss, seed, the settings of the latest ``fit`` and
+        the flat parameters (see ``annfast._io``); ``annfast.load`` reads it back. A save that is
+        interrupted never destroys an existing file at ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        with self._lock:
+            _io.save(self, path)
+
+    def __getstate__(self) -> dict:
+        with self._lock:
+            return {
+                "n_inputs": self.n_inputs,
+                "layers": [(layer.units, layer.activation, layer.negative_slope) for layer in self.layers],
+                "dtype": self.dtype.name,
+                "seed": self.seed,
+                "loss": self.loss,
+                "params": self._params.copy(),
+                "velocity": self._engine.velocity.copy(),
+                "rng": self._rng.bit_generator.state,
+                "history": self.history,
+            }
+
+    def __setstate__(self, state: dict) -> None:
+        layers = [Dense(units, act, slope) for units, act, slope in state["layers"]]
+        self.__init__(state["n_inputs"], layers, dtype=state["dtype"], seed=state["seed"], loss=state["loss"])
+        self.set_parameters(state["params"])
+        if state["velocity"].shape[0] == self.n_params:
+            self._engine.ensure_velocity()[...] = state["velocity"]
+        self._rng.bit_generator.state = state["rng"]
+        self.history = state["history"]
 
     # ---- weights ----------------------------------------------------------------------------
 
@@ -288,7 +329,8 @@ class Network:
 
     def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
-            nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None) -> History:
+            nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
+            validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
         Parameters
@@ -316,11 +358,24 @@ class Network:
             L2 penalty: adds weight_decay * w to every parameter's gradient.
         seed : int or None, default=None
             Seed of this call's shuffling; None continues the network's own random stream.
+        validation_data : tuple (X_val, y_val) or None, default=None
+            Data to compute "val_loss" (and "val_accuracy") on after every epoch.
+        validation_split : float, default=0.0
+            In [0, 1): hold out this fraction of the rows (the last ones, before any shuffling) as
+            validation data instead. Ignored when ``validation_data`` is given.
+        callbacks : list of Callback or None, default=None
+            Objects whose ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end`` and
+            ``on_train_end`` are called; setting ``network.stop_training = True`` ends training after
+            the current epoch (see ``annfast.callbacks``).
+        verbose : {0, 1, 2}, default=0
+            0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch.
 
         Returns
         -------
         History
-            ``history["loss"]``: the mean loss of each epoch.
+            ``history["loss"]``: the mean loss of each epoch's rows (each taken before that row's
+            update); "accuracy" for softmax, sigmoid and step outputs; "val_loss" and "val_accuracy"
+            with validation data.
 
         Raises
         ------
@@ -332,26 +387,78 @@ class Network:
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
-        n = X.shape[0]
-        bs = n if batch_size is None else min(v.check_int(batch_size, "batch_size", minimum=1), n)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        split = v.check_float(validation_split, "validation_split", 0.0, 1.0, high_open=True)
+        val = None
+        if validation_data is not None:
+            try:
+                Xv, yv = validation_data
+            except (TypeError, ValueError):
+                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
+            Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
+            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val"))
+        elif split > 0:
+            n_val = int(round(split * X.shape[0]))
+            if not 1 <= n_val < X.shape[0]:
+                raise ValueError(f"validation_split={split} leaves no training or no validation rows "
+                                 f"out of {X.shape[0]}")
+            val = (X[-n_val:], Y[-n_val:])
+            X, Y = X[:-n_val], Y[:-n_val]
+        callbacks = list(callbacks or [])
+        n = X.shape[0]
+        bs = n if batch_size is None else min(v.check_int(batch_size, "batch_size", minimum=1), n)
         loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
-                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n))
+                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n,
+                            n_validation_rows=0 if val is None else val[0].shape[0]))
         spec = self._spec(loss)
         fixed = None if shuffle else np.arange(n, dtype=np.int64)
+        progress = Progress(verbose, epochs, n) if verbose else None
+        classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
         with self._lock:
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
             self._cur_spec = spec
+            self.stop_training = False
             self._buffers(mu, bs)
-            for epoch in range(epochs):
-                order = rng.permutation(n) if fixed is None else fixed
-                total = _core.train_rows(spec, self._params, self._engine.velocity, self._grad,
-                                         self._engine.backup, X, Y, order, lr, mu, wd, nest, bs, epoch)
-                hist.record(epoch, loss=total / n)
+            for cb in callbacks:
+                cb.set_network(self)
+                cb.on_train_begin({})
+            logs: dict = {}
+            try:
+                for epoch in range(epochs):
+                    for cb in callbacks:
+                        cb.on_epoch_begin(epoch, logs)
+                    order = rng.permutation(n) if fixed is None else fixed
+                    if progress:
+                        progress.epoch_begin(epoch)
+                    total, correct = _core.train_rows(
+                        spec, self._params, self._engine.velocity, self._grad, self._engine.backup, X, Y, order,
+                        lr, mu, wd, nest, bs, epoch, progress.update if progress else None)
+                    logs = {"loss": total / n}
+                    if classifier:
+                        logs["accuracy"] = correct / n
+                    if val is not None:
+                        vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1])
+                        logs["val_loss"] = vloss / val[0].shape[0]
+                        if classifier:
+                            logs["val_accuracy"] = vcorrect / val[0].shape[0]
+                    hist.record(epoch, **logs)
+                    if progress:
+                        progress.epoch_end(logs)
+                    for cb in callbacks:
+                        cb.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+            finally:
+                if progress:
+                    progress.close()
+            for cb in callbacks:
+                cb.on_train_end(logs)
         return hist
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
@@ -426,12 +533,32 @@ class Network:
             out = out[0]
         return out
 
-    def evaluate(self, X, y, loss: str | None = None) -> float:
-        """Mean loss over the rows (the network's loss unless ``loss`` is given)."""
+    def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False):
+        """Compute the mean loss over the rows (the network's loss unless ``loss`` is given).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_rows, n_inputs)
+        y : array_like of shape (n_rows, n_outputs) or (n_rows,)
+        loss : str or None, default=None
+        return_dict : bool, default=False
+            Return ``{"loss": ..., "accuracy": ...}`` (accuracy for softmax, sigmoid and step outputs)
+            instead of the mean loss alone.
+
+        Returns
+        -------
+        float or dict
+        """
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
-        return _core.loss_rows(self._spec(loss), self._params, X, Y) / X.shape[0]
+        total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
+        if not return_dict:
+            return total / X.shape[0]
+        out = {"loss": total / X.shape[0]}
+        if self.layers[-1].activation in ("softmax", "sigmoid", "step"):
+            out["accuracy"] = correct / X.shape[0]
+        return out
 
     def gradient(self, X, y, loss: str | None = None) -> np.ndarray:
         """Gradient of the mean loss over the rows with respect to the flat parameters.
@@ -451,3 +578,28 @@ class Network:
         _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
         grad /= X.shape[0]
         return grad
+
+
+def load(path) -> Network:
+    """Load a network saved by ``Network.save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Network
+        With the saved architecture, dtype, loss, seed and weights. (Its random stream restarts from the
+        seed; the momentum velocity is not saved.)
+
+    Raises
+    ------
+    annfast.ModelFileError
+        If the file is not a complete, intact annfast model of a format this version reads.
+    """
+    header, params = _io.read(path)
+    layers = [Dense(layer["units"], layer["activation"], layer["negative_slope"]) for layer in header["layers"]]
+    net = Network(header["n_inputs"], layers, dtype=header["dtype"], seed=header["seed"], loss=header["loss"])
+    net.set_parameters(params)
+    return net

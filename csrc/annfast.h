@@ -89,6 +89,16 @@ typedef struct af_sgd {
     int64_t batch_size;   /* rows per update, >= 1; the last batch may be shorter */
 } af_sgd;
 
+/* What the training and evaluation calls report back. Kernels ADD to loss_sum and n_correct (the caller
+ * zeroes them once, e.g. per epoch, and may pass the same report to several calls). */
+typedef struct af_report {
+    double loss_sum;       /* sum of the rows' losses, each taken before that row's own update */
+    int64_t n_correct;     /* rows classified right: softmax outputs by argmax, sigmoid and step outputs
+                              when every output is on the same side of 0.5 as its target; other outputs
+                              count nothing */
+    int64_t bad_row;       /* with AF_ERR_NONFINITE: the position (in order, or the row) that failed */
+} af_report;
+
 /* ---- layout (precision independent) ---------------------------------------------------------- */
 
 /* AF_OK if the descriptor is consistent: 1 <= n_layers <= AF_MAX_LAYERS, every size >= 1,
@@ -129,23 +139,24 @@ const char *af_status_name(int32_t status);
  * place. batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
  * their mean. velocity is read and written only if momentum > 0 (it may be NULL otherwise); grad is
  * used only if batch_size > 1 (it may be NULL otherwise).
- * Adds each row's loss to *loss_sum. On a non-finite loss it stops before any update from that row
- * (for batch_size > 1: before the update of that row's batch), sets *bad_row to its position in
- * order, and returns AF_ERR_NONFINITE; all earlier updates are whole. */
+ * Adds each row's loss (and whether it was classified right) to the report. On a non-finite loss it
+ * stops before any update from that row (for batch_size > 1: before the update of that row's batch),
+ * sets report->bad_row to its position in order, and returns AF_ERR_NONFINITE; all earlier updates are
+ * whole. */
 af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd,
                             float *params, float *velocity, float *grad, float *work,
                             const float *X, const float *Y, const int64_t *order,
                             int64_t begin, int64_t end,
-                            double *loss_sum, int64_t *bad_row);
+                            af_report *report);
 
 /* Adds the gradient of the summed loss of the rows order[begin], ..., order[end-1] (rows begin ..
- * end-1 if order is NULL), taken at the given parameters, to grad, and their losses to *loss_sum.
+ * end-1 if order is NULL), taken at the given parameters, to grad, and their losses to the report.
  * Parameters are not modified. Used for batches larger than one chunk (full-batch gradient descent)
- * and by gradient checks. On a non-finite loss returns AF_ERR_NONFINITE with *bad_row set to the
- * position of the row; grad then holds a partial sum. */
+ * and by gradient checks. On a non-finite loss returns AF_ERR_NONFINITE with report->bad_row set to
+ * the position of the row; grad then holds a partial sum. */
 af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
                                const float *X, const float *Y, const int64_t *order,
-                               int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row);
+                               int64_t begin, int64_t end, af_report *report);
 
 /* One SGD update from a summed gradient of count rows: g = grad / count + lambda w, momentum as in
  * af_sgd, w -= lr g (or the velocity). Modifies params and (if momentum > 0) velocity. */
@@ -156,11 +167,11 @@ af_status af_apply_gradient_f32(const af_sgd *sgd, int64_t n_params, float *para
 af_status af_predict_rows_f32(const af_net *net, const float *params, float *work,
                               const float *X, int64_t begin, int64_t end, float *out);
 
-/* Adds the losses of rows begin .. end-1 to *loss_sum (rows with a non-finite loss stop the call with
- * AF_ERR_NONFINITE and *bad_row set). */
+/* Adds the losses of rows begin .. end-1 to the report (a row with a non-finite loss stops the call
+ * with AF_ERR_NONFINITE and report->bad_row set). */
 af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
                            const float *X, const float *Y, int64_t begin, int64_t end,
-                           double *loss_sum, int64_t *bad_row);
+                           af_report *report);
 
 /* Elementwise activation and its derivative (as used by backpropagation, from z and a = f(z)) of n
  * values; for softmax, f is the softmax of the whole vector and the derivative is not defined (zeros).
@@ -177,17 +188,17 @@ af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd,
                             double *params, double *velocity, double *grad, double *work,
                             const double *X, const double *Y, const int64_t *order,
                             int64_t begin, int64_t end,
-                            double *loss_sum, int64_t *bad_row);
+                            af_report *report);
 af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
                                const double *X, const double *Y, const int64_t *order,
-                               int64_t begin, int64_t end, double *loss_sum, int64_t *bad_row);
+                               int64_t begin, int64_t end, af_report *report);
 af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
                                 const double *grad, int64_t count);
 af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
                               const double *X, int64_t begin, int64_t end, double *out);
 af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
                            const double *X, const double *Y, int64_t begin, int64_t end,
-                           double *loss_sum, int64_t *bad_row);
+                           af_report *report);
 void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n);
 void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
                              double *deriv, int64_t n);

@@ -1,0 +1,95 @@
+"""Progress reports of ``Network.fit``: a live bar per epoch (verbose=1) or one line per epoch (verbose=2).
+
+The bar uses tqdm when it is installed and a plain single-line fallback otherwise. Updates come between
+chunks of rows (every few milliseconds), never per sample, and the fallback redraws at most ten times a
+second, so progress costs nothing measurable.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def _fmt_rate(rate: float) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.3g}{unit}"
+    return f"{rate:.3g}"
+
+
+def _fmt_logs(logs: dict) -> str:
+    return " - ".join(f"{k} {v:.4g}" for k, v in logs.items())
+
+
+class Progress:
+    """Report the progress of ``epochs`` epochs of ``n_rows`` rows each.
+
+    Parameters
+    ----------
+    verbose : {1, 2}
+        1: a live bar per epoch with rows/s and the metrics at its end; 2: one line per epoch.
+    epochs, n_rows : int
+    stream : file-like, default=sys.stderr
+    """
+
+    def __init__(self, verbose: int, epochs: int, n_rows: int, stream=None):
+        self.verbose = verbose
+        self.epochs = epochs
+        self.n_rows = n_rows
+        self.stream = stream if stream is not None else sys.stderr
+        self._bar = None
+        self._t0 = 0.0
+        self._last_draw = 0.0
+        try:
+            import tqdm  # noqa: F401 -- optional dependency
+            self._tqdm = True
+        except ImportError:
+            self._tqdm = False
+
+    def epoch_begin(self, epoch: int) -> None:
+        """Start the report of one epoch."""
+        self._t0 = time.perf_counter()
+        self._epoch = epoch
+        if self.verbose == 1 and self._tqdm:
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=self.n_rows, unit="rows", unit_scale=True, leave=True, file=self.stream,
+                             desc=f"epoch {epoch + 1}/{self.epochs}")
+
+    def update(self, done: int) -> None:
+        """Report that ``done`` rows of the current epoch are trained (called between chunks)."""
+        if self.verbose != 1:
+            return
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < 0.1 and done < self.n_rows:
+            return
+        self._last_draw = now
+        frac = done / self.n_rows if self.n_rows else 1.0
+        width = 30
+        fill = int(frac * width)
+        rate = done / max(now - self._t0, 1e-9)
+        self.stream.write(f"\repoch {self._epoch + 1}/{self.epochs} [{'=' * fill}{'.' * (width - fill)}] "
+                          f"{done}/{self.n_rows} rows, {_fmt_rate(rate)} rows/s")
+        self.stream.flush()
+
+    def epoch_end(self, logs: dict) -> None:
+        """Finish the report of the epoch with its metrics."""
+        seconds = time.perf_counter() - self._t0
+        rate = self.n_rows / max(seconds, 1e-9)
+        if self._bar is not None:
+            self._bar.set_postfix_str(_fmt_logs(logs), refresh=False)
+            self._bar.close()
+            self._bar = None
+            return
+        line = (f"epoch {self._epoch + 1}/{self.epochs} - {seconds:.3g} s - {_fmt_rate(rate)} rows/s - "
+                f"{_fmt_logs(logs)}")
+        self.stream.write(("\r" + line + " " * 10 + "\n") if self.verbose == 1 else (line + "\n"))
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End an interrupted report cleanly."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
