@@ -38,7 +38,8 @@ class BuildExt(build_ext):
             flags += ["-Wall", "-Wextra", "-Wno-unused-function", "-fvisibility=hidden"]
             link = []
             if SANITIZE:
-                san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+                san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
+                       "-O1", "-g"]
                 flags, link = flags + san, san
         for ext in self.extensions:
             ext.extra_compile_args = flags

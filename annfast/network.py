@@ -105,6 +105,15 @@ class Network:
         The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
         interrupted or diverges).
 
+    Notes
+    -----
+    Thread safety: every call takes the network's own (reentrant) lock for its duration, and the
+    C work runs with the GIL released. So calls on *different* networks run truly in parallel, and
+    calls on the *same* network from several threads are safe and serialized: a ``predict`` that
+    arrives while another thread runs ``fit`` waits until that ``fit`` returns, and always sees
+    whole updates, never a half-updated weight matrix. To serve predictions while a long ``fit``
+    runs, train a ``copy.deepcopy`` of the network and swap it in when done.
+
     Examples
     --------
     >>> import numpy as np, annfast as af
@@ -516,21 +525,23 @@ class Network:
         -------
         ndarray of shape (n_rows, n_outputs), in the network's dtype
         """
-        out = self._engine.predict_few(self._cur_spec, X)
-        if out is None:
-            X = v.as_inputs(X, self.n_inputs, self.dtype)
-            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-            _core.predict_rows(self._cur_spec, self._params, X, out)
+        with self._lock:
+            out = self._engine.predict_few(self._cur_spec, X)
+            if out is None:
+                X = v.as_inputs(X, self.n_inputs, self.dtype)
+                out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+                _core.predict_rows(self._cur_spec, self._params, X, out)
         return out
 
     def predict_one(self, x) -> np.ndarray:
         """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
-        out = self._engine.predict_one(self._cur_spec, x)
-        if out is None:
-            x = v.as_row(x, self.n_inputs, self.dtype, "x")
-            out = np.empty((1, self.n_outputs), dtype=self.dtype)
-            _core.predict_rows(self._cur_spec, self._params, x.reshape(1, -1), out)
-            out = out[0]
+        with self._lock:
+            out = self._engine.predict_one(self._cur_spec, x)
+            if out is None:
+                x = v.as_row(x, self.n_inputs, self.dtype, "x")
+                out = np.empty((1, self.n_outputs), dtype=self.dtype)
+                _core.predict_rows(self._cur_spec, self._params, x.reshape(1, -1), out)
+                out = out[0]
         return out
 
     def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False):
@@ -552,7 +563,8 @@ class Network:
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
-        total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
+        with self._lock:
+            total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
@@ -561,7 +573,7 @@ class Network:
         return out
 
     def gradient(self, X, y, loss: str | None = None) -> np.ndarray:
-        """Gradient of the mean loss over the rows with respect to the flat parameters.
+        """Compute the gradient of the mean loss over the rows with respect to the flat parameters.
 
         Computed by backpropagation at the current weights, which are not changed. Useful for
         checking, for custom optimizers and for averaging gradients across workers.
@@ -575,7 +587,8 @@ class Network:
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
         grad = np.zeros(self.n_params, dtype=self.dtype)
-        _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
+        with self._lock:
+            _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
         grad /= X.shape[0]
         return grad
 

@@ -1,0 +1,121 @@
+"""Threads: predict is safe from many threads, training and predicting on one network never mix, and
+the C work releases the GIL so that different networks train in parallel."""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annfast as af
+
+
+def run_threads(n, target):
+    errors = []
+
+    def wrapped(i):
+        try:
+            target(i)
+        except BaseException as exc:   # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_eight_threads_predicting_on_one_network_match_the_serial_results(dtype, rng):
+    net = af.Network(20, [af.Dense(64, "tanh"), af.Dense(64, "relu"), af.Dense(3, "softmax")], dtype=dtype, seed=0)
+    X = rng.normal(size=(3000, 20))
+    serial = net.predict(X)
+    rows = [X[i] for i in range(0, 3000, 97)]
+    serial_rows = [net.predict_one(r) for r in rows]
+    results = [None] * 8
+
+    def work(i):
+        out = [net.predict(X) for _ in range(5)]
+        singles = [net.predict_one(r) for r in rows]
+        results[i] = (out, singles)
+
+    run_threads(8, work)
+    for out, singles in results:
+        for o in out:
+            np.testing.assert_array_equal(o, serial)
+        for s, ref in zip(singles, serial_rows):
+            np.testing.assert_array_equal(s, ref)
+
+
+def test_predict_during_fit_sees_whole_states_only(rng):
+    X = rng.normal(size=(20_000, 16)).astype(np.float32)
+    y = rng.normal(size=(20_000, 4)).astype(np.float32)
+    net = af.Network(16, [af.Dense(128, "tanh"), af.Dense(4)], seed=0)
+    probe = X[:50]
+    before = net.predict(probe)
+    seen = []
+    started = threading.Event()
+
+    def train():
+        started.set()
+        net.fit(X, y, epochs=3, learning_rate=1e-3)
+
+    t = threading.Thread(target=train)
+    t.start()
+    started.wait()
+    while t.is_alive():
+        seen.append(net.predict(probe))
+    t.join()
+    after = net.predict(probe)
+    assert not np.array_equal(before, after)
+    for out in seen:     # never a mixture of old and new weights
+        assert np.array_equal(out, before) or np.array_equal(out, after)
+
+
+def test_train_step_and_predict_interleave_without_crash(rng):
+    net = af.Network(8, [af.Dense(32, "sigmoid"), af.Dense(2)], dtype="float64", seed=1)
+    X = rng.normal(size=(2000, 8))
+    y = rng.normal(size=(2000, 2))
+
+    def work(i):
+        if i % 2 == 0:
+            for k in range(2000):
+                net.train_step(X[k], y[k], learning_rate=0.01)
+        else:
+            for k in range(2000):
+                assert np.all(np.isfinite(net.predict_one(X[k])))
+
+    run_threads(4, work)
+    assert np.all(np.isfinite(net.parameters))
+
+
+def test_training_releases_the_gil(rng):
+    X = rng.normal(size=(40_000, 64)).astype(np.float32)
+    y = rng.normal(size=(40_000, 10)).astype(np.float32)
+    net = af.Network(64, [af.Dense(256, "tanh"), af.Dense(10)], seed=0)
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (net.fit(X, y, epochs=2), done.set()))
+    t.start()
+    ticks = 0
+    while not done.is_set():       # this loop runs only when the training thread releases the GIL
+        ticks += 1
+        time.sleep(0)
+    t.join()
+    assert ticks > 100
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_two_networks_train_in_parallel(rng):
+    X = rng.normal(size=(30_000, 64)).astype(np.float32)
+    y = rng.normal(size=(30_000, 10)).astype(np.float32)
+    nets = [af.Network(64, [af.Dense(256, "tanh"), af.Dense(10)], seed=s) for s in range(2)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    run_threads(2, lambda i: nets[i].fit(X, y, epochs=2))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    # both threads burn CPU at the same time: process CPU time clearly exceeds wall time
+    assert cpu > 1.3 * wall, (cpu, wall)
+    for net in nets:
+        assert np.all(np.isfinite(net.parameters))
