@@ -21,12 +21,19 @@
 #define AF_HAVE_X86_VARIANTS 0
 #endif
 
+/* "static inline" for every C compiler this builds with (MSVC's C mode spells it __inline). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define AF_STATIC_INLINE static __inline
+#else
+#define AF_STATIC_INLINE static inline
+#endif
+
 #define AF_WS_ALIGN 16
 #define AF_BLOCK_ROWS 4
 
-static inline int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
+AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
 
-static inline int64_t af_max_width(const af_net *net)
+AF_STATIC_INLINE int64_t af_max_width(const af_net *net)
 {
     int64_t w = net->layers[0].n_in;
     for (int64_t k = 0; k < net->n_layers; k++)
@@ -36,7 +43,7 @@ static inline int64_t af_max_width(const af_net *net)
 
 /* Offsets of the workspace segments of one row, and (returned) the length of one row's part;
  * act_off must have room for n_layers entries. */
-static inline int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int64_t *zout_off,
+AF_STATIC_INLINE int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int64_t *zout_off,
                                     int64_t *delta0_off, int64_t *delta1_off)
 {
     int64_t off = 0;

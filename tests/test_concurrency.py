@@ -107,15 +107,27 @@ def test_training_releases_the_gil(rng):
     assert ticks > 100
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="needs two usable cores")
 def test_two_networks_train_in_parallel(rng):
     X = rng.normal(size=(30_000, 64)).astype(np.float32)
     y = rng.normal(size=(30_000, 10)).astype(np.float32)
     nets = [af.Network(64, [af.Dense(256, "tanh"), af.Dense(10)], seed=s) for s in range(2)]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    run_threads(2, lambda i: nets[i].fit(X, y, epochs=2))
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    # both threads burn CPU at the same time: process CPU time clearly exceeds wall time
-    assert cpu > 1.3 * wall, (cpu, wall)
+    busy = [0.0, 0.0]
+
+    def train(i):
+        t0 = time.thread_time()
+        nets[i].fit(X, y, epochs=2)
+        busy[i] = time.thread_time() - t0
+
+    best = 0.0
+    for _ in range(3):   # the best of three, in case another process takes a core for a moment
+        wall0 = time.perf_counter()
+        run_threads(2, train)
+        best = max(best, sum(busy) / (time.perf_counter() - wall0))
+        if best > 1.3:
+            break
+    # each thread's CPU time nearly equals the wall time: they ran at the same time, not in turns
+    assert best > 1.3, best
     for net in nets:
         assert np.all(np.isfinite(net.parameters))
