@@ -110,6 +110,8 @@ def test_training_releases_the_gil(rng):
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs two usable cores")
 def test_two_networks_train_in_parallel(rng):
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] > 1.5:
+        pytest.skip("other processes keep the cores busy: parallel CPU time cannot be observed")
     X = rng.normal(size=(30_000, 64)).astype(np.float32)
     y = rng.normal(size=(30_000, 10)).astype(np.float32)
     nets = [af.Network(64, [af.Dense(256, "tanh"), af.Dense(10)], seed=s) for s in range(2)]
