@@ -278,6 +278,132 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     return rep.loss_sum, rep.n_correct
 
 
+# ---- shared-buffer training from several threads (Hogwild!) ---------------------------------------
+
+def train_shard(Spec spec, real[::1] params, real[::1] velocity, const real[:, ::1] X, const real[:, ::1] Y,
+                const int64_t[::1] order, double learning_rate, double momentum=0.0, double weight_decay=0.0,
+                bint nesterov=False, object stop=None):
+    """One thread's part of a lock-free multi-threaded epoch: per-sample SGD over ``X[order[i]]``.
+
+    params and velocity (momentum > 0) are SHARED with the other threads and updated without locks
+    (Hogwild!, Niu et al. 2011). Runs in chunks without the GIL; between chunks it returns early if
+    ``stop.is_set()``. It neither backs up nor restores weights and raises nothing on a non-finite
+    loss: it sets ``stop`` and reports, and the caller restores.
+
+    Returns (summed loss, rows classified right, rows done, position of a row with a non-finite loss
+    or -1).
+    """
+    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end
+    cdef int64_t chunk = spec.chunk_rows
+    cdef af_report rep
+    cdef af_status st = AF_OK
+    cdef af_sgd sgd
+    cdef real *vel = NULL
+    memset(&rep, 0, sizeof(af_report))
+    check_len(params.shape[0], n_params, "params")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    check_order(order, X.shape[0])
+    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+        raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
+    if momentum > 0:
+        check_len(velocity.shape[0], n_params, "velocity")
+        vel = &velocity[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = 1
+    if n == 0:
+        return 0.0, 0, 0, -1
+    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr
+    while pos < n:
+        end = min(pos + chunk, n)
+        with nogil:
+            if real is float:
+                st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, NULL, &work[0], &X[0, 0], &Y[0, 0],
+                                       &order[0], pos, end, &rep)
+            else:
+                st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, NULL, &work[0], &X[0, 0], &Y[0, 0],
+                                       &order[0], pos, end, &rep)
+        if st == AF_ERR_NONFINITE:
+            if stop is not None:
+                stop.set()
+            return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
+        elif st != AF_OK:
+            raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+        pos = end
+        if stop is not None and stop.is_set():
+            break
+    return rep.loss_sum, rep.n_correct, pos, -1
+
+
+def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
+                   const int64_t[::1] order, int64_t begin, int64_t end, real[::1] grad, object stop=None):
+    """Add the gradient of the summed loss of rows ``X[order[begin:end]]`` to grad (n_params).
+
+    For one thread's slice of a mini-batch: params are read only. Runs in chunks without the GIL and
+    returns early if ``stop.is_set()``. Returns (summed loss, rows classified right, position of a row
+    with a non-finite loss or -1).
+    """
+    cdef int64_t pos = begin, stop_at
+    cdef int64_t chunk = max(4, spec.chunk_rows - spec.chunk_rows % 4)
+    cdef af_report rep
+    cdef af_status st = AF_OK
+    memset(&rep, 0, sizeof(af_report))
+    check_len(params.shape[0], spec.n_params, "params")
+    check_len(grad.shape[0], spec.n_params, "grad")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    if not 0 <= begin <= end <= order.shape[0]:
+        raise IndexError(f"rows {begin}:{end} are outside the {order.shape[0]} positions of order")
+    check_order(order[begin:end], X.shape[0])
+    if begin == end:
+        return 0.0, 0, -1
+    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr
+    while pos < end:
+        stop_at = min(pos + chunk, end)
+        with nogil:
+            if real is float:
+                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], &order[0],
+                                          pos, stop_at, &rep)
+            else:
+                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], &order[0],
+                                          pos, stop_at, &rep)
+        if st == AF_ERR_NONFINITE:
+            if stop is not None:
+                stop.set()
+            return rep.loss_sum, rep.n_correct, rep.bad_row
+        pos = stop_at
+        if stop is not None and stop.is_set():
+            break
+    return rep.loss_sum, rep.n_correct, -1
+
+
+def apply_gradient(real[::1] params, real[::1] velocity, const real[::1] grad, int64_t count,
+                   double learning_rate, double momentum=0.0, double weight_decay=0.0, bint nesterov=False):
+    """One SGD update of params (and velocity, if momentum > 0) from a gradient summed over count rows."""
+    cdef af_sgd sgd
+    cdef int64_t n = params.shape[0]
+    cdef real *vel = NULL
+    check_len(grad.shape[0], n, "grad")
+    if count < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+        raise ValueError("count >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
+    if momentum > 0:
+        check_len(velocity.shape[0], n, "velocity")
+        vel = &velocity[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = count
+    with nogil:
+        if real is float:
+            af_apply_gradient_f32(&sgd, n, &params[0], vel, &grad[0], count)
+        else:
+            af_apply_gradient_f64(&sgd, n, &params[0], vel, &grad[0], count)
+
+
 # ---- one network's buffers and its single-row calls ------------------------------------------------
 
 cdef object ndarray = np.ndarray

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _core, _io
+from . import _core, _io, _parallel
 from . import _validation as v
 from ._progress import Progress
 from .history import History
@@ -339,7 +340,8 @@ class Network:
     def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
-            validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0) -> History:
+            validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
+            n_threads: int = 1, sync_every: int = 128, hogwild: bool = False) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
         Parameters
@@ -378,6 +380,19 @@ class Network:
             the current epoch (see ``annfast.callbacks``).
         verbose : {0, 1, 2}, default=0
             0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch.
+        n_threads : int, default=1
+            Threads to train with; -1 uses every core. 1 (the default) is the serial, bitwise-reproducible
+            path. With ``batch_size=1`` the threads run per-sample SGD on disjoint shards of each epoch,
+            each on a private copy of the weights whose changes are added to the shared weights every
+            ``sync_every`` rows (lock-free SGD with a bounded delay): faster, converges like serial SGD,
+            but not bitwise reproducible. With mini-batches each batch's gradient is summed by the
+            threads and applied once: the same result as one thread up to rounding.
+        sync_every : int, default=128
+            Rows each thread trains between merges (per-sample SGD with ``n_threads > 1``).
+        hogwild : bool, default=False
+            Per-sample SGD with ``n_threads > 1``: update the one shared buffer row by row, without
+            copies (Hogwild! as published). For dense networks the cores then contend for every cache
+            line; bench/ measures it.
 
         Returns
         -------
@@ -417,12 +432,19 @@ class Network:
             val = (X[-n_val:], Y[-n_val:])
             X, Y = X[:-n_val], Y[:-n_val]
         callbacks = list(callbacks or [])
+        if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or not (
+                n_threads == -1 or n_threads >= 1):
+            raise ValueError(f"n_threads must be a positive integer or -1 (every core), got {n_threads!r}")
+        threads = _parallel.resolve_threads(int(n_threads))
+        sync_every = v.check_int(sync_every, "sync_every", minimum=1)
+        if not isinstance(hogwild, (bool, np.bool_)):
+            raise TypeError(f"hogwild must be True or False, got {hogwild!r}")
         n = X.shape[0]
         bs = n if batch_size is None else min(v.check_int(batch_size, "batch_size", minimum=1), n)
         loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
-                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n,
+                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n, n_threads=threads,
                             n_validation_rows=0 if val is None else val[0].shape[0]))
         spec = self._spec(loss)
         fixed = None if shuffle else np.arange(n, dtype=np.int64)
@@ -438,6 +460,11 @@ class Network:
                 cb.set_network(self)
                 cb.on_train_begin({})
             logs: dict = {}
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="annfast") if threads > 1 else None
+            # per-thread buffers: gradients (mini-batch) or weight copies (per-sample), velocity copies
+            grads = [np.zeros(self.n_params, dtype=self.dtype) for _ in range(threads)] if threads > 1 else []
+            vcopies = ([self._engine.velocity.copy() for _ in range(threads)]
+                       if threads > 1 and mu > 0 and bs == 1 and not hogwild else [])
             try:
                 for epoch in range(epochs):
                     for cb in callbacks:
@@ -445,9 +472,22 @@ class Network:
                     order = rng.permutation(n) if fixed is None else fixed
                     if progress:
                         progress.epoch_begin(epoch)
-                    total, correct = _core.train_rows(
-                        spec, self._params, self._engine.velocity, self._grad, self._engine.backup, X, Y, order,
-                        lr, mu, wd, nest, bs, epoch, progress.update if progress else None)
+                    if threads > 1 and bs == 1 and hogwild:
+                        total, correct = _parallel.hogwild_epoch(
+                            spec, self._params, self._engine.velocity, self._engine.backup, X, Y, order, threads,
+                            lr, mu, wd, nest, epoch, pool)
+                    elif threads > 1 and bs == 1:
+                        total, correct = _parallel.merged_epoch(
+                            spec, self._params, self._engine.velocity, self._engine.backup, grads, vcopies, X, Y,
+                            order, lr, mu, wd, nest, sync_every, epoch, pool)
+                    elif threads > 1:
+                        total, correct = _parallel.split_batch_epoch(
+                            spec, self._params, self._engine.velocity, self._engine.backup, grads, X, Y, order,
+                            bs, lr, mu, wd, nest, epoch, pool)
+                    else:
+                        total, correct = _core.train_rows(
+                            spec, self._params, self._engine.velocity, self._grad, self._engine.backup, X, Y,
+                            order, lr, mu, wd, nest, bs, epoch, progress.update if progress else None)
                     logs = {"loss": total / n}
                     if classifier:
                         logs["accuracy"] = correct / n
@@ -466,6 +506,8 @@ class Network:
             finally:
                 if progress:
                     progress.close()
+                if pool is not None:
+                    pool.shutdown(wait=True)
             for cb in callbacks:
                 cb.on_train_end(logs)
         return hist

@@ -1,0 +1,174 @@
+"""Epochs on several threads: per-sample SGD on shards, and mini-batches split across threads.
+
+The C work releases the GIL, so plain Python threads run it in parallel. Per-sample SGD gives each thread
+a disjoint shard of the epoch's order, in one of two ways:
+
+- merged (the default): each thread trains a private copy of the parameters for ``sync_every`` rows of
+  its shard, then every thread's change is added to the shared buffer and the copies restart from the
+  sum. This is Hogwild's lock-free update with a bounded delay: every update of every row lands, and a
+  thread sees the others' updates at most ``sync_every`` rows late. Each thread sweeps weights that stay
+  in its own core's cache.
+- hogwild: all threads update the ONE shared buffer without locks, row by row (Niu et al. 2011). For
+  dense networks every row writes every weight, so the cores spend their time passing cache lines back
+  and forth; measured on the benchmark shapes it is no faster than one thread (see bench/).
+
+Mini-batches are split instead: the threads sum the gradients of their slices of each batch into private
+buffers, which are added and applied once, so the result equals serial mini-batch SGD up to rounding.
+
+Failures are handled here, in the calling thread: a thread that meets a non-finite loss stops the others
+at their next chunk; Ctrl-C (delivered to the calling thread) does the same; the weights are then
+restored to the start of the epoch if they are not all finite.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _core
+
+
+def resolve_threads(n_threads) -> int:
+    """Return the number of threads for ``n_threads`` (-1: every core this process may use)."""
+    if n_threads == -1:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:
+            return max(1, os.cpu_count() or 1)
+    return n_threads
+
+
+def _wait_all(futures, stop: threading.Event):
+    """Results of all futures; on Ctrl-C (or any exception) stop the workers and wait for them first."""
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        stop.set()
+        for f in futures:
+            try:
+                f.result()
+            except Exception:   # the first exception, re-raised below, is the one to report
+                pass
+        raise
+
+
+def _finish(futures, stop: threading.Event, params, backup):
+    """``_wait_all``, and on the way out of an interrupt keep the weights finite (whole they are)."""
+    try:
+        return _wait_all(futures, stop)
+    except BaseException:
+        if not _core.all_finite(params):
+            params[...] = backup
+        raise
+
+
+def _diverged(params, backup, epoch: int, where: str) -> None:
+    restored = not _core.all_finite(params)
+    if restored:
+        params[...] = backup
+    state = ("the weights were restored to their values at the start of the epoch" if restored
+             else "the weights are finite but mid-epoch")
+    raise _core.DivergenceError(f"non-finite loss {where} in epoch {epoch}; {state}. Training diverged: lower "
+                                "the learning rate or scale the inputs and targets.")
+
+
+def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, lr: float, mu: float, wd: float,
+                  nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+    """One per-sample epoch on ``n_threads`` threads over disjoint shards of ``order``.
+
+    Returns (summed loss, rows classified right).
+    """
+    backup[...] = params
+    stop = threading.Event()
+    shards = np.array_split(order, n_threads)
+    futures = [pool.submit(_core.train_shard, spec, params, velocity, X, Y, np.ascontiguousarray(shard), lr, mu, wd,
+                           nesterov, stop) for shard in shards]
+    results = _finish(futures, stop, params, backup)
+    bad = [(k, r[3]) for k, r in enumerate(results) if r[3] >= 0]
+    if bad:
+        k, pos = bad[0]
+        _diverged(params, backup, epoch, f"at row {int(shards[k][pos])} of X")
+    if not _core.all_finite(params):
+        _diverged(params, backup, epoch, "in the weights")
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def merged_epoch(spec, params, velocity, backup, copies, vcopies, X, Y, order, lr: float, mu: float, wd: float,
+                 nesterov: bool, sync_every: int, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+    """One per-sample epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
+
+    ``copies`` (and ``vcopies`` when momentum > 0) hold one (n_params,) buffer per thread. Returns
+    (summed loss, rows classified right).
+    """
+    backup[...] = params
+    stop = threading.Event()
+    k = len(copies)
+    shards = [np.ascontiguousarray(s) for s in np.array_split(order, k)]
+    for c in copies:
+        c[...] = params
+    total, correct = 0.0, 0
+    longest = max(s.shape[0] for s in shards)
+    for start in range(0, longest, sync_every):
+        parts = [s[start:start + sync_every] for s in shards]
+        futures = [pool.submit(_core.train_shard, spec, copies[t], vcopies[t] if mu > 0 else velocity, X, Y,
+                               parts[t], lr, mu, wd, nesterov, stop) for t in range(k) if parts[t].shape[0]]
+        try:
+            results = _wait_all(futures, stop)
+        finally:
+            # every thread's rows so far are whole: add their changes (sum - (k - 1) * old)
+            params *= 1 - k
+            for c in copies:
+                params += c
+            for c in copies:
+                c[...] = params
+        bad = [r[3] for r in results if r[3] >= 0]
+        if bad:
+            _diverged(params, backup, epoch, "in a thread's shard")
+        total += sum(r[0] for r in results)
+        correct += sum(r[1] for r in results)
+    if mu > 0:   # the shared velocity: the mean of the threads'
+        velocity[...] = np.mean(vcopies, axis=0)
+    if not _core.all_finite(params):
+        _diverged(params, backup, epoch, "in the weights")
+    return total, correct
+
+
+def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_size: int, lr: float, mu: float,
+                      wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+    """One mini-batch epoch with every batch's gradient summed by ``len(grads)`` threads.
+
+    ``grads`` holds one zeroed (n_params,) buffer per thread; they are left zeroed. Returns (summed loss,
+    rows classified right).
+    """
+    backup[...] = params
+    stop = threading.Event()
+    n, k = order.shape[0], len(grads)
+    total, correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        end = min(start + batch_size, n)
+        cuts = np.linspace(start, end, k + 1).astype(np.int64)
+        futures = [pool.submit(_core.gradient_shard, spec, params, X, Y, order, int(cuts[i]), int(cuts[i + 1]),
+                               grads[i], stop) for i in range(k)]
+        try:
+            results = _finish(futures, stop, params, backup)
+        except BaseException:
+            for g in grads:
+                g[...] = 0
+            raise
+        bad = [r[2] for r in results if r[2] >= 0]
+        if bad:
+            for g in grads:
+                g[...] = 0
+            _diverged(params, backup, epoch, f"at row {int(order[bad[0]])} of X")
+        for g in grads[1:]:
+            grads[0] += g
+            g[...] = 0
+        _core.apply_gradient(params, velocity, grads[0], end - start, lr, mu, wd, nesterov)
+        grads[0][...] = 0
+        total += sum(r[0] for r in results)
+        correct += sum(r[1] for r in results)
+    if not _core.all_finite(params):
+        _diverged(params, backup, epoch, "in the weights")
+    return total, correct

@@ -1,0 +1,110 @@
+"""Training on several threads converges, never corrupts weights, and splits mini-batches exactly."""
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import annfast as af
+
+
+@pytest.fixture(scope="module")
+def digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    d = datasets.load_digits()
+    return model_selection.train_test_split(d.data / 16.0, d.target, test_size=0.25, random_state=0,
+                                            stratify=d.target)
+
+
+@pytest.mark.parametrize("hogwild", [False, True], ids=["merged", "hogwild"])
+def test_per_sample_threads_learn_digits_like_one_thread(digits, hogwild):
+    Xtr, Xte, ytr, yte = digits
+    accuracies = {}
+    for threads in (1, 2):
+        net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
+        hist = net.fit(Xtr, ytr, epochs=20, learning_rate=0.01, n_threads=threads, hogwild=hogwild, sync_every=32)
+        assert np.all(np.isfinite(net.parameters))
+        assert hist.history["loss"][-1] < 0.3 * hist.history["loss"][0]
+        accuracies[threads] = np.mean(net.predict(Xte).argmax(1) == yte)
+    assert accuracies[2] >= 0.95
+    assert abs(accuracies[2] - accuracies[1]) < 0.03
+
+
+def test_real_data_pima_diabetes_with_two_threads():
+    here = __file__.replace("test_parallel.py", "data/")
+    def load(name):
+        with open(here + name) as fh:
+            tok = fh.read().split()
+        n, ni, no = map(int, tok[:3])
+        a = np.array(tok[3:], dtype=np.float64).reshape(n, ni + no)
+        return a[:, :ni], a[:, ni:]
+    Xtr, ytr = load("diabetes.train")
+    Xte, yte = load("diabetes.test")
+    net = af.Network(8, [af.Dense(8, "tanh"), af.Dense(2, "softmax")], seed=0)
+    net.fit(Xtr, ytr, epochs=100, learning_rate=0.01, n_threads=2, sync_every=16)
+    assert np.mean(net.predict(Xte).argmax(1) == yte.argmax(1)) >= 0.72
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("batch_size", [8, 33, None])
+def test_split_mini_batches_equal_one_thread(dtype, tol, batch_size, rng):
+    X = rng.normal(size=(200, 6))
+    y = rng.normal(size=(200, 3))
+    results = []
+    for threads in (1, 2, 3):
+        net = af.Network(6, [af.Dense(16, "tanh"), af.Dense(3)], dtype=dtype, seed=4)
+        net.fit(X, y, epochs=3, learning_rate=0.05, batch_size=batch_size, momentum=0.5, seed=1, n_threads=threads)
+        results.append(net.parameters.copy())
+    for other in results[1:]:
+        np.testing.assert_allclose(other, results[0], rtol=0, atol=tol * max(1.0, np.abs(results[0]).max()))
+
+
+def test_every_core_and_bad_thread_counts(rng):
+    X, y = rng.normal(size=(64, 3)), rng.normal(size=64)
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(1)], seed=0)
+    hist = net.fit(X, y, epochs=2, n_threads=-1)
+    assert hist.params["n_threads"] >= 1
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n_threads must be a positive integer or -1"):
+            net.fit(X, y, n_threads=bad)
+    with pytest.raises(ValueError, match="sync_every must be >= 1"):
+        net.fit(X, y, n_threads=2, sync_every=0)
+
+
+@pytest.mark.parametrize("batch_size,hogwild", [(1, False), (1, True), (16, False)])
+def test_divergence_on_threads_keeps_finite_weights(batch_size, hogwild, rng):
+    X = rng.normal(size=(2000, 3)) * 100
+    y = rng.normal(size=(2000, 1)) * 1e4
+    net = af.Network(3, [af.Dense(16, "relu"), af.Dense(1)], seed=0)
+    with pytest.raises(af.DivergenceError, match="lower the learning rate"):
+        net.fit(X, y, epochs=50, learning_rate=10.0, batch_size=batch_size, n_threads=2, hogwild=hogwild)
+    assert np.all(np.isfinite(net.parameters))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+@pytest.mark.parametrize("batch_size,hogwild", [(1, False), (1, True), (64, False)])
+def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
+    X = rng.normal(size=(60_000, 32)).astype(np.float32)
+    y = rng.normal(size=(60_000, 10)).astype(np.float32)
+    net = af.Network(32, [af.Dense(256, "tanh"), af.Dense(256, "tanh"), af.Dense(10)], seed=0)
+    sent = {}
+
+    def fire():
+        sent["t"] = time.perf_counter()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.3, fire)
+    timer.start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=5, learning_rate=1e-3, batch_size=batch_size, n_threads=2, hogwild=hogwild)
+    raised = time.perf_counter()
+    timer.join()
+    assert raised - start < 5.0
+    assert raised - sent["t"] < 0.5
+    assert np.all(np.isfinite(net.parameters))
+    net.fit(X[:500], y[:500], epochs=1, n_threads=2)     # still usable
