@@ -28,7 +28,9 @@ class Progress:
     ----------
     verbose : {1, 2}
         1: a live bar per epoch with rows/s and the metrics at its end; 2: one line per epoch.
-    epochs, n_rows : int
+    epochs : int
+    n_rows : int or None
+        Rows per epoch; None when not known in advance (a stream of chunks).
     stream : file-like, default=sys.stderr
     """
 
@@ -55,6 +57,10 @@ class Progress:
             self._bar = tqdm(total=self.n_rows, unit="rows", unit_scale=True, leave=True, file=self.stream,
                              desc=f"epoch {epoch + 1}/{self.epochs}")
 
+    def offset(self, before: int):
+        """Return an ``update`` for a buffer that starts after ``before`` rows of the epoch."""
+        return lambda done: self.update(before + done)
+
     def update(self, done: int) -> None:
         """Report that ``done`` rows of the current epoch are trained (called between chunks)."""
         if self.verbose != 1:
@@ -66,18 +72,20 @@ class Progress:
         if now - self._last_draw < 0.1 and done < self.n_rows:
             return
         self._last_draw = now
-        frac = done / self.n_rows if self.n_rows else 1.0
-        width = 30
-        fill = int(frac * width)
         rate = done / max(now - self._t0, 1e-9)
-        self.stream.write(f"\repoch {self._epoch + 1}/{self.epochs} [{'=' * fill}{'.' * (width - fill)}] "
-                          f"{done}/{self.n_rows} rows, {_fmt_rate(rate)} rows/s")
+        if self.n_rows:
+            width = 30
+            fill = int(min(1.0, done / self.n_rows) * width)
+            bar = f"[{'=' * fill}{'.' * (width - fill)}] {done}/{self.n_rows}"
+        else:
+            bar = f"{done}"
+        self.stream.write(f"\repoch {self._epoch + 1}/{self.epochs} {bar} rows, {_fmt_rate(rate)} rows/s")
         self.stream.flush()
 
-    def epoch_end(self, logs: dict) -> None:
-        """Finish the report of the epoch with its metrics."""
+    def epoch_end(self, logs: dict, rows: int | None = None) -> None:
+        """Finish the report of the epoch (of ``rows`` rows, default n_rows) with its metrics."""
         seconds = time.perf_counter() - self._t0
-        rate = self.n_rows / max(seconds, 1e-9)
+        rate = (rows or self.n_rows or 0) / max(seconds, 1e-9)
         if self._bar is not None:
             self._bar.set_postfix_str(_fmt_logs(logs), refresh=False)
             self._bar.close()

@@ -120,7 +120,8 @@ def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_inputs} inputs")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)
     return out
 
@@ -151,7 +152,8 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y")
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_outputs} outputs")
     if arr.shape[0] != n_rows:
         raise ValueError(f"X has {n_rows} rows but {name} has {arr.shape[0]}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)
     return out
 
@@ -165,6 +167,7 @@ def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
         arr = arr.reshape(1)
     if arr.ndim != 1 or arr.shape[0] != width:
         raise ValueError(f"{name} must hold one row of {width} values, got shape {np.shape(x)}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)
     return out

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _core, _io, _parallel
+from . import _core, _io, _parallel, _stream
 from . import _validation as v
 from ._progress import Progress
 from .history import History
@@ -341,14 +341,20 @@ class Network:
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
             validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
-            n_threads: int = 1, sync_every: int = 128, hogwild: bool = False) -> History:
+            n_threads: int = 1, sync_every: int = 128, hogwild: bool = False,
+            shuffle_buffer: int | None = None) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
         Parameters
         ----------
-        X : array_like of shape (n_rows, n_inputs)
-        y : array_like of shape (n_rows, n_outputs) or (n_rows,)
-            1-D y is one column for a single output, or integer class labels for several outputs.
+        X : array_like of shape (n_rows, n_inputs), np.memmap, or iterable of (X, y) chunks
+            The inputs. A memory-mapped array (``np.load(path, mmap_mode="r")``, ``np.memmap``) is
+            streamed from its file block by block and never loaded whole. With ``y=None``, X is an
+            iterable of ``(X_chunk, y_chunk)`` pairs, streamed the same way (it must start over on each
+            ``iter()`` to train several epochs).
+        y : array_like of shape (n_rows, n_outputs) or (n_rows,), or None
+            1-D y is one column for a single output, or integer class labels for several outputs. May
+            be memory-mapped too. None when X is an iterable of chunks.
         epochs : int, default=1
             Passes over the data, >= 0.
         learning_rate : float, default=0.01
@@ -393,6 +399,11 @@ class Network:
             Per-sample SGD with ``n_threads > 1``: update the one shared buffer row by row, without
             copies (Hogwild! as published). For dense networks the cores then contend for every cache
             line; bench/ measures it.
+        shuffle_buffer : int or None, default=None
+            For streamed data (memory-mapped arrays, chunk iterables): rows per buffer. Each epoch visits
+            the buffers (blocks of the file, in a fresh random order; or gathered chunks, in their order)
+            and shuffles rows only within a buffer, so memory stays at a few buffers. None: about 64 MB
+            of inputs. In-memory arrays are always shuffled whole.
 
         Returns
         -------
@@ -407,8 +418,9 @@ class Network:
             If the loss or the weights become non-finite; the weights are then those before the bad
             row when finite, else those at the start of the epoch.
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
+        if shuffle_buffer is not None:
+            shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
+        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -425,12 +437,17 @@ class Network:
             Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
             val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val"))
         elif split > 0:
-            n_val = int(round(split * X.shape[0]))
-            if not 1 <= n_val < X.shape[0]:
+            if not isinstance(data, _stream.InMemory):
+                raise ValueError("validation_split needs the data in memory; for streamed data pass "
+                                 "validation_data=(X_val, y_val)")
+            n_val = int(round(split * data.n_rows))
+            if not 1 <= n_val < data.n_rows:
                 raise ValueError(f"validation_split={split} leaves no training or no validation rows "
-                                 f"out of {X.shape[0]}")
-            val = (X[-n_val:], Y[-n_val:])
-            X, Y = X[:-n_val], Y[:-n_val]
+                                 f"out of {data.n_rows}")
+            val = (data.X[-n_val:], data.Y[-n_val:])
+            data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val])
+        if batch_size is None and not isinstance(data, _stream.InMemory):
+            raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
         callbacks = list(callbacks or [])
         if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or not (
                 n_threads == -1 or n_threads >= 1):
@@ -439,15 +456,16 @@ class Network:
         sync_every = v.check_int(sync_every, "sync_every", minimum=1)
         if not isinstance(hogwild, (bool, np.bool_)):
             raise TypeError(f"hogwild must be True or False, got {hogwild!r}")
-        n = X.shape[0]
-        bs = n if batch_size is None else min(v.check_int(batch_size, "batch_size", minimum=1), n)
+        n = data.n_rows
+        bs = n if batch_size is None else v.check_int(batch_size, "batch_size", minimum=1)
+        if n is not None:
+            bs = min(bs, n)
         loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
                             loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n, n_threads=threads,
                             n_validation_rows=0 if val is None else val[0].shape[0]))
         spec = self._spec(loss)
-        fixed = None if shuffle else np.arange(n, dtype=np.int64)
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
         with self._lock:
@@ -469,28 +487,33 @@ class Network:
                 for epoch in range(epochs):
                     for cb in callbacks:
                         cb.on_epoch_begin(epoch, logs)
-                    order = rng.permutation(n) if fixed is None else fixed
                     if progress:
                         progress.epoch_begin(epoch)
-                    if threads > 1 and bs == 1 and hogwild:
-                        total, correct = _parallel.hogwild_epoch(
-                            spec, self._params, self._engine.velocity, self._engine.backup, X, Y, order, threads,
-                            lr, mu, wd, nest, epoch, pool)
-                    elif threads > 1 and bs == 1:
-                        total, correct = _parallel.merged_epoch(
-                            spec, self._params, self._engine.velocity, self._engine.backup, grads, vcopies, X, Y,
-                            order, lr, mu, wd, nest, sync_every, epoch, pool)
-                    elif threads > 1:
-                        total, correct = _parallel.split_batch_epoch(
-                            spec, self._params, self._engine.velocity, self._engine.backup, grads, X, Y, order,
-                            bs, lr, mu, wd, nest, epoch, pool)
-                    else:
-                        total, correct = _core.train_rows(
-                            spec, self._params, self._engine.velocity, self._grad, self._engine.backup, X, Y,
-                            order, lr, mu, wd, nest, bs, epoch, progress.update if progress else None)
-                    logs = {"loss": total / n}
+                    total, correct, rows = 0.0, 0, 0
+                    for Xb, Yb in data.buffers(rng if shuffle else None):
+                        nb = Xb.shape[0]
+                        order = rng.permutation(nb) if shuffle else np.arange(nb, dtype=np.int64)
+                        report = progress.offset(rows) if progress else None
+                        if threads > 1 and bs == 1 and hogwild:
+                            t, c = _parallel.hogwild_epoch(
+                                spec, self._params, self._engine.velocity, self._engine.backup, Xb, Yb, order,
+                                threads, lr, mu, wd, nest, epoch, pool)
+                        elif threads > 1 and bs == 1:
+                            t, c = _parallel.merged_epoch(
+                                spec, self._params, self._engine.velocity, self._engine.backup, grads, vcopies,
+                                Xb, Yb, order, lr, mu, wd, nest, sync_every, epoch, pool)
+                        elif threads > 1:
+                            t, c = _parallel.split_batch_epoch(
+                                spec, self._params, self._engine.velocity, self._engine.backup, grads, Xb, Yb,
+                                order, min(bs, nb), lr, mu, wd, nest, epoch, pool)
+                        else:
+                            t, c = _core.train_rows(
+                                spec, self._params, self._engine.velocity, self._grad, self._engine.backup, Xb,
+                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, report)
+                        total, correct, rows = total + t, correct + c, rows + nb
+                    logs = {"loss": total / rows}
                     if classifier:
-                        logs["accuracy"] = correct / n
+                        logs["accuracy"] = correct / rows
                     if val is not None:
                         vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1])
                         logs["val_loss"] = vloss / val[0].shape[0]
@@ -498,7 +521,7 @@ class Network:
                             logs["val_accuracy"] = vcorrect / val[0].shape[0]
                     hist.record(epoch, **logs)
                     if progress:
-                        progress.epoch_end(logs)
+                        progress.epoch_end(logs, rows)
                     for cb in callbacks:
                         cb.on_epoch_end(epoch, logs)
                     if self.stop_training:
@@ -514,14 +537,15 @@ class Network:
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
                     shuffle: bool = False, loss: str | None = None, momentum: float = 0.0,
-                    nesterov: bool = False, weight_decay: float = 0.0) -> float:
-        """One pass over the given rows (in the given order unless ``shuffle``); returns the mean loss.
+                    nesterov: bool = False, weight_decay: float = 0.0, n_threads: int = 1) -> float:
+        """Make one pass over the given rows (in their order unless ``shuffle``); return the mean loss.
 
-        The parameters mean the same as in ``fit``; use it to train on data that arrives in pieces.
+        The parameters mean the same as in ``fit``; X may also be memory-mapped, or an iterable of
+        (X, y) chunks with ``y=None``. Use it to train on data that arrives in pieces.
         """
         hist = self.fit(X, y, epochs=1, learning_rate=learning_rate, batch_size=batch_size,
                         shuffle=shuffle, loss=loss, momentum=momentum, nesterov=nesterov,
-                        weight_decay=weight_decay)
+                        weight_decay=weight_decay, n_threads=n_threads)
         return hist.history["loss"][0]
 
     def train_step(self, x, y, learning_rate: float = 0.01, momentum: float = 0.0,
