@@ -341,7 +341,7 @@ class Network:
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
             validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
-            n_threads: int = 1, sync_every: int = 128, hogwild: bool = False,
+            n_threads: int = 1, sync_every: int = 256, hogwild: bool = False,
             shuffle_buffer: int | None = None) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
@@ -393,7 +393,7 @@ class Network:
             ``sync_every`` rows (lock-free SGD with a bounded delay): faster, converges like serial SGD,
             but not bitwise reproducible. With mini-batches each batch's gradient is summed by the
             threads and applied once: the same result as one thread up to rounding.
-        sync_every : int, default=128
+        sync_every : int, default=256
             Rows each thread trains between merges (per-sample SGD with ``n_threads > 1``).
         hogwild : bool, default=False
             Per-sample SGD with ``n_threads > 1``: update the one shared buffer row by row, without
