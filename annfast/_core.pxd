@@ -3,6 +3,7 @@ from libc.stdint cimport int32_t, int64_t
 
 cdef extern from "annfast.h" nogil:
     enum: AF_MAX_LAYERS
+    enum: AF_BLOCK_ROWS
 
     cpdef enum af_activation:
         AF_ACT_LINEAR
@@ -56,6 +57,7 @@ cdef extern from "annfast.h" nogil:
     int64_t af_weight_offset(const af_net *net, int64_t k)
     int64_t af_bias_offset(const af_net *net, int64_t k)
     int64_t af_workspace_len(const af_net *net)
+    int64_t af_row_workspace_len(const af_net *net)
     int32_t af_isa_best()
     int32_t af_isa_supported(int32_t isa)
     const char *af_status_name(int32_t status)

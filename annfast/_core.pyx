@@ -20,7 +20,7 @@ ctypedef fused real:
 cdef int64_t CHUNK_MACS = 8_000_000
 # Workspaces up to this many doubles live on the C stack (no allocation for small networks).
 cdef enum:
-    STACK_WORK = 2048
+    STACK_WORK = 8192
 
 
 class DivergenceError(FloatingPointError):
@@ -44,6 +44,7 @@ cdef class Spec:
     cdef af_net net
     cdef readonly int64_t n_params
     cdef readonly int64_t workspace_len
+    cdef readonly int64_t row_workspace_len
     cdef readonly int64_t n_inputs
     cdef readonly int64_t n_outputs
     cdef readonly int64_t n_layers
@@ -68,6 +69,7 @@ cdef class Spec:
             raise ValueError("inconsistent network description (sizes, activations, loss or kernel)")
         self.n_params = af_n_params(&self.net)
         self.workspace_len = af_workspace_len(&self.net)
+        self.row_workspace_len = af_row_workspace_len(&self.net)
         self.n_inputs = n_inputs
         self.n_outputs = n_in
         self.n_layers = self.net.n_layers
@@ -493,7 +495,7 @@ cdef class Engine:
         cdef float[::1] o32
         cdef double[::1] o64
         check_len(self.n_params, spec.n_params, "params")
-        if spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+        if spec.row_workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
             return None
         if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
             return None
@@ -522,13 +524,14 @@ cdef class Engine:
         cdef float[:, ::1] o32
         cdef double[:, ::1] o64
         check_len(self.n_params, spec.n_params, "params")
-        if spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+        if spec.row_workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
             return None
         rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, 2)
         if rows < 0:
             return None
         try:
-            if rows > spec.chunk_rows:
+            if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and
+                                          spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work)):
                 return None
             out = np.empty((rows, spec.n_outputs), dtype=self.params.dtype)
             if self.f32:
@@ -581,13 +584,13 @@ cdef class Engine:
             sgd.weight_decay = weight_decay
             sgd.nesterov = nesterov
             sgd.batch_size = 1
-            if spec.workspace_len * (4 if self.f32 else 8) <= sizeof(stack_work):
+            if spec.row_workspace_len * (4 if self.f32 else 8) <= sizeof(stack_work):
                 w = <void *>stack_work
             elif self.f32:
-                heap32 = np.empty(spec.workspace_len, dtype=np.float32)
+                heap32 = np.empty(spec.row_workspace_len, dtype=np.float32)
                 w = <void *>&heap32[0]
             else:
-                heap64 = np.empty(spec.workspace_len, dtype=np.float64)
+                heap64 = np.empty(spec.row_workspace_len, dtype=np.float64)
                 w = <void *>&heap64[0]
             if self.f32:
                 with nogil:

@@ -29,7 +29,6 @@
 #endif
 
 #define AF_WS_ALIGN 16
-#define AF_BLOCK_ROWS 4
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
 

@@ -57,6 +57,12 @@ int64_t af_workspace_len(const af_net *net)
     return AF_BLOCK_ROWS * af_ws_offsets(net, act_off, &zout, &d0, &d1);
 }
 
+int64_t af_row_workspace_len(const af_net *net)
+{
+    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
+    return af_ws_offsets(net, act_off, &zout, &d0, &d1);
+}
+
 int32_t af_isa_supported(int32_t isa)
 {
     if (isa == AF_ISA_BASE) return 1;

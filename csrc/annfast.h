@@ -118,6 +118,13 @@ int64_t af_bias_offset(const af_net *net, int64_t k);
  * of rows). */
 int64_t af_workspace_len(const af_net *net);
 
+/* Rows that the mini-batch, predict and loss kernels compute at once (each weight loaded once for them). */
+#define AF_BLOCK_ROWS 4
+
+/* The smaller scratch that suffices for calls that work one row at a time: af_train_rows with
+ * batch_size 1, and af_predict_rows / af_loss_rows on fewer than AF_BLOCK_ROWS rows. */
+int64_t af_row_workspace_len(const af_net *net);
+
 /* The variant this CPU can run best, and whether it can run a given one (1) or not (0). */
 int32_t af_isa_best(void);
 int32_t af_isa_supported(int32_t isa);
