@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import QUICK
 
 import annfast as af
 
@@ -109,6 +110,8 @@ def test_training_releases_the_gil(rng):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs two usable cores")
+@pytest.mark.skipif(QUICK, reason="measures CPU time against wall time, which other load on a shared CI machine "
+                                  "skews; test_training_releases_the_gil checks the mechanism in quick mode")
 def test_two_networks_train_in_parallel(rng):
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > 1.5:
         pytest.skip("other processes keep the cores busy: parallel CPU time cannot be observed")

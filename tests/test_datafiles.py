@@ -14,7 +14,8 @@ def write(tmp_path, name, content):
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
-        path.write_text(content, encoding="utf-8", newline="")
+        with open(path, "w", encoding="utf-8", newline="") as fh:   # Path.write_text has newline= from 3.10
+            fh.write(content)
     return path
 
 
