@@ -56,3 +56,21 @@ def test_sigint_during_long_predict(rng):
     raised = time.perf_counter()
     timer.join()
     assert raised - sent["t"] < 0.2
+
+
+def test_history_keeps_every_whole_epoch_before_the_interrupt(rng):
+    X = rng.normal(size=(20_000, 32)).astype(np.float32)
+    y = rng.normal(size=(20_000, 4)).astype(np.float32)
+    net = af.Network(32, [af.Dense(64, "tanh"), af.Dense(4)], seed=0)
+    net.fit(X, y, epochs=1)
+    t0 = time.perf_counter()
+    net.fit(X, y, epochs=1)
+    per_epoch = time.perf_counter() - t0
+    timer, sent = interrupt_after(2.5 * per_epoch)        # in the middle of the third epoch
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=1000)
+    timer.join()
+    done = len(net.history)
+    assert done >= 1 and done == len(net.history.history["loss"]) == len(net.history.epoch)
+    assert all(np.isfinite(v) for v in net.history.history["loss"])
+    assert net.history.epoch == list(range(done))
