@@ -10,16 +10,28 @@ anything, and that never executes code:
       16 + H   P bytes   the flat parameters, little-endian float32 or float64 (P = n_params * itemsize)
 
 The file must end exactly after the parameters; the CRC-32 of the parameter bytes is in the header.
-Saving writes a temporary file next to the target and renames it over the target only when complete,
-so an interrupted save never destroys the previous file and leaves no temporary file behind.
+The header holds exactly the fields ``format`` ("annfast-model"), ``annfast_version``, ``n_inputs``,
+``layers`` (objects with ``units``, ``activation``, ``negative_slope``), ``dtype``, ``loss``, ``seed``,
+``n_params``, ``params_crc32`` and ``training`` (the scalar settings of the latest ``fit``, or null).
+
+Reading is strict and bounded: every field must be present, of its type and in range, and describe a
+network that ``Network`` accepts; duplicated keys, NaN/Infinity literals, unknown fields, integers of
+more than MAX_INT_DIGITS digits and networks of more than MAX_PARAMS parameters are refused. Nothing
+is allocated in proportion to a declared size before that size has been checked against the file's
+real size. Saving runs the same checks first (it never writes a file that reading would refuse), then
+writes a temporary file next to the target, flushes it to disk and renames it over the target only when
+complete, so an interrupted or failed save never destroys the previous file and leaves no temporary
+file behind. A symbolic link at the target is replaced by the new file, not written through.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import secrets
+import stat
 import struct
-import tempfile
 import zlib
 
 import numpy as np
@@ -27,16 +39,55 @@ import numpy as np
 MAGIC = b"ANNFAST\x00"
 FORMAT_VERSION = 1
 MAX_HEADER = 1 << 20
+MAX_LAYERS = 32               # AF_MAX_LAYERS of csrc/annfast.h
+MAX_PARAMS = 1 << 28          # 1 GiB of float32 or 2 GiB of float64 parameters
+MAX_INT_DIGITS = 1000         # longer JSON integers are refused before conversion (quadratic in CPython)
 _PREFIX = struct.Struct("<8sII")
+_CHUNK = 1 << 24              # parameters are read and checksummed 16 MiB at a time
+_HEADER_KEYS = frozenset({"format", "annfast_version", "n_inputs", "layers", "dtype", "loss", "seed", "n_params",
+                          "params_crc32", "training"})
+_LAYER_KEYS = frozenset({"units", "activation", "negative_slope"})
+_FINFO_MAX = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max)}
+# what a file that is not a model file most likely is, by its first bytes (for the error message)
+_LOOKS_LIKE = [
+    (b"\x93NUMPY", "a NumPy .npy file"),
+    (b"PK\x03\x04", "a zip archive, such as a NumPy .npz file"),
+    (b"PK\x05\x06", "an empty zip archive, such as a NumPy .npz file"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"FANN_", "a FANN network file"),
+]
 
 
 class ModelFileError(ValueError):
     """A model file is unreadable, damaged, from a newer annfast, or not a model file at all."""
 
 
+class _HeaderError(ValueError):
+    """Raised by the JSON hooks; turned into a ModelFileError naming the file."""
+
+
+# ---- saving ----------------------------------------------------------------------------------------
+
 def save(net, path) -> None:
-    """Write ``net`` to ``path`` atomically (see the module docstring for the format)."""
+    """Write ``net`` to ``path`` atomically (see the module docstring for the format).
+
+    Parameters
+    ----------
+    net : Network
+    path : str or os.PathLike
+
+    Raises
+    ------
+    ModelFileError
+        If the network cannot be stored in a file that ``read`` accepts (e.g. more than MAX_PARAMS
+        parameters); nothing is written then.
+    OSError
+        If the file cannot be written (missing directory, permissions, disk full, ...); a file that
+        was at ``path`` before is then unchanged, and no temporary file is left behind.
+    """
     path = os.fspath(path)
+    where = f"cannot save to {path}"
     params = np.ascontiguousarray(net.parameters, dtype=net.dtype.newbyteorder("<"))
     blob = params.tobytes()
     header = {
@@ -52,124 +103,352 @@ def save(net, path) -> None:
         "params_crc32": zlib.crc32(blob),
         "training": dict(net.history.params) if net.history is not None else None,
     }
-    head = json.dumps(header, sort_keys=True, default=_json_default).encode("utf-8")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        head = json.dumps(header, sort_keys=True, allow_nan=False, default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where}: {exc}") from None
+    if len(head) > MAX_HEADER:
+        raise ModelFileError(f"{where}: the header would have {len(head)} bytes, more than {MAX_HEADER}")
+    # never write a file that read() would refuse: check exactly what will be on disk
+    _check_header(_parse_header(head, where), where)
+    if not np.isfinite(params).all():
+        raise ModelFileError(f"{where}: the parameters hold non-finite values")
+
+    target = os.path.abspath(path)
+    directory, base = os.path.split(target)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot save the model: the directory {directory!r} does not exist",
+                                path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "cannot save the model: the path is a directory", path)
+    try:
+        # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = None
+    tmp = None
+    try:
+        fd, tmp = _create_temp(directory, base)
+        try:
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            fh = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with fh:
             fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)))
             fh.write(head)
             fh.write(blob)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise
+    _fsync_directory(directory)
 
+
+def _create_temp(directory: str, base: str) -> tuple[int, str]:
+    """Create a new empty temporary file next to the target; return its descriptor and path.
+
+    Unlike ``tempfile.mkstemp`` (mode 0600), the file is created with mode 0666 less the umask, as a
+    plain ``open(path, "wb")`` would create the target.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        # "." hides it; the name matches the *.annf.tmp* pattern of .gitignore for ".annf" models
+        tmp = os.path.join(directory, f".{base[:200]}.tmp{secrets.token_hex(4)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "cannot create a temporary file next to the model", directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable (POSIX); best effort, since the new file is already complete."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- reading ---------------------------------------------------------------------------------------
 
 def read(path) -> tuple[dict, np.ndarray]:
     """Read and check a model file; return its header and its parameters.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    header : dict
+        The checked header (see the module docstring).
+    params : ndarray of shape (n_params,)
+        The flat parameters, finite, in the header's dtype (native byte order).
 
     Raises
     ------
     ModelFileError
         With what is wrong, for anything that is not a complete, intact model file of a known version.
     OSError
-        If the file cannot be opened or read.
+        If the file cannot be opened or read (missing, a directory, no permission, ...).
     """
     path = os.fspath(path)
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        prefix = fh.read(_PREFIX.size)
-        if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
-            if len(prefix) == 0:
-                raise ModelFileError(f"{path}: the file is empty, not an annfast model")
-            raise ModelFileError(f"{path}: not an annfast model file (wrong magic bytes)")
-        _, version, head_len = _PREFIX.unpack(prefix)
-        if version > FORMAT_VERSION:
-            raise ModelFileError(f"{path}: model format version {version} is newer than this annfast "
-                                 f"({_version()}) reads (up to {FORMAT_VERSION}); upgrade annfast")
-        if version < 1:
-            raise ModelFileError(f"{path}: invalid model format version {version}")
-        if head_len > MAX_HEADER or _PREFIX.size + head_len > size:
-            raise ModelFileError(f"{path}: header length {head_len} does not fit the file ({size} bytes)")
-        try:
-            header = json.loads(fh.read(head_len).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFileError(f"{path}: damaged header ({exc})") from None
-        _check_header(header, path)
-        itemsize = np.dtype(header["dtype"]).itemsize
-        expected = _PREFIX.size + head_len + header["n_params"] * itemsize
-        if size != expected:
-            raise ModelFileError(f"{path}: the file has {size} bytes but its header describes {expected} "
-                                 "(truncated or damaged)")
-        blob = fh.read(header["n_params"] * itemsize)
-    if len(blob) != header["n_params"] * itemsize:
-        raise ModelFileError(f"{path}: truncated while reading")
-    if zlib.crc32(blob) != header["params_crc32"]:
-        raise ModelFileError(f"{path}: the parameters are damaged (CRC-32 mismatch)")
-    params = np.frombuffer(blob, dtype=np.dtype(header["dtype"]).newbyteorder("<")).astype(header["dtype"])
-    if not np.isfinite(params).all():
-        raise ModelFileError(f"{path}: the parameters hold non-finite values")
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblock)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not an annfast model file", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{path}: not a regular file, so not an annfast model file")
+        if nonblock:
+            os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        return _read_open(fh, st.st_size, path)
+
+
+def _read_open(fh, size: int, path: str) -> tuple[dict, np.ndarray]:
+    prefix = fh.read(_PREFIX.size)
+    if not prefix:
+        raise ModelFileError(f"{path}: the file is empty, not an annfast model")
+    if not prefix.startswith(MAGIC):
+        if MAGIC.startswith(prefix):
+            raise ModelFileError(f"{path}: truncated: the file ends after {len(prefix)} bytes")
+        raise ModelFileError(f"{path}: not an annfast model file (wrong magic bytes{_looks_like(prefix)})")
+    if len(prefix) < _PREFIX.size:
+        raise ModelFileError(f"{path}: truncated: the file ends after {len(prefix)} bytes, inside its "
+                             f"{_PREFIX.size}-byte prefix")
+    _, version, head_len = _PREFIX.unpack(prefix)
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model format version {version} is newer than this annfast "
+                             f"({_version()}) reads (up to {FORMAT_VERSION}); upgrade annfast")
+    if version < 1:
+        raise ModelFileError(f"{path}: invalid model format version {version}")
+    if head_len > MAX_HEADER:
+        raise ModelFileError(f"{path}: header length {head_len} exceeds the limit of {MAX_HEADER} bytes "
+                             "(damaged or not an annfast model)")
+    if _PREFIX.size + head_len > size:
+        raise ModelFileError(f"{path}: header length {head_len} does not fit the file ({size} bytes): "
+                             "truncated or damaged")
+    raw = fh.read(head_len)
+    if len(raw) != head_len:
+        raise ModelFileError(f"{path}: truncated while reading the header")
+    header = _parse_header(raw, path)
+    _check_header(header, path)
+    n_params, dtype = header["n_params"], np.dtype(header["dtype"])
+    expected = _PREFIX.size + head_len + n_params * dtype.itemsize
+    if size != expected:
+        raise ModelFileError(f"{path}: the file has {size} bytes but its header describes {expected} "
+                             f"({'truncated' if size < expected else 'trailing data'} or damaged)")
+    params = _read_params(fh, n_params, dtype, header["params_crc32"], path)
     return header, params
 
 
-def _check_header(h, path) -> None:
-    """Strict schema check: every field present, of the right type and in range."""
+def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, path: str) -> np.ndarray:
+    """Read n_params little-endian values in chunks, checking the CRC-32 and finiteness."""
+    nbytes = n_params * dtype.itemsize
+    try:
+        raw = np.empty(nbytes, dtype=np.uint8)
+    except MemoryError:
+        raise ModelFileError(f"{path}: not enough memory for its {n_params} parameters ({nbytes} bytes)") from None
+    view = memoryview(raw)
+    crc, pos = 0, 0
+    while pos < nbytes:
+        got = fh.readinto(view[pos:pos + _CHUNK])
+        if not got:
+            raise ModelFileError(f"{path}: truncated while reading the parameters")
+        crc = zlib.crc32(view[pos:pos + got], crc)
+        pos += got
+    if fh.read(1):
+        raise ModelFileError(f"{path}: the file grew while it was read")
+    if crc != crc32:
+        raise ModelFileError(f"{path}: the parameters are damaged (CRC-32 mismatch)")
+    params = raw.view(dtype.newbyteorder("<"))
+    if not params.dtype.isnative:
+        params = params.astype(dtype)
+    bad = ~np.isfinite(params)
+    if bad.any():
+        raise ModelFileError(f"{path}: the parameters hold non-finite values (first at index "
+                             f"{int(np.flatnonzero(bad)[0])})")
+    return params
+
+
+def _looks_like(prefix: bytes) -> str:
+    for magic, what in _LOOKS_LIKE:
+        if prefix.startswith(magic):
+            return f"; it looks like {what}"
+    if prefix[:1] == b"\x80" and prefix[1:2] and prefix[1] <= 5:
+        return "; it looks like a Python pickle, which annfast never loads"
+    if prefix.lstrip()[:1] in (b"{", b"["):
+        return "; it looks like JSON text"
+    return ""
+
+
+def _parse_header(raw: bytes, where: str):
+    """Decode the header bytes as strict JSON (no duplicated keys, no NaN/Infinity, bounded integers)."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                          parse_int=_bounded_int, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{where}: damaged header (not UTF-8: {exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{where}: damaged header (not valid JSON: {exc})") from None
+    except _HeaderError as exc:
+        raise ModelFileError(f"{where}: invalid header: {exc}") from None
+    except RecursionError:
+        raise ModelFileError(f"{where}: invalid header: JSON nested too deeply") from None
+    except ValueError as exc:       # anything else the decoder refuses
+        raise ModelFileError(f"{where}: damaged header ({_short(str(exc), 200)})") from None
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _HeaderError(f"duplicated key {_short(key)}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name):
+    raise _HeaderError(f"{name} is not a valid JSON value")
+
+
+def _bounded_int(text):
+    if len(text) > MAX_INT_DIGITS:
+        raise _HeaderError(f"an integer with {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise _HeaderError(f"the number {_short(text)} is out of range")
+    return value
+
+
+def _check_header(h, where) -> None:
+    """Strict schema check: exactly the known fields, each of the right type and in range.
+
+    Everything ``Network`` would refuse is refused here, so that loading a file that passes cannot
+    raise anything but a ModelFileError.
+    """
     from ._validation import ACTIVATIONS, LOSSES
 
     def bad(what):
-        raise ModelFileError(f"{path}: invalid header: {what}")
+        raise ModelFileError(f"{where}: invalid header: {what}")
 
-    if not isinstance(h, dict) or h.get("format") != "annfast-model":
-        bad("not an annfast model header")
-    n_in = h.get("n_inputs")
-    if not _is_int(n_in) or not 1 <= n_in <= 1 << 31:
-        bad(f"n_inputs {n_in!r}")
-    layers = h.get("layers")
-    if not isinstance(layers, list) or not 1 <= len(layers) <= 32:
-        bad("layers must be a list of 1 to 32 layers")
+    if not isinstance(h, dict):
+        bad(f"a JSON {_json_type(h)} instead of an object")
+    if h.get("format") != "annfast-model":
+        bad(f"not an annfast model header (format {_short(h.get('format'))})")
+    missing, unknown = _HEADER_KEYS - h.keys(), h.keys() - _HEADER_KEYS
+    if missing:
+        bad(f"missing fields {sorted(missing)}")
+    if unknown:
+        bad(f"unknown fields {_short(sorted(unknown))}")
+    if not isinstance(h["annfast_version"], str) or len(h["annfast_version"]) > 100:
+        bad(f"annfast_version {_short(h['annfast_version'])}")
+    dtype = h["dtype"]
+    if not isinstance(dtype, str) or dtype not in _FINFO_MAX:
+        bad(f"dtype {_short(dtype)}; expected 'float32' or 'float64'")
+    n_in = h["n_inputs"]
+    if not _is_int(n_in) or not 1 <= n_in <= MAX_PARAMS:
+        bad(f"n_inputs {_short(n_in)}; expected an integer in [1, {MAX_PARAMS}]")
+    layers = h["layers"]
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        bad(f"layers must be a list of 1 to {MAX_LAYERS} layers, got {_short(layers)}")
     n_params, width = 0, n_in
     for k, layer in enumerate(layers):
         if not isinstance(layer, dict):
-            bad(f"layers[{k}] is not an object")
-        units, act, slope = layer.get("units"), layer.get("activation"), layer.get("negative_slope")
-        if not _is_int(units) or not 1 <= units <= 1 << 31:
-            bad(f"layers[{k}].units {units!r}")
-        if act not in ACTIVATIONS:
-            bad(f"layers[{k}].activation {act!r}")
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope) or slope < 0:
-            bad(f"layers[{k}].negative_slope {slope!r}")
+            bad(f"layers[{k}] is a JSON {_json_type(layer)}, not an object")
+        if layer.keys() != _LAYER_KEYS:
+            bad(f"layers[{k}] has fields {_short(sorted(layer))}; expected {sorted(_LAYER_KEYS)}")
+        units, act, slope = layer["units"], layer["activation"], layer["negative_slope"]
+        if not _is_int(units) or not 1 <= units <= MAX_PARAMS:
+            bad(f"layers[{k}].units {_short(units)}; expected an integer in [1, {MAX_PARAMS}]")
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            bad(f"layers[{k}].activation {_short(act)}")
+        if act == "softmax" and k != len(layers) - 1:
+            bad(f"layers[{k}]: softmax is only allowed in the output layer")
+        if act == "softmax" and units < 2:
+            bad(f"layers[{k}]: a softmax output layer needs at least 2 units")
+        if (isinstance(slope, bool) or not isinstance(slope, (int, float))
+                or not 0 <= slope <= _FINFO_MAX[dtype]):
+            bad(f"layers[{k}].negative_slope {_short(slope)}; expected a number >= 0, finite in {dtype}")
         n_params += (width + 1) * units
+        if n_params > MAX_PARAMS:
+            bad(f"the layers have more than {MAX_PARAMS} parameters (at layers[{k}]), the limit of this format")
         width = units
-    if h.get("dtype") not in ("float32", "float64"):
-        bad(f"dtype {h.get('dtype')!r}")
-    if h.get("loss") not in LOSSES:
-        bad(f"loss {h.get('loss')!r}")
-    seed = h.get("seed")
+    loss = h["loss"]
+    if not isinstance(loss, str) or loss not in LOSSES:
+        bad(f"loss {_short(loss)}")
+    if loss == "cross_entropy" and layers[-1]["activation"] not in ("softmax", "sigmoid"):
+        bad(f"cross_entropy loss needs a softmax or sigmoid output layer, not {layers[-1]['activation']!r}")
+    seed = h["seed"]
     if seed is not None and (not _is_int(seed) or seed < 0):
-        bad(f"seed {seed!r}")
-    if h.get("n_params") != n_params:
-        bad(f"n_params {h.get('n_params')!r} does not match the layers ({n_params})")
-    if not _is_int(h.get("params_crc32")):
-        bad("params_crc32 missing")
-    if h.get("training") is not None and not isinstance(h["training"], dict):
-        bad("training must be an object")
+        bad(f"seed {_short(seed)}; expected null or an integer >= 0")
+    if not _is_int(h["n_params"]) or h["n_params"] != n_params:
+        bad(f"n_params {_short(h['n_params'])} does not match the layers ({n_params})")
+    if not _is_int(h["params_crc32"]) or not 0 <= h["params_crc32"] < 1 << 32:
+        bad(f"params_crc32 {_short(h['params_crc32'])}; expected an unsigned 32-bit integer")
+    training = h["training"]
+    if training is not None:
+        if not isinstance(training, dict):
+            bad(f"training must be an object or null, got a JSON {_json_type(training)}")
+        for key, value in training.items():
+            if value is not None and not isinstance(value, (str, int, float)):
+                bad(f"training[{_short(key)}] is a JSON {_json_type(value)}; expected a number, string, "
+                    "boolean or null")
 
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _json_type(x) -> str:
+    for kind, name in ((dict, "object"), (list, "array"), (str, "string"), (bool, "boolean"),
+                       (int, "number"), (float, "number")):
+        if isinstance(x, kind):
+            return name
+    return "null" if x is None else type(x).__name__
+
+
+def _short(x, limit: int = 60) -> str:
+    """repr(x), cut to ``limit`` characters: messages quote what a hostile file holds."""
+    text = repr(x)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)       # a non-finite value is then refused by json.dumps(allow_nan=False)
     raise TypeError(f"cannot store {type(obj).__name__} in a model header")
 
 

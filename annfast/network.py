@@ -142,6 +142,9 @@ class Network:
         self.layers = layers
         self.n_outputs = layers[-1].units
         self.dtype = v.check_dtype(dtype)
+        for k, layer in enumerate(layers):
+            if layer.negative_slope > float(np.finfo(self.dtype).max):
+                raise ValueError(f"layers[{k}]: negative_slope {layer.negative_slope} does not fit in {self.dtype}")
         if seed is not None:
             seed = v.check_int(seed, "seed", minimum=0)
         self.seed = seed
@@ -225,12 +228,20 @@ class Network:
         """Save the network to a model file, atomically.
 
         The file holds the architecture, dtype, loss, seed, the settings of the latest ``fit`` and
-        the flat parameters (see ``annfast._io``); ``annfast.load`` reads it back. A save that is
-        interrupted never destroys an existing file at ``path``.
+        the flat parameters (see ``annfast._io``); ``annfast.load`` reads it back. The file is written
+        under a temporary name and renamed over ``path``, so a save that is interrupted never destroys
+        an existing file there (a symbolic link at ``path`` is replaced, not written through).
 
         Parameters
         ----------
         path : str or os.PathLike
+
+        Raises
+        ------
+        annfast.ModelFileError
+            If the network's settings cannot be stored (they would not load back).
+        OSError
+            If the directory does not exist or cannot be written.
         """
         with self._lock:
             _io.save(self, path)
@@ -247,6 +258,7 @@ class Network:
                 "velocity": self._engine.velocity.copy(),
                 "rng": self._rng.bit_generator.state,
                 "history": self.history,
+                "kernel": self._kernel,
             }
 
     def __setstate__(self, state: dict) -> None:
@@ -257,6 +269,9 @@ class Network:
             self._engine.ensure_velocity()[...] = state["velocity"]
         self._rng.bit_generator.state = state["rng"]
         self.history = state["history"]
+        kernel = state.get("kernel")
+        if kernel in v.KERNELS and _core.isa_supported(v.KERNELS[kernel]):   # else: this machine's default
+            self.kernel = kernel
 
     # ---- weights ----------------------------------------------------------------------------
 
@@ -669,13 +684,16 @@ def load(path) -> Network:
     Returns
     -------
     Network
-        With the saved architecture, dtype, loss, seed and weights. (Its random stream restarts from the
-        seed; the momentum velocity is not saved.)
+        With the saved architecture, dtype, loss, seed and weights. Its random stream is that of
+        ``Network(..., seed=seed)`` after weight initialisation (seed None draws fresh entropy); the
+        momentum velocity, the history and the kernel variant are not saved (pickle keeps them).
 
     Raises
     ------
     annfast.ModelFileError
         If the file is not a complete, intact annfast model of a format this version reads.
+    OSError
+        If the file cannot be opened or read (missing, a directory, no permission).
     """
     header, params = _io.read(path)
     layers = [Dense(layer["units"], layer["activation"], layer["negative_slope"]) for layer in header["layers"]]
