@@ -231,7 +231,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
         # whole batches per chunk (chunks end on batch boundaries), at most about four chunks' work
         chunk = max(chunk - chunk % bs, bs)
     else:
-        chunk -= chunk % 4       # gradient sums of a large batch go in blocks of four rows
+        chunk = max(4, chunk - chunk % 4)   # gradient sums of a large batch go in blocks of four rows
     while pos < n:
         if bs <= chunk:
             end = min(pos + chunk, n)

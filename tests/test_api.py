@@ -218,3 +218,13 @@ def test_repr():
     assert repr(af.Dense(3, "leaky_relu", negative_slope=0.2)) == expected
     assert "Network(4, [Dense(8" in repr(small_net())
     assert af.__version__
+
+
+def test_large_batches_of_a_large_network_train_in_blocks(rng):
+    # a network so large that a chunk holds fewer than four rows, with batches larger than four chunks
+    net = af.Network(700, [af.Dense(1000, "tanh"), af.Dense(2)], seed=0)
+    assert net.n_params > 700_000
+    X, y = rng.normal(size=(40, 700)), rng.normal(size=(40, 2))
+    before = net.parameters.copy()
+    hist = net.fit(X, y, epochs=1, batch_size=20, learning_rate=1e-3)
+    assert np.isfinite(hist.history["loss"][0]) and not np.array_equal(before, net.parameters)
