@@ -341,6 +341,88 @@ def train_shard(Spec spec, real[::1] params, real[::1] velocity, const real[:, :
     return rep.loss_sum, rep.n_correct, pos, -1
 
 
+def train_merged(Spec spec, real[::1] shared, real[::1] copy, real[::1] start, real[::1] velocity,
+                 real[::1] grad, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
+                 int64_t sync_every, double learning_rate, double momentum=0.0, double weight_decay=0.0,
+                 bint nesterov=False, int64_t batch_size=1, object lock=None, object stop=None):
+    """One thread's part of a merged multi-threaded epoch: SGD over ``X[order[i]]`` (per sample, or in
+    mini-batches of ``batch_size`` with the thread's own ``grad`` buffer) on a private ``copy`` of the
+    weights, merging its change into ``shared`` every ``sync_every`` rows (rounded up to whole batches).
+
+    copy and start must equal shared on entry (the caller copies); velocity (momentum > 0) is the
+    thread's own. Each merge (under ``lock``, which serializes the threads' merges) adds copy - start to
+    shared and restarts copy and start from shared: every update lands, and a thread sees the others'
+    updates at most ``sync_every`` rows late. No barrier: threads never wait for each other except to
+    merge. Stops early between blocks if ``stop.is_set()``; on a non-finite loss sets ``stop`` and
+    returns without merging that block.
+
+    Returns (summed loss, rows classified right, rows done, position of a row with a non-finite loss or -1).
+    """
+    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, block
+    cdef af_report rep
+    cdef af_status st = AF_OK
+    cdef af_sgd sgd
+    cdef real *vel = NULL
+    cdef real *g = NULL
+    memset(&rep, 0, sizeof(af_report))
+    check_len(shared.shape[0], n_params, "shared")
+    check_len(copy.shape[0], n_params, "copy")
+    check_len(start.shape[0], n_params, "start")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    check_order(order, X.shape[0])
+    if sync_every < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+        raise ValueError("sync_every >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are "
+                         "required")
+    if momentum > 0:
+        check_len(velocity.shape[0], n_params, "velocity")
+        vel = &velocity[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = batch_size
+    if batch_size < 1:
+        raise ValueError("batch_size >= 1 is required")
+    if batch_size > 1:
+        check_len(grad.shape[0], n_params, "grad")
+        g = &grad[0]
+    if n == 0:
+        return 0.0, 0, 0, -1
+    block = (sync_every + batch_size - 1) // batch_size * batch_size
+    work_arr = np.empty(spec.workspace_len + 32, dtype=np.float32 if real is float else np.float64)
+    cdef real[::1] work = work_arr[16:]
+    while pos < n:
+        end = min(pos + block, n)
+        with nogil:
+            if real is float:
+                st = af_train_rows_f32(&spec.net, &sgd, &copy[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
+                                       &order[0], pos, end, &rep)
+            else:
+                st = af_train_rows_f64(&spec.net, &sgd, &copy[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
+                                       &order[0], pos, end, &rep)
+        if st == AF_ERR_NONFINITE:
+            if stop is not None:
+                stop.set()
+            return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
+        elif st != AF_OK:
+            raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+        if lock is not None:
+            lock.acquire()
+        try:
+            with nogil:
+                if real is float:
+                    af_merge_delta_f32(n_params, &shared[0], &copy[0], &start[0])
+                else:
+                    af_merge_delta_f64(n_params, &shared[0], &copy[0], &start[0])
+        finally:
+            if lock is not None:
+                lock.release()
+        pos = end
+        if stop is not None and stop.is_set():
+            break
+    return rep.loss_sum, rep.n_correct, pos, -1
+
+
 def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
                    const int64_t[::1] order, int64_t begin, int64_t end, real[::1] grad, object stop=None):
     """Add the gradient of the summed loss of rows ``X[order[begin:end]]`` to grad (n_params).
@@ -381,6 +463,31 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
         if stop is not None and stop.is_set():
             break
     return rep.loss_sum, rep.n_correct, -1
+
+
+def merge_copies(real[::1] params, list copies):
+    """params += sum over copies of (copy - params); then every copy restarts from params.
+
+    Each copy is a real[n_params] array of params' dtype (the private weights of one thread).
+    """
+    cdef Py_ssize_t k = len(copies), t, n = params.shape[0]
+    cdef real[::1] c
+    cdef real *ptrs[64]
+    if k > 64:
+        raise ValueError(f"at most 64 copies, got {k}")
+    views = []
+    for t in range(k):
+        c = copies[t]
+        check_len(c.shape[0], n, f"copies[{t}]")
+        views.append(c)          # keeps each buffer exported while its pointer is in use
+        ptrs[t] = &c[0]
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        if real is float:
+            af_merge_copies_f32(n, &params[0], ptrs, k)
+        else:
+            af_merge_copies_f64(n, &params[0], ptrs, k)
 
 
 def apply_gradient(real[::1] params, real[::1] velocity, const real[::1] grad, int64_t count,

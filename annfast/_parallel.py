@@ -3,17 +3,19 @@
 The C work releases the GIL, so plain Python threads run it in parallel. Per-sample SGD gives each thread
 a disjoint shard of the epoch's order, in one of two ways:
 
-- merged (the default): each thread trains a private copy of the parameters for ``sync_every`` rows of
-  its shard, then every thread's change is added to the shared buffer and the copies restart from the
-  sum. This is Hogwild's lock-free update with a bounded delay: every update of every row lands, and a
-  thread sees the others' updates at most ``sync_every`` rows late. Each thread sweeps weights that stay
-  in its own core's cache.
+- merged (the default): each thread trains a private copy of the parameters; every ``sync_every`` rows
+  of its shard it adds its change to the shared buffer and restarts its copy from it, on its own, without
+  waiting for the other threads. This is Hogwild's lock-free update with a bounded delay: every update of
+  every row lands, and a thread sees the others' updates at most ``sync_every`` rows late. Each thread
+  sweeps weights that stay in its own core's cache.
 - hogwild: all threads update the ONE shared buffer without locks, row by row (Niu et al. 2011). For
   dense networks every row writes every weight, so the cores spend their time passing cache lines back
   and forth; measured on the benchmark shapes it is no faster than one thread (see bench/).
 
-Mini-batches are split instead: the threads sum the gradients of their slices of each batch into private
-buffers, which are added and applied once, so the result equals serial mini-batch SGD up to rounding.
+Mini-batches of at least ``SPLIT_ROWS`` rows per thread are split: the threads sum the gradients of their
+slices of each batch into private buffers, which are added and applied once, so the result equals serial
+mini-batch SGD up to rounding. Smaller batches would spend their time waiting for each other, so each
+thread trains whole batches of its shard on a private copy, merged as above.
 
 Failures are handled here, in the calling thread: a thread that meets a non-finite loss stops the others
 at their next chunk; Ctrl-C (delivered to the calling thread) does the same; the weights are then
@@ -29,6 +31,9 @@ import numpy as np
 
 from . import _core
 
+# a batch is split across threads only when each thread gets at least this many of its rows
+SPLIT_ROWS = 256
+
 
 def resolve_threads(n_threads) -> int:
     """Return the number of threads for ``n_threads`` (-1: every core this process may use)."""
@@ -38,6 +43,22 @@ def resolve_threads(n_threads) -> int:
         except AttributeError:
             return max(1, os.cpu_count() or 1)
     return n_threads
+
+
+def _pinned(t: int, fn, *args):
+    """Run fn(*args) with the calling thread pinned to the t-th CPU it may use (Linux), then unpin."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return fn(*args)
+    try:
+        os.sched_setaffinity(0, {cpus[t % len(cpus)]})
+    except OSError:
+        return fn(*args)
+    try:
+        return fn(*args)
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def _wait_all(futures, stop: threading.Event):
@@ -95,44 +116,36 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
-def merged_epoch(spec, params, velocity, backup, copies, vcopies, X, Y, order, lr: float, mu: float, wd: float,
-                 nesterov: bool, sync_every: int, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
-    """One per-sample epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
+def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads, X, Y, order, lr: float, mu: float,
+                 wd: float, nesterov: bool, sync_every: int, batch_size: int, epoch: int,
+                 pool: ThreadPoolExecutor) -> tuple[float, int]:
+    """One epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
 
-    ``copies`` (and ``vcopies`` when momentum > 0) hold one (n_params,) buffer per thread. Returns
-    (summed loss, rows classified right).
+    Each thread merges on its own (``_core.train_merged``): no barrier between the threads.
+    ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
+    (n_params,) buffer per thread. Returns (summed loss, rows classified right).
     """
     backup[...] = params
     stop = threading.Event()
+    lock = threading.Lock()
     k = len(copies)
     shards = [np.ascontiguousarray(s) for s in np.array_split(order, k)]
-    for c in copies:
+    for c, s0 in zip(copies, starts):
         c[...] = params
-    total, correct = 0.0, 0
-    longest = max(s.shape[0] for s in shards)
-    for start in range(0, longest, sync_every):
-        parts = [s[start:start + sync_every] for s in shards]
-        futures = [pool.submit(_core.train_shard, spec, copies[t], vcopies[t] if mu > 0 else velocity, X, Y,
-                               parts[t], lr, mu, wd, nesterov, stop) for t in range(k) if parts[t].shape[0]]
-        try:
-            results = _wait_all(futures, stop)
-        finally:
-            # every thread's rows so far are whole: add their changes (sum - (k - 1) * old)
-            params *= 1 - k
-            for c in copies:
-                params += c
-            for c in copies:
-                c[...] = params
-        bad = [r[3] for r in results if r[3] >= 0]
-        if bad:
-            _diverged(params, backup, epoch, "in a thread's shard")
-        total += sum(r[0] for r in results)
-        correct += sum(r[1] for r in results)
+        s0[...] = params
+    futures = [pool.submit(_pinned, t, _core.train_merged, spec, params, copies[t], starts[t],
+                           vcopies[t] if mu > 0 else velocity, grads[t] if batch_size > 1 else copies[t], X, Y,
+                           shards[t], sync_every, lr, mu, wd, nesterov, batch_size, lock, stop) for t in range(k)]
+    results = _finish(futures, stop, params, backup)
+    bad = [(t, r[3]) for t, r in enumerate(results) if r[3] >= 0]
+    if bad:
+        t, pos = bad[0]
+        _diverged(params, backup, epoch, f"at row {int(shards[t][pos])} of X")
     if mu > 0:   # the shared velocity: the mean of the threads'
         velocity[...] = np.mean(vcopies, axis=0)
     if not _core.all_finite(params):
         _diverged(params, backup, epoch, "in the weights")
-    return total, correct
+    return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_size: int, lr: float, mu: float,

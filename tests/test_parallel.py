@@ -50,10 +50,11 @@ def test_real_data_pima_diabetes_with_two_threads():
 
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
-@pytest.mark.parametrize("batch_size", [8, 33, None])
+@pytest.mark.parametrize("batch_size", [1300, None])
 def test_split_mini_batches_equal_one_thread(dtype, tol, batch_size, rng):
-    X = rng.normal(size=(200, 6))
-    y = rng.normal(size=(200, 3))
+    # batches of at least 256 rows per thread are split across the threads and applied once: exact
+    X = rng.normal(size=(2000, 6))
+    y = rng.normal(size=(2000, 3))
     results = []
     for threads in (1, 2, 3):
         net = af.Network(6, [af.Dense(16, "tanh"), af.Dense(3)], dtype=dtype, seed=4)
@@ -61,6 +62,15 @@ def test_split_mini_batches_equal_one_thread(dtype, tol, batch_size, rng):
         results.append(net.parameters.copy())
     for other in results[1:]:
         np.testing.assert_allclose(other, results[0], rtol=0, atol=tol * max(1.0, np.abs(results[0]).max()))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_small_mini_batches_on_threads_learn_digits(digits, momentum):
+    Xtr, Xte, ytr, yte = digits
+    net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
+    hist = net.fit(Xtr, ytr, epochs=30, learning_rate=0.05, batch_size=16, momentum=momentum, n_threads=2)
+    assert hist.history["loss"][-1] < 0.2 * hist.history["loss"][0]
+    assert np.mean(net.predict(Xte).argmax(1) == yte) >= 0.93
 
 
 def test_every_core_and_bad_thread_counts(rng):
