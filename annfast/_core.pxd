@@ -80,6 +80,7 @@ cdef extern from "annfast.h" nogil:
     void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, const float *a,
                                  float *deriv, int64_t n)
     int32_t af_all_finite_f32(const float *x, int64_t n)
+    void af_merge_delta_f32(int64_t n, float *shared, float *copy, float *start)
 
     af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd, double *params, double *velocity,
                                 double *grad, double *work, const double *X, const double *Y,
@@ -99,3 +100,4 @@ cdef extern from "annfast.h" nogil:
     void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
                                  double *deriv, int64_t n)
     int32_t af_all_finite_f64(const double *x, int64_t n)
+    void af_merge_delta_f64(int64_t n, double *shared, double *copy, double *start)

@@ -465,31 +465,6 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
     return rep.loss_sum, rep.n_correct, -1
 
 
-def merge_copies(real[::1] params, list copies):
-    """params += sum over copies of (copy - params); then every copy restarts from params.
-
-    Each copy is a real[n_params] array of params' dtype (the private weights of one thread).
-    """
-    cdef Py_ssize_t k = len(copies), t, n = params.shape[0]
-    cdef real[::1] c
-    cdef real *ptrs[64]
-    if k > 64:
-        raise ValueError(f"at most 64 copies, got {k}")
-    views = []
-    for t in range(k):
-        c = copies[t]
-        check_len(c.shape[0], n, f"copies[{t}]")
-        views.append(c)          # keeps each buffer exported while its pointer is in use
-        ptrs[t] = &c[0]
-    if n == 0 or k == 0:
-        return
-    with nogil:
-        if real is float:
-            af_merge_copies_f32(n, &params[0], ptrs, k)
-        else:
-            af_merge_copies_f64(n, &params[0], ptrs, k)
-
-
 def apply_gradient(real[::1] params, real[::1] velocity, const real[::1] grad, int64_t count,
                    double learning_rate, double momentum=0.0, double weight_decay=0.0, bint nesterov=False):
     """One SGD update of params (and velocity, if momentum > 0) from a gradient summed over count rows."""

@@ -190,11 +190,6 @@ void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, c
 /* 1 if all n values are finite, 0 otherwise. */
 int32_t af_all_finite_f32(const float *x, int64_t n);
 
-/* Merge k private copies of the n parameters (each trained from params for a while) into params:
- * params += sum_t (copies[t] - params), then every copy restarts from the result. copies: k buffers
- * of n reals, none aliasing params. */
-void af_merge_copies_f32(int64_t n, float *params, float *const *copies, int64_t k);
-
 /* One thread's merge into shared parameters: shared += copy - start (the thread's change since it last
  * merged), then copy and start both restart from shared. Three buffers of n reals, no aliasing; the
  * caller serializes merges into the same shared buffer. */
@@ -220,7 +215,6 @@ void af_activate_f64(int32_t activation, double alpha, const double *z, double *
 void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
                              double *deriv, int64_t n);
 int32_t af_all_finite_f64(const double *x, int64_t n);
-void af_merge_copies_f64(int64_t n, double *params, double *const *copies, int64_t k);
 void af_merge_delta_f64(int64_t n, double *shared, double *copy, double *start);
 
 #ifdef __cplusplus
