@@ -409,6 +409,8 @@ class Network:
             but not bitwise reproducible. Mini-batches of at least 256 rows per thread are split: each
             batch's gradient is summed by the threads and applied once, the same result as one thread
             up to rounding. Smaller batches train like per-sample SGD, whole batches per thread.
+            Asynchrony adds momentum of its own (Mitliagkas et al. 2016): with high momentum and a large
+            learning rate, lower one of them (or ``sync_every``) if threaded training is unstable.
         sync_every : int, default=128
             Rows each thread trains between merges (``n_threads > 1``). Larger is faster but lets the
             threads drift apart: on scikit-learn's digits, 64 or 128 match one thread's accuracy and 256
