@@ -8,11 +8,81 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import time
 from pathlib import Path
 
 #: /proc/cpuinfo flags that matter for these kernels (recorded when present)
 RELEVANT_FLAGS = ("sse4_2", "avx", "f16c", "fma", "avx2", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl",
                   "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "hypervisor")
+
+
+#: a 1-minute load average at or above this, before the run starts, counts as a busy machine: other processes were
+#: runnable on at least half a core on average, which on a 2-CPU machine skews the timings (threads most of all)
+BUSY_LOAD = 0.5
+#: other processes' mean CPU use (cores) during a section above which its timings count as disturbed
+BUSY_CORES = 0.25
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (``os.getloadavg``), or None where the OS has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def load_state(load: list[float] | None) -> dict:
+    """``{"load_average": [1, 5, 15 min], "cpus": n, "busy": bool or None}`` for a load average taken now."""
+    return {"load_average": load, "cpus": os.cpu_count(), "busy": None if load is None else load[0] >= BUSY_LOAD,
+            "busy_load": BUSY_LOAD}
+
+
+def _cpu_busy_seconds() -> float | None:
+    """CPU seconds all CPUs spent busy since boot (/proc/stat: everything but idle and iowait), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:]]
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4]   # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its finished child processes."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class OtherLoad:
+    """How many cores other processes kept busy, on average, between ``start()`` and ``stop()``.
+
+    Total busy CPU time of the machine (/proc/stat) minus this process's own (``getrusage``), over the wall time;
+    Linux only (elsewhere ``stop()`` returns None). Sharper than the load average, which also counts this process
+    and lags by a minute.
+    """
+
+    def __init__(self):
+        self._start: tuple[float | None, float, float] | None = None
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._start = (_cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter())
+
+    def stop(self) -> float | None:
+        """Other processes' mean number of busy cores since ``start()`` (None where /proc/stat is missing)."""
+        if self._start is None or self._start[0] is None:
+            return None
+        busy0, own0, t0 = self._start
+        busy1, own1, t1 = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+        if busy1 is None or t1 <= t0:
+            return None
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
 
 
 def _cpuinfo() -> dict:

@@ -65,12 +65,15 @@ class Annfast:
         """Current weights as a list of (W, b)."""
         return self.net.get_weights()
 
-    def fit(self, count: int, batch_size: int = 1) -> float:
-        """Seconds of ``fit`` over the first ``count`` rows (one epoch, no shuffling), from the initial weights."""
+    def fit(self, count: int, batch_size: int = 1, **threading) -> float:
+        """Seconds of ``fit`` over the first ``count`` rows (one epoch, no shuffling), from the initial weights.
+
+        ``threading``: ``n_threads``, ``hogwild`` or ``sync_every``, passed on to ``fit`` (the threads section).
+        """
         self.reset()
         X, Y = self.X[:count], self.Y[:count]
         t0 = now()
-        self.net.fit(X, Y, epochs=1, learning_rate=self.lr, batch_size=batch_size, shuffle=False)
+        self.net.fit(X, Y, epochs=1, learning_rate=self.lr, batch_size=batch_size, shuffle=False, **threading)
         return now() - t0
 
     def fit_minibatch(self, count: int) -> float:

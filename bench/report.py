@@ -6,6 +6,7 @@ bench/README.md) and renders part of it.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 #: per-sample SGD implementations: key -> (name, dtype), in table and chart order
@@ -33,6 +34,13 @@ LATENCY_CALLS = {
     "annfast_train_step": "annfast train_step",
 }
 LATENCY_REFERENCE = "annfast_predict_one"
+#: section name -> its key in the results
+SECTION_KEYS = {"checks": "checks", "per-sample": "per_sample", "minibatch": "minibatch", "latency": "latency",
+                "threads": "threads", "limits": "limits"}
+#: how a partial run merges a section into the previous results: the sub-dicts keyed by shape (or data set) whose
+#: entries it replaces one by one (None: the section itself is keyed by shape)
+MERGE_BY = {"checks": ("fann", "peers"), "per_sample": (None,), "minibatch": (None,), "latency": (None,),
+            "threads": ("speedup", "accuracy"), "limits": ("shapes",)}
 
 
 def reference_key(key: str) -> str:
@@ -158,6 +166,182 @@ def targets_table(targets: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["target", "measured", "status"], [[t["target"], t["text"], t["status"]] for t in targets]
 
 
+def threads_speed_table(threads: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows of the threads section's speed table: one per shape and training mode, with the speed-ups."""
+    headers = ["shape", "training", "threads", "rows", "samples/s", "spread", "speed-up vs 1 thread",
+               "per-rep speed-ups"]
+    rows = []
+    for shape in threads.get("speedup", {}).values():
+        failed = shape.get("failed", {})
+        for key in shape.get("order", [*shape["modes"], *failed]):
+            if key in failed:
+                f = failed[key]
+                rows.append([shape["label"], f["name"], str(f["n_threads"]), str(shape["rows"]), "not timed", "-",
+                             "-", f["why"]])
+                continue
+            if key not in shape["modes"]:
+                continue
+            m = shape["modes"][key]
+            rates = [shape["rows"] / t for t in m["times_s"]]
+            if m["speedup"] is not None:
+                ratio = f"{m['speedup']:.2f}x"
+                paired = f"{min(m['paired_speedups']):.2f}-{max(m['paired_speedups']):.2f}x"
+            else:
+                ratio, paired = ("(reference)" if m.get("reference") is None else "- (no 1-thread figure)"), "-"
+            rows.append([shape["label"], m["name"], str(m["n_threads"]), str(shape["rows"]),
+                         fmt_rate(m["samples_per_s"]), _spread(rates, m["samples_per_s"]), ratio, paired])
+    return headers, rows
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def threads_accuracy_table(threads: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows of the threads section's accuracy table: one per data set and training mode."""
+    headers = ["data set", "network", "epochs", "training", "threads", "seeds", "test accuracy, mean ± std",
+               "min - max", "vs 1 thread", "fit s (mean)"]
+    rows = []
+    for name, a in threads.get("accuracy", {}).items():
+        net = "-".join(str(n) for n in a["layers"]) + f" {'/'.join(a['hidden'])}/softmax"
+        for m in a["modes"].values():
+            if "diff" in m:
+                verdict = "within noise" if m["within_noise"] else "OUTSIDE noise"
+                diff = f"{100 * m['diff']:+.1f} pp ({verdict}: ±{100 * m['tolerance']:.1f})"
+            else:
+                diff = "(reference)"
+            rows.append([name, net, str(a["epochs"]), m["name"], str(m["n_threads"]), str(len(m["accuracies"])),
+                         f"{_pct(m['mean'])} ± {100 * m['std']:.1f}",
+                         f"{_pct(min(m['accuracies']))} - {_pct(max(m['accuracies']))}", diff,
+                         f"{statistics.fmean(m['fit_s']):.3f}"])
+    return headers, rows
+
+
+def threads_busy(threads: dict) -> bool:
+    """Whether other processes kept more than the section's threshold of cores busy during the threads section."""
+    other = threads.get("other_cores")
+    return other is not None and other > threads.get("busy_cores", 0.25)
+
+
+def threads_notes(threads: dict) -> tuple[str, str]:
+    """The notes under the threads section's two tables (settings, CPUs, other processes' load)."""
+    other = threads.get("other_cores")
+    load = threads.get("load_at_start", {}).get("load_average")
+    speed = (f"one epoch of the per-sample section's rows from its initial weights, float32, sigmoid hidden layers, "
+             f"linear output, learning rate 0.01, no shuffling; median of {threads.get('reps')} interleaved "
+             f"repetitions; 1 thread pinned to one core as in the per-sample section, {threads['threads']} threads "
+             f"on the {threads['cpus']} CPUs this process may use; merged copies with the default "
+             f"sync_every={threads.get('sync_every')}; speed-up = 1-thread median time / this row's (same batch "
+             "size); per-rep speed-ups = the same ratio within each repetition (lowest-highest). Other processes "
+             "kept " + (f"{other:.2f} cores busy on average during the section" if other is not None else
+                        "an unknown number of cores busy")
+             + (f" (1-minute load average {load[0]:.2f} at its start, this process included)" if load else ""))
+    if threads_busy(threads):
+        speed += (f". WARNING: the machine was busy: on {threads['cpus']} CPUs other work takes CPU time from the "
+                  "2-thread runs, so these speed-ups are understated; rerun on a quiet machine")
+    rule = threads.get("noise_rule", {})
+    accuracy = (f"per-sample SGD, learning rate 0.01, cross-entropy, float32, shuffled; the seed sets the initial "
+                f"weights and the order; 'within noise' = |mean - 1-thread mean| <= max({rule.get('sds')} x "
+                f"1-thread std, {100 * rule.get('floor', 0):g} pp), std = sample std over the seeds")
+    for name, a in threads.get("accuracy", {}).items():
+        accuracy += (f"; {name}: {a['source']}, {a['train_rows']} training / {a['test_rows']} test rows, always "
+                     f"answering the most frequent class scores {_pct(a['majority'])}")
+    return speed, accuracy
+
+
+def threads_summary(threads: dict) -> list[str]:
+    """One line per accuracy data set: is the 2-thread test accuracy within noise of the 1-thread one?"""
+    lines = []
+    for name, a in threads.get("accuracy", {}).items():
+        ref = a["modes"]["sgd_1"]
+        parts = [f"{m['name']} {_pct(m['mean'])} ({100 * m['diff']:+.1f} pp): "
+                 + ("WITHIN NOISE" if m["within_noise"] else "OUTSIDE NOISE")
+                 for m in a["modes"].values() if "diff" in m]
+        tol = next((m["tolerance"] for m in a["modes"].values() if "tolerance" in m), 0.0)
+        lines.append(f"{name}: test accuracy at 2 threads vs 1 thread ({_pct(ref['mean'])} ± "
+                     f"{100 * ref['std']:.1f}, {len(ref['accuracies'])} seeds; tolerance ±{100 * tol:.1f} pp): "
+                     + "; ".join(parts))
+    return lines
+
+
+def load_line(load: dict) -> str:
+    """The load average before the run, with a warning when the machine was busy."""
+    avg = load.get("load_average")
+    if avg is None:
+        return "load average: unknown on this OS"
+    text = f"load average before the run: {avg[0]:.2f} {avg[1]:.2f} {avg[2]:.2f} (1, 5, 15 min) on {load['cpus']} CPUs"
+    if load.get("busy"):
+        text += (f". WARNING: the machine was busy (1-minute load >= {load.get('busy_load')}): other processes "
+                 "skew the timings, the threads section's most of all; rerun on a quiet machine")
+    return text
+
+
+# ---- merging ---------------------------------------------------------------------------------------------------
+
+def _order(keys, shape_order: list[str]) -> list:
+    """``keys`` (shape names, or labels such as "medium 784-128-10") in the order of the shapes, others after."""
+    rank = {name: i for i, name in enumerate(shape_order)}
+    return sorted(keys, key=lambda k: rank.get(str(k).split(" ")[0], len(rank)))
+
+
+def _merge_by_key(old: dict, new: dict, shape_order: list[str]) -> dict:
+    both = {**old, **new}
+    return {k: both[k] for k in _order(both, shape_order)}
+
+
+def section_parts(results: dict, section: str) -> list[str]:
+    """The shapes (and data sets) a section of these results holds, e.g. ["medium", "large", "digits"]."""
+    key = SECTION_KEYS[section]
+    data = results.get(key) or {}
+    subs = MERGE_BY.get(key, ())
+    keys = list(data) if subs == (None,) else [k for sub in subs for k in data.get(sub, {})]
+    return list(dict.fromkeys(str(k).split(" ")[0] for k in keys))
+
+
+def merge_results(old: dict, new: dict, shape_order: list[str]) -> dict:
+    """Lay the results of a partial run (some sections, or some shapes) over those of an earlier run.
+
+    Sections this run did not measure are kept from ``old``; a section it measured replaces the earlier one shape
+    by shape (data set by data set), so that ``--sections threads`` or ``--only medium`` keeps the rest.
+    ``section_runs`` says which run (date, mode, repetitions, annfast version and kernel, load) each section comes
+    from, and ``parts`` which
+    shapes (data sets) it holds; ``earlier`` the run of those kept from ``old``.
+    """
+    merged = dict(new)
+    old_runs = old.get("section_runs")
+    if old_runs is None:    # results written before section_runs existed: all from one run
+        settings, info = old.get("settings", {}), old.get("machine", {})
+        run = {"date": info.get("date"), "mode": settings.get("mode"), "reps": settings.get("reps"),
+               "annfast": info.get("annfast"), "annfast_kernel": info.get("annfast_kernel")}
+        old_runs = {s: {**run, "parts": section_parts(old, s)} for s, key in SECTION_KEYS.items() if key in old}
+    runs = dict(old_runs)
+    for section, key in SECTION_KEYS.items():
+        if section in new.get("section_runs", {}):
+            runs[section] = dict(new["section_runs"][section])
+            if key in old:
+                subs = MERGE_BY.get(key, ())
+                if subs == (None,):
+                    merged[key] = _merge_by_key(old[key], new[key], shape_order)
+                else:
+                    merged[key] = {**old[key], **new[key]}
+                    for sub in subs:
+                        merged[key][sub] = _merge_by_key(old[key].get(sub, {}), new[key].get(sub, {}), shape_order)
+                earlier = set(old_runs.get(section, {}).get("parts", [])) - set(runs[section].get("parts", []))
+                if earlier:   # shapes this run left out come from the earlier run
+                    runs[section]["parts"] = section_parts(merged, section)
+                    runs[section]["earlier"] = {**{k: old_runs[section].get(k) for k in
+                                                   ("date", "mode", "reps", "annfast", "annfast_kernel")},
+                                                "parts": _order(earlier, shape_order)}
+        elif key in old:
+            merged[key] = old[key]
+    merged["section_runs"] = {s: runs[s] for s in SECTION_KEYS if s in runs}
+    merged["section_s"] = {**old.get("section_s", {}), **new.get("section_s", {})}
+    merged["skipped"] = {**old.get("skipped", {}), **new.get("skipped", {})}
+    merged["settings"] = {**new["settings"], "shapes": _merge_by_key(old.get("settings", {}).get("shapes", {}),
+                                                                      new["settings"]["shapes"], shape_order)}
+    return merged
+
+
 # ---- rendering -------------------------------------------------------------------------------------------------
 
 def text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -186,23 +370,38 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 def sections(results: dict) -> list[tuple[str, str | None, tuple[list[str], list[list[str]]]]]:
     """Every table of a run in report order, as (title, note, (headers, rows))."""
     out = []
-    reps = results["settings"]["reps"]
+    runs = results.get("section_runs", {})
+
+    def reps_of(section: str):
+        return runs.get(section, {}).get("reps", results["settings"]["reps"])
+
     labels = {name: f"{name} {'-'.join(str(n) for n in sizes)}"
               for name, sizes in results["settings"].get("shapes", {}).items()}
     for title, table in checks_tables(results.get("checks", {})):
         out.append((title, None, table))
     if results.get("per_sample"):
         out.append(("Per-sample SGD, one epoch, no shuffling, learning rate 0.01",
-                    f"median of {reps} interleaved repetitions; spread = (max - min) / median of the repetitions' "
+                    f"median of {reps_of('per-sample')} interleaved repetitions; spread = (max - min) / median of "
+                    "the repetitions' "
                     "samples/s; 'annfast fit is' = annfast fit (same dtype) samples/s / this row's",
                     throughput_table(results["per_sample"], PER_SAMPLE_PEERS)))
     if results.get("minibatch"):
-        out.append(("Mini-batch SGD, batch 32 (mean gradient), one epoch", f"median of {reps} interleaved repetitions",
+        out.append(("Mini-batch SGD, batch 32 (mean gradient), one epoch",
+                    f"median of {reps_of('minibatch')} interleaved repetitions",
                     throughput_table(results["minibatch"], MINIBATCH_PEERS)))
     if results.get("latency"):
         out.append(("Single-row latency from Python",
                     "median over interleaved batches of calls of the time per call",
                     latency_table(results["latency"])))
+    threads = results.get("threads")
+    if threads:
+        speed_note, accuracy_note = threads_notes(threads)
+        if threads.get("speedup"):
+            out.append((f"Multi-threaded fit: speed-up at {threads['threads']} threads", speed_note,
+                        threads_speed_table(threads)))
+        if threads.get("accuracy"):
+            out.append((f"Multi-threaded fit: test accuracy at 1 and {threads['threads']} threads", accuracy_note,
+                        threads_accuracy_table(threads)))
     if results.get("limits"):
         peak_line, table = limits_tables(results["limits"], results.get("per_sample", {}), labels)
         out.append(("Machine limits (bench/limits.c)",
@@ -248,24 +447,68 @@ def summary_text(results: dict) -> str:
     headers, rows = targets_table(results["targets"])
     counts = {s: sum(1 for t in results["targets"] if t["status"] == s) for s in ("PASS", "FAIL", "INFO", "SKIP")}
     tail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    agree = "".join(line + "\n" for line in checks_summary(results.get("checks", {})))
+    lines = checks_summary(results.get("checks", {})) + threads_summary(results.get("threads", {}))
+    lines += warnings(results)
+    agree = "".join(line + "\n" for line in lines)
     return f"\n== Summary\n{agree}\n{text_table(headers, rows)}\n{tail}"
+
+
+def warnings(results: dict) -> list[str]:
+    """Warnings about a busy machine: before the run (load average) and during the threads section."""
+    out = []
+    load = results.get("load", {})
+    if load.get("busy"):
+        out.append(load_line(load))
+    threads = results.get("threads", {})
+    if threads.get("speedup") and threads_busy(threads):
+        out.append(f"WARNING: other processes kept {threads['other_cores']:.2f} cores busy on average during the "
+                   f"threads section (of {threads['cpus']} CPUs): its speed-ups are understated")
+    return out
+
+
+def runs_lines(results: dict) -> list[str]:
+    """Which run each section comes from, when the results merge several runs (else nothing)."""
+    runs = results.get("section_runs", {})
+    dates = {r.get("date") for r in runs.values()} | {r["earlier"]["date"] for r in runs.values() if "earlier" in r}
+    if len(dates) < 2:
+        return []
+    out = ["Merged from several runs (a `--sections` or `--only` run keeps the other sections of the previous one; "
+           "the lines above describe the latest run):"]
+    for section, r in runs.items():
+        text = f"{section}: {r.get('mode')} run of {r.get('date')}, {r.get('reps')} repetitions"
+        if r.get("annfast"):
+            text += f", annfast {r['annfast']} ({r.get('annfast_kernel')} kernel)"
+        if r.get("load"):
+            text += f", load average before it {r['load'][0]:.2f}"
+        if "earlier" in r:
+            e = r["earlier"]
+            text += f" ({', '.join(e['parts'])} from the {e.get('mode')} run of {e.get('date')})"
+        out.append(f"  - {text}")
+    return out
 
 
 def markdown_report(results: dict, machine_lines: list[str]) -> str:
     """The markdown file with every table, for the README to include."""
     settings = results["settings"]
+    threads = results.get("threads")
     lines = ["# annfast benchmark results", "",
              f"`python bench/run.py{' --quick' if settings['quick'] else ''}`: {settings['mode']} run, "
-             f"{settings['reps']} interleaved repetitions per measurement, single thread.", ""]
+             f"{settings['reps']} interleaved repetitions per measurement, single thread"
+             + (f" (but the threads section: up to {threads['threads']} threads)" if threads else "") + ".", ""]
     lines += [f"- {line}" for line in machine_lines]
+    if results.get("load"):
+        lines.append(f"- {load_line(results['load'])}")
+    more = runs_lines(results)
+    if more:
+        lines += ["", *more]
     for title, note, (headers, rows) in sections(results):
         lines += ["", f"## {title}", ""]
         if note:
             lines += [f"{note[0].upper()}{note[1:]}.", ""]
         lines.append(markdown_table(headers, rows))
     headers, rows = targets_table(results["targets"])
-    lines += ["", "## Targets", ""] + [f"- {line}" for line in checks_summary(results.get("checks", {}))]
+    summary = checks_summary(results.get("checks", {})) + threads_summary(results.get("threads", {}))
+    lines += ["", "## Targets", ""] + [f"- {line}" for line in summary + warnings(results)]
     lines += ["", markdown_table(headers, rows), ""]
     if results.get("skipped"):
         lines += ["Skipped: " + "; ".join(f"{k}: {v}" for k, v in results["skipped"].items()), ""]

@@ -1,8 +1,9 @@
 """Entry point of annfast's benchmark suite: runs every section, prints the tables and the targets summary, saves files.
 
 ``python bench/run.py`` (full, several minutes) or ``python bench/run.py --quick`` (under a minute, the CI smoke
-test). The sections: agreement checks, per-sample SGD throughput, mini-batch throughput, single-row latency and the
-machine's limits; see bench/README.md for what each number means and how it is measured.
+test). The sections: agreement checks, per-sample SGD throughput, mini-batch throughput, single-row latency,
+multi-threaded training (speed-ups and accuracy at 2 threads) and the machine's limits; see bench/README.md for what
+each number means and how it is measured.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -24,6 +26,7 @@ PINNED_CORE = timing.pin_to_one_core()   # before the heavy imports, so every th
 import checks  # noqa: E402
 import limits  # noqa: E402
 import machine  # noqa: E402
+import parallel  # noqa: E402
 import report  # noqa: E402
 import targets  # noqa: E402
 from cbuild import compiler_version  # noqa: E402
@@ -32,7 +35,10 @@ from fann import Fann, FannUnavailable, build_driver, fann_version  # noqa: E402
 from peers import Annfast, NumpyMLP, SklearnMLP, TorchMLP, Unavailable  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("checks", "per-sample", "minibatch", "latency", "limits")
+REPO = HERE.parent
+SECTIONS = ("checks", "per-sample", "minibatch", "latency", "threads", "limits")
+#: where the FANN/PROBEN1 data files are looked for (--fann-dir), relative to the repository root
+FANN_DIR = Path("..") / "shared" / "datasets" / "fann"
 LATENCY_SHAPES = ("tiny", "medium")
 MINIBATCH_SHAPE = "medium"
 
@@ -42,17 +48,27 @@ MODES = {
     "full": {"reps": 7, "fast_rows": {"tiny": 65536, "small": 32768, "medium": 4096, "large": 4096},
              "slow_rows": {"tiny": 4096, "small": 4096, "medium": 2048, "large": 1024},
              "warmup_rows": 1024, "minibatch_rows": 4096, "check_rows": 256,
-             "latency_reps": 21, "latency_batch_s": 0.02},
+             "latency_reps": 21, "latency_batch_s": 0.02,
+             "thread_rows": {"medium": 8192, "large": 4096}, "accuracy_seeds": 10},
     "quick": {"reps": 3, "fast_rows": {"tiny": 16384, "small": 8192, "medium": 2048, "large": 512},
               "slow_rows": {"tiny": 256, "small": 256, "medium": 128, "large": 32},
               "warmup_rows": 64, "minibatch_rows": 2048, "check_rows": 64,
-              "latency_reps": 5, "latency_batch_s": 0.005},
+              "latency_reps": 5, "latency_batch_s": 0.005,
+              "thread_rows": {"medium": 2048, "large": 512}, "accuracy_seeds": 3},
 }
 
 
 def say(text: str) -> None:
     """Print a progress line at once."""
     print(text, flush=True)
+
+
+def shown_path(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (with ``..`` where needed), so that no absolute path lands in the results."""
+    try:
+        return Path(os.path.relpath(path.resolve(), base)).as_posix()
+    except ValueError:   # another drive (Windows)
+        return path.name
 
 
 class Run:
@@ -64,8 +80,10 @@ class Run:
             self.cfg["reps"] = args.reps
         self.shapes = {name: SHAPES[name] for name in args.only}
         self.skipped: dict[str, str] = {}
+        self.fann_dir = args.fann_dir
         settings = {"mode": "quick" if args.quick else "full", "quick": args.quick, "learning_rate": LEARNING_RATE,
-                    "shapes": {name: list(sizes) for name, sizes in self.shapes.items()}, **self.cfg}
+                    "shapes": {name: list(sizes) for name, sizes in self.shapes.items()}, **self.cfg,
+                    "fann_dir": shown_path(args.fann_dir, REPO)}
         self.results: dict = {"settings": settings, "skipped": self.skipped}
         self.fann_ok = self._check_fann()
         self.limit_samples: list[dict] = []
@@ -204,6 +222,49 @@ class Run:
                       "us_per_call": timing.median(ts) / counts[key] * 1e6} for key, ts in times.items()}}
         self.results["latency"] = out
 
+    def threads(self) -> None:
+        """Multi-threaded fit: speed-ups at 2 threads (medium, large) and test accuracy at 1 and 2 threads."""
+        say("\n## threads")
+        meter = machine.OtherLoad()
+        meter.start()
+        cpus = timing.available_cpus()
+        out: dict = {"threads": parallel.THREADS, "cpus": cpus, "sync_every": parallel.default_sync_every(),
+                     "reps": self.cfg["reps"], "load_at_start": machine.load_state(machine.load_average()),
+                     "busy_cores": machine.BUSY_CORES, "noise_rule": {"sds": parallel.NOISE_SDS,
+                                                                      "floor": parallel.NOISE_FLOOR},
+                     "speedup": {}, "accuracy": {}}
+        if cpus < parallel.THREADS:
+            say(f"  this process may use {cpus} CPU(s): {parallel.THREADS} threads share them, so no speed-up")
+        for name in parallel.SPEED_SHAPES:
+            if name in self.shapes:
+                out["speedup"][name] = parallel.speedups(name, self.cfg["thread_rows"][name], self.cfg["reps"],
+                                                         self.cfg["warmup_rows"], say)
+                for key, f in out["speedup"][name]["failed"].items():
+                    self.skipped[f"threads {name} {key}"] = (
+                        f"annfast fit(batch_size={f['batch_size']}, n_threads={f['n_threads']}, "
+                        f"hogwild={f['hogwild']}) on {shape_label(name)}: {f['why']}")
+        seeds = list(range(self.cfg["accuracy_seeds"]))
+        sources = {"digits": parallel.digits_data, parallel.FANN_SET: self._fann_set}
+        for name, load in sources.items():
+            try:
+                data = load()
+            except parallel.DataUnavailable as exc:
+                self.skip(f"accuracy on {name}", str(exc))
+                continue
+            out["accuracy"][name] = parallel.accuracy(name, data, seeds, say)
+        out["other_cores"] = meter.stop()
+        self.results["threads"] = out
+
+    def _fann_set(self) -> dict:
+        name = parallel.FANN_SET
+        where = shown_path(self.fann_dir, REPO)
+        if not (self.fann_dir / f"{name}.train").is_file() or not (self.fann_dir / f"{name}.test").is_file():
+            raise parallel.DataUnavailable(f"no {name}.train / {name}.test in {where} (--fann-dir)")
+        try:
+            return parallel.fann_data(self.fann_dir, name)
+        except (OSError, ValueError) as exc:
+            raise parallel.DataUnavailable(f"cannot read {name}.train / {name}.test in {where}: {exc}") from None
+
     def sample_limits(self) -> None:
         """Run limits.c once; the limits section keeps the best figures of all such runs."""
         if "limits" in self.skipped:
@@ -240,6 +301,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="folder for latest.json, latest.md and throughput.png (default: bench/results, or "
                         "bench/build/quick-results with --quick)")
     p.add_argument("--no-chart", action="store_true", help="do not draw throughput.png")
+    p.add_argument("--no-merge", action="store_true",
+                   help="with --sections or --only, replace latest.json and latest.md by this run's results instead of "
+                        "merging them into the previous ones")
+    p.add_argument("--fann-dir", type=Path, default=REPO / FANN_DIR,
+                   help=f"folder of the FANN/PROBEN1 data files ({parallel.FANN_SET}.train / .test) for the threads "
+                        f"section's accuracy runs (default: {FANN_DIR.as_posix()} relative to the repository root)")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -258,6 +325,7 @@ def main(argv=None) -> int:
     """Run the benchmark; returns the exit code (0 whatever the targets say: they are reported, not enforced)."""
     args = parse_args(argv)
     start = time.perf_counter()
+    load = machine.load_state(machine.load_average())     # before this run adds its own load
     try:
         import torch
 
@@ -266,13 +334,16 @@ def main(argv=None) -> int:
         pass
     run = Run(args)
     info = machine.collect(compiler_version(), fann_version(), PINNED_CORE)
+    info["cpus_available"] = timing.available_cpus()
     run.results["machine"] = info
+    run.results["load"] = load
     machine_lines = machine.summary_lines(info)
     say("annfast benchmark (" + run.results["settings"]["mode"] + " mode)")
     for line in machine_lines:
         say("  " + line)
     if PINNED_CORE is None:
         say("  (this OS cannot pin a process to a core: running unpinned)")
+    say("  " + report.load_line(load))
     tiny = SHAPES["tiny"]
     info["annfast_kernel"] = Annfast(tiny, initial_weights(tiny), *make_data(tiny, 1)).kernel
     say(f"  annfast kernel: {info['annfast_kernel']}")
@@ -289,14 +360,33 @@ def main(argv=None) -> int:
     results["targets"] = targets.evaluate(results)
     results["elapsed_s"] = time.perf_counter() - start
     results["section_s"] = section_s
+    this_run = {"date": info["date"], "mode": results["settings"]["mode"], "reps": results["settings"]["reps"],
+                "load": load["load_average"], "annfast": info["annfast"], "annfast_kernel": info["annfast_kernel"]}
+    results["section_runs"] = {s: {**this_run, "parts": report.section_parts(results, s)}
+                               for s in section_s if report.SECTION_KEYS[s] in results}
     say(report.console_report(results))
     say(report.summary_text(results))
 
     args.out.mkdir(parents=True, exist_ok=True)
+    partial = set(args.sections) != set(SECTIONS) or set(args.only) != set(SHAPES)
+    previous = args.out / "latest.json"
+    if partial and not args.no_merge and previous.is_file():
+        try:
+            old = json.loads(previous.read_text())
+        except (OSError, ValueError) as exc:
+            say(f"cannot read the previous {previous.name} ({exc}): writing this run's results alone")
+        else:
+            results = report.merge_results(old, results, list(SHAPES))
+            results["targets"] = targets.evaluate(results)
+            kept = [s for s in SECTIONS if s not in section_s and s in results["section_runs"]]
+            say(f"merged into the previous {previous.name}: " + (", ".join(kept) or "nothing") + " kept from "
+                "earlier runs (--no-merge to replace it)")
     report.write_json(args.out / "latest.json", results)
     (args.out / "latest.md").write_text(report.markdown_report(results, machine_lines))
     written = ["latest.json", "latest.md"]
-    if not args.no_chart:
+    if "per-sample" not in args.sections:
+        say("no chart: the per-sample section did not run (throughput.png left as it was)")
+    elif not args.no_chart:
         why = report.chart(args.out / "throughput.png", results)
         if why:
             say(f"no chart: {why}")

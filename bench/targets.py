@@ -11,6 +11,8 @@ PER_SAMPLE = {
 F64_VS_F32 = 0.5
 MINIBATCH_SHAPE = "medium"
 MINIBATCH = {"sklearn_f32": 2.0, "torch_f32": 2.0}
+#: shape -> least speed-up of per-sample fit (float32) at 2 threads with merged copies (the default) over 1 thread
+THREADS_SPEEDUP = {"medium": 1.7, "large": 1.7}
 #: (shape, latency key) -> most microseconds per call
 LATENCY = {
     ("tiny", "annfast_predict"): 1.5,
@@ -93,4 +95,20 @@ def evaluate(results: dict) -> list[dict]:
         name = entry["name"] if entry else key
         rows.append(_row(f"{latency[shape]['label']}: {name} <= {most:g} us", us, us is not None and us <= most,
                          unit="us"))
+    threads = results.get("threads", {})
+    speedup = threads.get("speedup", {})
+    for shape, goal in THREADS_SPEEDUP.items():
+        if shape not in speedup:
+            continue
+        entry = speedup[shape]
+        target = f"{entry['label']}: per-sample fit f32, {threads['threads']} threads (merged) >= {goal:g}x 1 thread"
+        mode = entry["modes"].get("sgd_merged")
+        if threads["cpus"] < threads["threads"]:
+            rows.append(_row(target, None, None, skip=f"needs {threads['threads']} CPUs, this process has "
+                                                       f"{threads['cpus']}"))
+        elif mode is None:
+            why = entry.get("failed", {}).get("sgd_merged", {}).get("why", "not measured")
+            rows.append(_row(target, None, None, skip=f"not timed: {why}"))
+        else:
+            rows.append(_row(target, mode["speedup"], mode["speedup"] >= goal))
     return rows

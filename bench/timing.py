@@ -7,17 +7,25 @@ module runs such callables, repetitions on the outside and peers on the inside, 
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Callable
 
 Measure = Callable[[int], float]
 
+#: the CPUs this process could run on before ``pin_to_one_core`` (None where the OS cannot pin); the threads
+#: section gives them back to its multi-threaded measurements
+ALLOWED_CPUS: frozenset[int] | None = None
+
 
 def pin_to_one_core() -> int | None:
     """Pin this process (and the processes it starts later) to one core.
+
+    The CPUs it could use before are kept in ``ALLOWED_CPUS``.
 
     Returns
     -------
@@ -25,11 +33,45 @@ def pin_to_one_core() -> int | None:
         The core, the last one this process may run on (core 0 tends to take more interrupts), or None where
         the OS has no ``sched_setaffinity``.
     """
+    global ALLOWED_CPUS
     if not hasattr(os, "sched_setaffinity"):
         return None
-    core = max(os.sched_getaffinity(0))
+    ALLOWED_CPUS = frozenset(os.sched_getaffinity(0))
+    core = max(ALLOWED_CPUS)
     os.sched_setaffinity(0, {core})
     return core
+
+
+def available_cpus() -> int:
+    """Number of CPUs this process may use when not pinned (``os.cpu_count()`` where the OS cannot pin)."""
+    return len(ALLOWED_CPUS) if ALLOWED_CPUS is not None else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def running_on(cpus: frozenset[int] | set[int] | None) -> Iterator[None]:
+    """Let the calling thread (and the threads it starts meanwhile) run on ``cpus``, then restore its CPU set.
+
+    Linux keeps a CPU set per thread and a new thread inherits its creator's, so the worker threads that
+    annfast's ``fit(n_threads=k)`` starts inside the block may use all of ``cpus``. With ``cpus=None``, or where
+    the OS cannot pin, nothing changes.
+    """
+    if cpus is None or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def on_cpus(measure: Measure, cpus: frozenset[int] | set[int] | None) -> Measure:
+    """``measure`` run on ``cpus`` (see ``running_on``); the CPU-set changes stay outside its timed part."""
+    def run(count: int) -> float:
+        with running_on(cpus):
+            return measure(count)
+    return run
 
 
 def median(values) -> float:
