@@ -56,7 +56,7 @@ def client():
         yield c
 
 
-def test_import_annfast_does_not_import_dask_and_a_missing_dask_is_explained():
+def test_import_annfast_does_not_import_dask_and_a_missing_dask_is_explained(tmp_path):
     code = (
         "import sys\n"
         "import annfast\n"
@@ -67,7 +67,8 @@ def test_import_annfast_does_not_import_dask_and_a_missing_dask_is_explained():
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # run outside the source tree, so that the installed annfast is the one imported
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert 'pip install "annfast[dask]"' in out.stdout
 

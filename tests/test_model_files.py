@@ -306,7 +306,7 @@ def test_hostile_files_under_a_low_address_space_limit(tmp_path):
     if huge is not None:
         files[str(huge)] = "more than 268435456 parameters"
     proc = subprocess.run([sys.executable, "-c", RLIMIT_SCRIPT, str(CORPUS / "valid_float32.annf"), *files],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     for path, expected in files.items():
@@ -687,7 +687,7 @@ print(sorted(os.listdir(os.path.dirname(path))))
 def test_save_that_hits_a_real_file_size_limit(tmp_path):
     """A real write failure (EFBIG from RLIMIT_FSIZE, as a full disk would give): the old file survives."""
     proc = subprocess.run([sys.executable, "-c", SAVE_FSIZE_SCRIPT, str(tmp_path / "model.annf")],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == [f"OSError {errno.EFBIG}", "['model.annf']"]
 

@@ -125,7 +125,9 @@ def test_memmap_larger_than_the_data_memory_streams_with_flat_rss(tmp_path):
         print(base, peak, mapped)
     """)
     path = tmp_path / "big.f32"
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=600)
+    # run outside the source tree, so that the installed annfast is the one imported
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     base, peak, mapped = map(int, proc.stdout.split())
     size = path.stat().st_size
