@@ -282,123 +282,67 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
 
 # ---- shared-buffer training from several threads (Hogwild!) ---------------------------------------
 
-def train_shard(Spec spec, real[::1] params, real[::1] velocity, const real[:, ::1] X, const real[:, ::1] Y,
-                const int64_t[::1] order, double learning_rate, double momentum=0.0, double weight_decay=0.0,
-                bint nesterov=False, object stop=None):
-    """One thread's part of a lock-free multi-threaded epoch: per-sample SGD over ``X[order[i]]``.
+def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, const real[:, ::1] X,
+                 const real[:, ::1] Y, const int64_t[::1] order, int64_t block, double learning_rate,
+                 double momentum=0.0, double weight_decay=0.0, bint nesterov=False, int64_t batch_size=1,
+                 object stop=None, real[::1] shared=None, real[::1] start=None, object lock=None):
+    """One thread's part of a multi-threaded epoch: SGD over ``X[order[i]]`` (per sample, or in mini-batches
+    of ``batch_size`` with the thread's own ``grad``), ``block`` rows (rounded up to whole batches) between
+    returns to Python.
 
-    params and velocity (momentum > 0) are SHARED with the other threads and updated without locks
-    (Hogwild!, Niu et al. 2011). Runs in chunks without the GIL; between chunks it returns early if
-    ``stop.is_set()``. It neither backs up nor restores weights and raises nothing on a non-finite
-    loss: it sets ``stop`` and reports, and the caller restores.
+    Without ``shared``, ``params`` is the buffer all threads update without locks (Hogwild!). With
+    ``shared``, ``params`` is this thread's private copy and ``start`` its starting point (both equal to
+    ``shared`` on entry): after each block, under ``lock`` (which serializes the threads' merges), the
+    change ``params - start`` is added to ``shared`` and both restart from it. Every update lands, a thread
+    sees the others' updates at most a block late, and no thread waits for another except to merge.
 
-    Returns (summed loss, rows classified right, rows done, position of a row with a non-finite loss
-    or -1).
-    """
-    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end
-    cdef int64_t chunk = 4 * spec.chunk_rows   # worker threads need no Ctrl-C checks: fewer GIL round trips
-    cdef af_report rep
-    cdef af_status st = AF_OK
-    cdef af_sgd sgd
-    cdef real *vel = NULL
-    memset(&rep, 0, sizeof(af_report))
-    check_len(params.shape[0], n_params, "params")
-    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
-    check_order(order, X.shape[0])
-    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
-        raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required")
-    if momentum > 0:
-        check_len(velocity.shape[0], n_params, "velocity")
-        vel = &velocity[0]
-    sgd.learning_rate = learning_rate
-    sgd.momentum = momentum
-    sgd.weight_decay = weight_decay
-    sgd.nesterov = nesterov
-    sgd.batch_size = 1
-    if n == 0:
-        return 0.0, 0, 0, -1
-    # 64 bytes of padding on both sides: no cache line shared with another thread's workspace
-    work_arr = np.empty(spec.workspace_len + 32, dtype=np.float32 if real is float else np.float64)
-    cdef real[::1] work = work_arr[16:]
-    while pos < n:
-        end = min(pos + chunk, n)
-        with nogil:
-            if real is float:
-                st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, NULL, &work[0], &X[0, 0], &Y[0, 0],
-                                       &order[0], pos, end, &rep)
-            else:
-                st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, NULL, &work[0], &X[0, 0], &Y[0, 0],
-                                       &order[0], pos, end, &rep)
-        if st == AF_ERR_NONFINITE:
-            if stop is not None:
-                stop.set()
-            return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
-        elif st != AF_OK:
-            raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
-        pos = end
-        if stop is not None and stop.is_set():
-            break
-    return rep.loss_sum, rep.n_correct, pos, -1
-
-
-def train_merged(Spec spec, real[::1] shared, real[::1] copy, real[::1] start, real[::1] velocity,
-                 real[::1] grad, const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
-                 int64_t sync_every, double learning_rate, double momentum=0.0, double weight_decay=0.0,
-                 bint nesterov=False, int64_t batch_size=1, object lock=None, object stop=None):
-    """One thread's part of a merged multi-threaded epoch: SGD over ``X[order[i]]`` (per sample, or in
-    mini-batches of ``batch_size`` with the thread's own ``grad`` buffer) on a private ``copy`` of the
-    weights, merging its change into ``shared`` every ``sync_every`` rows (rounded up to whole batches).
-
-    copy and start must equal shared on entry (the caller copies); velocity (momentum > 0) is the
-    thread's own. Each merge (under ``lock``, which serializes the threads' merges) adds copy - start to
-    shared and restarts copy and start from shared: every update lands, and a thread sees the others'
-    updates at most ``sync_every`` rows late. No barrier: threads never wait for each other except to
-    merge. Stops early between blocks if ``stop.is_set()``; on a non-finite loss sets ``stop`` and
-    returns without merging that block.
+    Returns early between blocks if ``stop.is_set()``. Backs up and restores nothing, and raises nothing
+    on a non-finite loss: it sets ``stop`` and reports (that block is not merged); the caller restores.
 
     Returns (summed loss, rows classified right, rows done, position of a row with a non-finite loss or -1).
     """
-    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, block
+    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, step
     cdef af_report rep
     cdef af_status st = AF_OK
     cdef af_sgd sgd
     cdef real *vel = NULL
     cdef real *g = NULL
+    cdef bint merging = shared is not None
     memset(&rep, 0, sizeof(af_report))
-    check_len(shared.shape[0], n_params, "shared")
-    check_len(copy.shape[0], n_params, "copy")
-    check_len(start.shape[0], n_params, "start")
+    check_len(params.shape[0], n_params, "params")
+    if merging:
+        check_len(shared.shape[0], n_params, "shared")
+        check_len(start.shape[0], n_params, "start")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     check_order(order, X.shape[0])
-    if sync_every < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
-        raise ValueError("sync_every >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are "
-                         "required")
+    if block < 1 or batch_size < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
+        raise ValueError("block >= 1, batch_size >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 "
+                         "are required")
     if momentum > 0:
         check_len(velocity.shape[0], n_params, "velocity")
         vel = &velocity[0]
+    if batch_size > 1:
+        check_len(grad.shape[0], n_params, "grad")
+        g = &grad[0]
     sgd.learning_rate = learning_rate
     sgd.momentum = momentum
     sgd.weight_decay = weight_decay
     sgd.nesterov = nesterov
     sgd.batch_size = batch_size
-    if batch_size < 1:
-        raise ValueError("batch_size >= 1 is required")
-    if batch_size > 1:
-        check_len(grad.shape[0], n_params, "grad")
-        g = &grad[0]
     if n == 0:
         return 0.0, 0, 0, -1
-    block = (sync_every + batch_size - 1) // batch_size * batch_size
+    step = (block + batch_size - 1) // batch_size * batch_size
+    # 64 bytes of padding on both sides: no cache line shared with another thread's workspace
     work_arr = np.empty(spec.workspace_len + 32, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr[16:]
     while pos < n:
-        end = min(pos + block, n)
+        end = min(pos + step, n)
         with nogil:
             if real is float:
-                st = af_train_rows_f32(&spec.net, &sgd, &copy[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
+                st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
                                        &order[0], pos, end, &rep)
             else:
-                st = af_train_rows_f64(&spec.net, &sgd, &copy[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
+                st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
                                        &order[0], pos, end, &rep)
         if st == AF_ERR_NONFINITE:
             if stop is not None:
@@ -406,17 +350,18 @@ def train_merged(Spec spec, real[::1] shared, real[::1] copy, real[::1] start, r
             return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
         elif st != AF_OK:
             raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
-        if lock is not None:
-            lock.acquire()
-        try:
-            with nogil:
-                if real is float:
-                    af_merge_delta_f32(n_params, &shared[0], &copy[0], &start[0])
-                else:
-                    af_merge_delta_f64(n_params, &shared[0], &copy[0], &start[0])
-        finally:
+        if merging:
             if lock is not None:
-                lock.release()
+                lock.acquire()
+            try:
+                with nogil:
+                    if real is float:
+                        af_merge_delta_f32(n_params, &shared[0], &params[0], &start[0])
+                    else:
+                        af_merge_delta_f64(n_params, &shared[0], &params[0], &start[0])
+            finally:
+                if lock is not None:
+                    lock.release()
         pos = end
         if stop is not None and stop.is_set():
             break

@@ -104,8 +104,9 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
     backup[...] = params
     stop = threading.Event()
     shards = np.array_split(order, n_threads)
-    futures = [pool.submit(_core.train_shard, spec, params, velocity, X, Y, np.ascontiguousarray(shard), lr, mu, wd,
-                           nesterov, stop) for shard in shards]
+    block = 4 * spec.chunk_rows    # worker threads need no Ctrl-C checks: fewer GIL round trips
+    futures = [pool.submit(_core.train_thread, spec, params, velocity, params, X, Y, np.ascontiguousarray(shard),
+                           block, lr, mu, wd, nesterov, 1, stop) for shard in shards]
     results = _finish(futures, stop, params, backup)
     bad = [(k, r[3]) for k, r in enumerate(results) if r[3] >= 0]
     if bad:
@@ -121,7 +122,7 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
                  pool: ThreadPoolExecutor) -> tuple[float, int]:
     """One epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
 
-    Each thread merges on its own (``_core.train_merged``): no barrier between the threads.
+    Each thread merges on its own (``_core.train_thread``): no barrier between the threads.
     ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
     (n_params,) buffer per thread. Returns (summed loss, rows classified right).
     """
@@ -133,9 +134,9 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     for c, s0 in zip(copies, starts):
         c[...] = params
         s0[...] = params
-    futures = [pool.submit(_pinned, t, _core.train_merged, spec, params, copies[t], starts[t],
-                           vcopies[t] if mu > 0 else velocity, grads[t] if batch_size > 1 else copies[t], X, Y,
-                           shards[t], sync_every, lr, mu, wd, nesterov, batch_size, lock, stop) for t in range(k)]
+    futures = [pool.submit(_pinned, t, _core.train_thread, spec, copies[t], vcopies[t] if mu > 0 else velocity,
+                           grads[t] if batch_size > 1 else copies[t], X, Y, shards[t], sync_every, lr, mu, wd,
+                           nesterov, batch_size, stop, params, starts[t], lock) for t in range(k)]
     results = _finish(futures, stop, params, backup)
     bad = [(t, r[3]) for t, r in enumerate(results) if r[3] >= 0]
     if bad:
