@@ -21,7 +21,7 @@ DIRECTIVES = {
     "embedsignature": True,
 }
 
-CSRC = ["csrc/af_layout.c"] + [f"csrc/af_{prec}{isa}.c" for prec in ("f32", "f64") for isa in ("", "_avx2")]
+CSRC = ["csrc/af_layout.c"] + [f"csrc/af_{prec}{isa}.c" for prec in ("f32", "f64") for isa in ("", "_avx2", "_avx512")]
 DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/af_simd.inc", "csrc/af_api.inc",
            "csrc/af_variant.inc"]
 

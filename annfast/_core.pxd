@@ -21,6 +21,7 @@ cdef extern from "annfast.h" nogil:
     cpdef enum af_isa:
         AF_ISA_BASE
         AF_ISA_AVX2
+        AF_ISA_AVX512
 
     cpdef enum af_status:
         AF_OK

@@ -68,12 +68,17 @@ int32_t af_isa_supported(int32_t isa)
     if (isa == AF_ISA_BASE) return 1;
 #if AF_HAVE_X86_VARIANTS
     if (isa == AF_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == AF_ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               af_isa_supported(AF_ISA_AVX2);
 #endif
     return 0;
 }
 
 int32_t af_isa_best(void)
 {
+    if (af_isa_supported(AF_ISA_AVX512)) return AF_ISA_AVX512;
     if (af_isa_supported(AF_ISA_AVX2)) return AF_ISA_AVX2;
     return AF_ISA_BASE;
 }

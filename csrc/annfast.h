@@ -52,8 +52,8 @@ typedef enum af_loss {
 /* Kernel variants. AF_ISA_BASE runs everywhere; the others are used only when af_isa_supported() says so. */
 typedef enum af_isa {
     AF_ISA_BASE = 0,
-    AF_ISA_AVX2 = 1        /* x86-64 with AVX2 and FMA. (An AVX-512 variant was measured slower than this
-                              one on every benchmark shape, so there is none.) */
+    AF_ISA_AVX2 = 1,       /* x86-64 with AVX2 and FMA */
+    AF_ISA_AVX512 = 2      /* x86-64 with AVX-512 F, DQ, BW and VL */
 } af_isa;
 
 /* Status codes. AF_OK is 0; never renumber them. */
@@ -125,7 +125,8 @@ int64_t af_workspace_len(const af_net *net);
  * batch_size 1, and af_predict_rows / af_loss_rows on fewer than AF_BLOCK_ROWS rows. */
 int64_t af_row_workspace_len(const af_net *net);
 
-/* The variant this CPU can run best, and whether it can run a given one (1) or not (0). */
+/* The widest variant this CPU can run, and whether it can run a given one (1) or not (0). (Which one is
+ * fastest depends on the precision and the network; the Python layer picks per dtype.) */
 int32_t af_isa_best(void);
 int32_t af_isa_supported(int32_t isa);
 
