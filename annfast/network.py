@@ -589,7 +589,7 @@ class Network:
 
     def train_step(self, x, y, learning_rate: float = 0.01, momentum: float = 0.0,
                    weight_decay: float = 0.0, nesterov: bool = False) -> float:
-        """One online SGD update from one row; returns that row's loss (before the update).
+        """Make one online SGD update from one row; return that row's loss (before the update).
 
         Parameters
         ----------
