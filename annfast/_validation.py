@@ -105,7 +105,7 @@ def _check_finite(arr: np.ndarray, name: str, original=None) -> None:
     idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
     where = f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
     if original is not None and np.isfinite(original[idx]):
-        raise ValueError(f"{name} holds {original[idx]!r} at {where}, which does not fit in {arr.dtype}")
+        raise ValueError(f"{name} holds {float(original[idx])!r} at {where}, which does not fit in {arr.dtype}")
     raise ValueError(f"{name} holds a non-finite value ({arr[idx]}) at {where}")
 
 

@@ -155,3 +155,14 @@ def test_divergence_in_train_step_and_minibatch_keeps_finite_weights():
     with pytest.raises(af.DivergenceError):
         net.fit(X, Y, epochs=100, learning_rate=100.0, batch_size=8)
     assert np.all(np.isfinite(net.parameters))
+
+
+def test_value_too_large_for_float32_is_reported_not_turned_into_inf(net):
+    X = np.zeros((4, 3))
+    X[2, 1] = 1e39                      # finite in float64, inf in float32
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"X holds 1e\+39 at row 2, column 1, which does not fit in float32"):
+        net.fit(X, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="does not fit in float32"):
+        net.predict(X)
+    assert net.parameters.tobytes() == before
