@@ -226,6 +226,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     memcpy(&backup[0], &params[0], n_params * sizeof(real))
+    if bs > 1:
+        memset(g, 0, n_params * sizeof(real))   # af_train_rows wants it zeroed and leaves it so
     chunk = spec.chunk_rows
     if bs <= 4 * chunk:
         # whole batches per chunk (chunks end on batch boundaries), at most about four chunks' work
@@ -270,6 +272,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
                     st = af_apply_gradient_f32(&sgd, n_params, &params[0], vel, g, end - pos)
                 else:
                     st = af_apply_gradient_f64(&sgd, n_params, &params[0], vel, g, end - pos)
+            memset(g, 0, n_params * sizeof(real))
         pos = end
     if not all_finite_(&params[0], n_params):
         memcpy(&params[0], &backup[0], n_params * sizeof(real))

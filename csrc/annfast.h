@@ -146,7 +146,8 @@ const char *af_status_name(int32_t status);
  * then one sweep per layer that propagates the delta with the old weights and updates W and b in
  * place. batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
  * their mean. velocity is read and written only if momentum > 0 (it may be NULL otherwise); grad is
- * used only if batch_size > 1 (it may be NULL otherwise).
+ * used only if batch_size > 1 (it may be NULL otherwise), must be all zeros on entry and is all zeros
+ * again on return.
  * Adds each row's loss (and whether it was classified right) to the report. On a non-finite loss it
  * stops before any update from that row (for batch_size > 1: before the update of that row's batch),
  * sets report->bad_row to its position in order, and returns AF_ERR_NONFINITE; all earlier updates are
