@@ -233,7 +233,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
         # whole batches per chunk (chunks end on batch boundaries), at most about four chunks' work
         chunk = max(chunk - chunk % bs, bs)
     else:
-        chunk = max(4, chunk - chunk % 4)   # gradient sums of a large batch go in blocks of four rows
+        chunk = max(AF_BLOCK_ROWS, chunk - chunk % AF_BLOCK_ROWS)   # whole blocks of rows per chunk
     while pos < n:
         if bs <= chunk:
             end = min(pos + chunk, n)
@@ -380,7 +380,7 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
     with a non-finite loss or -1).
     """
     cdef int64_t pos = begin, stop_at
-    cdef int64_t chunk = max(4, spec.chunk_rows - spec.chunk_rows % 4)
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows - spec.chunk_rows % AF_BLOCK_ROWS)
     cdef af_report rep
     cdef af_status st = AF_OK
     memset(&rep, 0, sizeof(af_report))

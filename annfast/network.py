@@ -58,16 +58,23 @@ class Dense:
         return hash((self.units, self.activation, self.negative_slope))
 
 
-# The kernel variants to prefer, best first, per dtype, as measured by bench/ (2026-11, Xeon with AVX-512):
-# float64 gains from 64-byte vectors (8 doubles: small 64-32-10 +35-80 %, medium +10-20 %), while float32's
-# 16-lane vectors are slower on short rows (tiny 4-8-1: half the speed) and no faster elsewhere.
-_PREFERRED = {"float32": ("avx2", "base"), "float64": ("avx512", "avx2", "base")}
+# The kernel variants to prefer, best first, as measured by bench/ (2026-11, Xeon with AVX-512): 64-byte
+# vectors win once most weights sit in rows that fill two of them (float32: small 64-32-10 +15-20 %, mini-batch
+# on medium 784-128-10 +25 %; float64: small +20-30 %); on shorter rows they lose (tiny 4-8-1: -5 to -20 %), as
+# most of the work there is scalar tails and lane sums.
+_PREFERRED_WIDE = ("avx512", "avx2", "base")
+_PREFERRED_NARROW = ("avx2", "base")
 
 
-def _default_kernel(dtype: np.dtype) -> str:
+def _default_kernel(dtype: np.dtype, shapes: list[tuple[int, int]]) -> str:
+    """The kernel for a network of layer shapes (n_in, n_out) and this dtype (ANNFAST_KERNEL overrides it)."""
     name = os.environ.get("ANNFAST_KERNEL", "auto").strip().lower() or "auto"
     if name == "auto":
-        return next(k for k in _PREFERRED[dtype.name] if _core.isa_supported(v.KERNELS[k]))
+        wide_row = 2 * 64 // dtype.itemsize
+        weights = sum(n_in * n_out for n_in, n_out in shapes)
+        in_wide_rows = sum(n_in * n_out for n_in, n_out in shapes if n_in >= wide_row)
+        order = _PREFERRED_WIDE if 2 * in_wide_rows >= weights else _PREFERRED_NARROW
+        return next(k for k in order if _core.isa_supported(v.KERNELS[k]))
     v.check_name(name, v.KERNELS, "kernel (environment variable ANNFAST_KERNEL)")
     if not _core.isa_supported(v.KERNELS[name]):
         raise RuntimeError(f"ANNFAST_KERNEL={name!r} but this CPU cannot run that kernel")
@@ -154,7 +161,8 @@ class Network:
             seed = v.check_int(seed, "seed", minimum=0)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-        self._kernel = _default_kernel(self.dtype)
+        widths = [self.n_inputs] + [layer.units for layer in layers]
+        self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
         self.loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[str, _core.Spec] = {}
         self._cur_spec = self._spec(self.loss)
@@ -200,8 +208,9 @@ class Network:
     def kernel(self) -> str:
         """Name of the C kernel variant in use ("base", "avx2" or "avx512"); settable to any this CPU runs.
 
-        The default is the fastest measured for the dtype among those the CPU runs (AVX2 for float32,
-        AVX-512 for float64); the environment variable ANNFAST_KERNEL overrides it.
+        The default is the fastest measured among those the CPU runs: AVX-512 when most weights sit in rows
+        of at least 32 float32 or 16 float64 inputs, else AVX2; the environment variable ANNFAST_KERNEL
+        overrides it.
         """
         return self._kernel
 

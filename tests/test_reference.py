@@ -117,3 +117,35 @@ def test_predict_of_many_rows_spans_chunks(rng):
     out = net.predict(X)
     idx = rng.integers(0, len(X), 200)
     np.testing.assert_allclose(out[idx], ref.predict(X[idx]), rtol=0, atol=1e-12)
+
+
+# Layers wide enough for every vector path of the block kernels (mini-batch, predict, evaluate): 70 and 37
+# inputs leave lanes of a vector group, a vector and a scalar tail at 4, 8 and 16 lanes; 37 and 19 outputs
+# leave rows outside the groups of four; batch sizes leave rows outside the groups of inputs and blocks.
+WIDE_NET = (70, [(37, "tanh"), (19, "sigmoid"), (5, "linear")], "half_squared_error")
+
+
+@pytest.mark.parametrize("batch_size", [3, 16, 23, 40])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_wide_minibatches_match_reference_on_every_kernel(dtype, batch_size, rng):
+    from annfast import _core
+    from annfast._validation import KERNELS
+    n_in, spec, loss = WIDE_NET
+    X = representable(rng.normal(size=(83, n_in)), dtype)
+    Y = representable(rng.normal(size=(83, spec[-1][0])), dtype)
+    kernels = [k for k, code in KERNELS.items() if _core.isa_supported(code)]
+    for kernel in kernels:
+        net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
+        net.kernel = kernel
+        ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
+        np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
+        net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False, batch_size=batch_size)
+        ref.train(X, Y, np.arange(len(X)), 0.05, batch_size=batch_size)
+        assert_same_weights(net, ref, dtype)
+        np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
+        # the gradient of the whole set, in blocks of rows, against the reference's per-row sum
+        rows = [ref.row_gradients(x, y) for x, y in zip(X, Y)]
+        want = np.concatenate([np.concatenate([sum(r[0][k] for r in rows).ravel(), sum(r[1][k] for r in rows)])
+                               for k in range(len(spec))]) / len(X)
+        got = net.gradient(X, Y)
+        np.testing.assert_allclose(got, want, rtol=0, atol=10 * TOL[dtype] * max(1.0, np.abs(want).max()))
