@@ -67,7 +67,7 @@ _PREFERRED_NARROW = ("avx2", "base")
 
 
 def _default_kernel(dtype: np.dtype, shapes: list[tuple[int, int]]) -> str:
-    """The kernel for a network of layer shapes (n_in, n_out) and this dtype (ANNFAST_KERNEL overrides it)."""
+    """Pick the kernel for a network of layer shapes (n_in, n_out) and this dtype (ANNFAST_KERNEL overrides it)."""
     name = os.environ.get("ANNFAST_KERNEL", "auto").strip().lower() or "auto"
     if name == "auto":
         wide_row = 2 * 64 // dtype.itemsize

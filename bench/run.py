@@ -344,9 +344,14 @@ def main(argv=None) -> int:
     if PINNED_CORE is None:
         say("  (this OS cannot pin a process to a core: running unpinned)")
     say("  " + report.load_line(load))
-    tiny = SHAPES["tiny"]
-    info["annfast_kernel"] = Annfast(tiny, initial_weights(tiny), *make_data(tiny, 1)).kernel
-    say(f"  annfast kernel: {info['annfast_kernel']}")
+    # annfast picks its kernel variant per network (wide rows: AVX-512) and dtype
+    def kernel(sizes, dtype):
+        return Annfast(sizes, initial_weights(sizes), *make_data(sizes, 1), dtype=dtype).kernel
+
+    info["annfast_kernel"] = "; ".join(
+        f"{dtype}: " + ", ".join(f"{name} {kernel(sizes, dtype)}" for name, sizes in run.shapes.items())
+        for dtype in ("float32", "float64"))
+    say(f"  annfast kernels: {info['annfast_kernel']}")
     if "limits" in args.sections:
         run.sample_limits()          # once now and once at the end: the limits keep the best of both
     section_s = {}

@@ -228,3 +228,26 @@ def test_large_batches_of_a_large_network_train_in_blocks(rng):
     before = net.parameters.copy()
     hist = net.fit(X, y, epochs=1, batch_size=20, learning_rate=1e-3)
     assert np.isfinite(hist.history["loss"][0]) and not np.array_equal(before, net.parameters)
+
+
+def test_default_kernel_follows_the_row_widths(monkeypatch):
+    from annfast import _core
+    from annfast._validation import KERNELS
+    monkeypatch.delenv("ANNFAST_KERNEL", raising=False)
+    runs = {k for k, code in KERNELS.items() if _core.isa_supported(code)}
+    narrow = "avx2" if "avx2" in runs else "base"
+    wide = "avx512" if "avx512" in runs else narrow
+    for dtype in ("float32", "float64"):
+        # rows of 4 and 8 inputs: most of the work is lane sums and tails, the narrow vectors win
+        assert af.Network(4, [af.Dense(8), af.Dense(1)], dtype=dtype).kernel == narrow
+        # most weights in rows of 64 or 784 inputs
+        assert af.Network(64, [af.Dense(32), af.Dense(10)], dtype=dtype).kernel == wide
+        assert af.Network(4, [af.Dense(256), af.Dense(256), af.Dense(1)], dtype=dtype).kernel == wide
+    # 24 inputs fill two 64-byte vectors of float64 but not of float32
+    assert af.Network(24, [af.Dense(24), af.Dense(1)], dtype="float64").kernel == wide
+    assert af.Network(24, [af.Dense(24), af.Dense(1)], dtype="float32").kernel == narrow
+    monkeypatch.setenv("ANNFAST_KERNEL", "base")
+    assert af.Network(64, [af.Dense(32), af.Dense(10)]).kernel == "base"
+    monkeypatch.setenv("ANNFAST_KERNEL", "sse9")
+    with pytest.raises(ValueError, match="ANNFAST_KERNEL"):
+        af.Network(4, [af.Dense(1)])
