@@ -119,18 +119,20 @@ def test_predict_of_many_rows_spans_chunks(rng):
     np.testing.assert_allclose(out[idx], ref.predict(X[idx]), rtol=0, atol=1e-12)
 
 
-# Layers wide enough for every vector path of the block kernels (mini-batch, predict, evaluate): 70 and 37
-# inputs leave lanes of a vector group, a vector and a scalar tail at 4, 8 and 16 lanes; 37 and 19 outputs
-# leave rows outside the groups of four; batch sizes leave rows outside the groups of inputs and blocks.
-WIDE_NET = (70, [(37, "tanh"), (19, "sigmoid"), (5, "linear")], "half_squared_error")
+# Layers wide enough for every vector path of the kernels: 70 and 37 inputs leave lanes of a vector group, a
+# vector and a scalar tail at 4, 8 and 16 lanes; 37 and 19 outputs leave rows outside the groups of four; 32
+# and 64 inputs are rows of 2 to 16 whole vectors (the unrolled first-layer path of per-sample SGD up to 4);
+# batch sizes leave rows outside the groups of inputs and the blocks.
+WIDE_LAYERS = ([(37, "tanh"), (19, "sigmoid"), (5, "linear")], "half_squared_error")
 
 
-@pytest.mark.parametrize("batch_size", [3, 16, 23, 40])
+@pytest.mark.parametrize("n_in", [70, 64, 32])
+@pytest.mark.parametrize("batch_size", [1, 3, 16, 23, 40])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_wide_minibatches_match_reference_on_every_kernel(dtype, batch_size, rng):
+def test_wide_layers_match_reference_on_every_kernel(dtype, batch_size, n_in, rng):
     from annfast import _core
     from annfast._validation import KERNELS
-    n_in, spec, loss = WIDE_NET
+    spec, loss = WIDE_LAYERS
     X = representable(rng.normal(size=(83, n_in)), dtype)
     Y = representable(rng.normal(size=(83, spec[-1][0])), dtype)
     kernels = [k for k, code in KERNELS.items() if _core.isa_supported(code)]
