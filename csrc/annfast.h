@@ -119,7 +119,7 @@ int64_t af_bias_offset(const af_net *net, int64_t k);
 int64_t af_workspace_len(const af_net *net);
 
 /* Rows that the mini-batch, predict and loss kernels compute at once (each weight loaded once for them). */
-#define AF_BLOCK_ROWS 32
+#define AF_BLOCK_ROWS 16
 
 /* The smaller scratch that suffices for calls that work one row at a time: af_train_rows with
  * batch_size 1, and af_predict_rows / af_loss_rows on fewer than AF_BLOCK_ROWS rows. */
