@@ -251,3 +251,21 @@ def test_default_kernel_follows_the_row_widths(monkeypatch):
     monkeypatch.setenv("ANNFAST_KERNEL", "sse9")
     with pytest.raises(ValueError, match="ANNFAST_KERNEL"):
         af.Network(4, [af.Dense(1)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_rows_outputs_do_not_depend_on_the_other_rows_of_the_call(dtype, rng):
+    # predict and evaluate go through the same block kernels for one row, a few rows or many
+    from annfast import _core
+    from annfast._validation import KERNELS
+    X = rng.normal(size=(45, 70))
+    y = rng.normal(size=(45, 3))
+    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+        net = af.Network(70, [af.Dense(37, "tanh"), af.Dense(3)], dtype=dtype, seed=2)
+        net.kernel = kernel
+        whole = net.predict(X)
+        np.testing.assert_array_equal(np.vstack([net.predict(X[i:i + 1]) for i in range(len(X))]), whole)
+        np.testing.assert_array_equal(np.vstack([net.predict_one(x) for x in X]), whole)
+        np.testing.assert_array_equal(np.vstack([net.predict(X[i:i + 7]) for i in range(0, len(X), 7)]), whole)
+        rows = [net.evaluate(X[i:i + 1], y[i:i + 1]) for i in range(len(X))]
+        assert net.evaluate(X, y) == pytest.approx(np.mean(rows), rel=1e-12)
