@@ -288,7 +288,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
 def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, const real[:, ::1] X,
                  const real[:, ::1] Y, const int64_t[::1] order, int64_t block, double learning_rate,
                  double momentum=0.0, double weight_decay=0.0, bint nesterov=False, int64_t batch_size=1,
-                 object stop=None, real[::1] shared=None, real[::1] start=None, object lock=None):
+                 object stop=None, real[::1] shared=None, real[::1] start=None, object lock=None,
+                 int64_t[::1] next_pos=None):
     """One thread's part of a multi-threaded epoch: SGD over ``X[order[i]]`` (per sample, or in mini-batches
     of ``batch_size`` with the thread's own ``grad``), ``block`` rows (rounded up to whole batches) between
     returns to Python.
@@ -299,12 +300,19 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
     change ``params - start`` is added to ``shared`` and both restart from it. Every update lands, a thread
     sees the others' updates at most a block late, and no thread waits for another except to merge.
 
+    With ``next_pos`` (merging only: a one-element counter shared by the threads), ``order`` is the whole
+    epoch's and the threads take its blocks in turn: each claims the next block, under ``lock``, when it
+    starts and at each merge, so a thread on a slower core simply takes fewer blocks (no thread idles at
+    the end of the epoch waiting for a fixed shard of another). Without it, ``order`` is this thread's.
+
     Returns early between blocks if ``stop.is_set()``. Backs up and restores nothing, and raises nothing
     on a non-finite loss: it sets ``stop`` and reports (that block is not merged); the caller restores.
 
-    Returns (summed loss, rows classified right, rows done, position of a row with a non-finite loss or -1).
+    Returns (summed loss, rows classified right, rows done, position in ``order`` of a row with a
+    non-finite loss or -1).
     """
-    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, step
+    cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, step, done = 0
+    cdef bint claiming = next_pos is not None
     cdef af_report rep
     cdef af_status st = AF_OK
     cdef af_sgd sgd
@@ -318,6 +326,8 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
         check_len(start.shape[0], n_params, "start")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     check_order(order, X.shape[0])
+    if claiming and (not merging or lock is None or next_pos.shape[0] != 1):
+        raise ValueError("next_pos needs shared, start and lock, and holds one position")
     if block < 1 or batch_size < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
         raise ValueError("block >= 1, batch_size >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 "
                          "are required")
@@ -338,6 +348,10 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
     # 64 bytes of padding on both sides: no cache line shared with another thread's workspace
     work_arr = np.empty(spec.workspace_len + 32, dtype=np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr[16:]
+    if claiming:
+        with lock:
+            pos = next_pos[0]
+            next_pos[0] = min(pos + step, n)
     while pos < n:
         end = min(pos + step, n)
         with nogil:
@@ -353,6 +367,8 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
             return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
         elif st != AF_OK:
             raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+        done += end - pos
+        pos = end
         if merging:
             if lock is not None:
                 lock.acquire()
@@ -362,13 +378,15 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
                         af_merge_delta_f32(n_params, &shared[0], &params[0], &start[0])
                     else:
                         af_merge_delta_f64(n_params, &shared[0], &params[0], &start[0])
+                if claiming:
+                    pos = next_pos[0]
+                    next_pos[0] = min(pos + step, n)
             finally:
                 if lock is not None:
                     lock.release()
-        pos = end
         if stop is not None and stop.is_set():
             break
-    return rep.loss_sum, rep.n_correct, pos, -1
+    return rep.loss_sum, rep.n_correct, done, -1
 
 
 def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,

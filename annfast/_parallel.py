@@ -1,11 +1,11 @@
 """Epochs on several threads: per-sample SGD on shards, and mini-batches split across threads.
 
-The C work releases the GIL, so plain Python threads run it in parallel. Per-sample SGD gives each thread
-a disjoint shard of the epoch's order, in one of two ways:
+The C work releases the GIL, so plain Python threads run it in parallel. Per-sample SGD splits the
+epoch's order into disjoint parts for the threads, in one of two ways:
 
-- merged (the default): each thread trains a private copy of the parameters; every ``sync_every`` rows
-  of its shard it adds its change to the shared buffer and restarts its copy from it, on its own, without
-  waiting for the other threads. This is Hogwild's lock-free update with a bounded delay: every update of
+- merged (the default): each thread trains a private copy of the parameters on blocks of ``sync_every``
+  rows of the epoch, which the threads take in turn; after each block it adds its change to the shared
+  buffer and restarts its copy from it, on its own, without waiting for the other threads. This is Hogwild's lock-free update with a bounded delay: every update of
   every row lands, and a thread sees the others' updates at most ``sync_every`` rows late. Each thread
   sweeps weights that stay in its own core's cache.
 - hogwild: all threads update the ONE shared buffer without locks, row by row (Niu et al. 2011). For
@@ -130,18 +130,18 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     stop = threading.Event()
     lock = threading.Lock()
     k = len(copies)
-    shards = [np.ascontiguousarray(s) for s in np.array_split(order, k)]
+    order = np.ascontiguousarray(order)
+    next_pos = np.zeros(1, dtype=np.int64)   # the threads take the epoch's blocks in turn (see train_thread)
     for c, s0 in zip(copies, starts):
         c[...] = params
         s0[...] = params
     futures = [pool.submit(_pinned, t, _core.train_thread, spec, copies[t], vcopies[t] if mu > 0 else velocity,
-                           grads[t] if batch_size > 1 else copies[t], X, Y, shards[t], sync_every, lr, mu, wd,
-                           nesterov, batch_size, stop, params, starts[t], lock) for t in range(k)]
+                           grads[t] if batch_size > 1 else copies[t], X, Y, order, sync_every, lr, mu, wd,
+                           nesterov, batch_size, stop, params, starts[t], lock, next_pos) for t in range(k)]
     results = _finish(futures, stop, params, backup)
-    bad = [(t, r[3]) for t, r in enumerate(results) if r[3] >= 0]
+    bad = [r[3] for r in results if r[3] >= 0]
     if bad:
-        t, pos = bad[0]
-        _diverged(params, backup, epoch, f"at row {int(shards[t][pos])} of X")
+        _diverged(params, backup, epoch, f"at row {int(order[min(bad)])} of X")
     if mu > 0:   # the shared velocity: the mean of the threads'
         velocity[...] = np.mean(vcopies, axis=0)
     if not _core.all_finite(params):
