@@ -5,9 +5,10 @@ epoch's order into disjoint parts for the threads, in one of two ways:
 
 - merged (the default): each thread trains a private copy of the parameters on blocks of ``sync_every``
   rows of the epoch, which the threads take in turn; after each block it adds its change to the shared
-  buffer and restarts its copy from it, on its own, without waiting for the other threads. This is Hogwild's lock-free update with a bounded delay: every update of
-  every row lands, and a thread sees the others' updates at most ``sync_every`` rows late. Each thread
-  sweeps weights that stay in its own core's cache.
+  buffer and restarts its copy from it, on its own, without waiting for the other threads. This is
+  Hogwild's lock-free update with a bounded delay: every update of every row lands, and a thread sees the
+  others' updates at most ``sync_every`` rows late. Each thread sweeps weights that stay in its own
+  core's cache, and a thread on a slower core simply takes fewer blocks.
 - hogwild: all threads update the ONE shared buffer without locks, row by row (Niu et al. 2011). For
   dense networks every row writes every weight, so the cores spend their time passing cache lines back
   and forth; measured on the benchmark shapes it is no faster than one thread (see bench/).
