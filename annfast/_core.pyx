@@ -175,6 +175,30 @@ cdef int raise_nonfinite(real[::1] params, real[::1] backup, int64_t row, int64_
 
 # ---- training ---------------------------------------------------------------------------------
 
+cdef af_sgd sgd_settings(Spec spec, real[::1] velocity, real[::1] grad, double learning_rate, double momentum,
+                         double weight_decay, bint nesterov, int64_t batch_size, real **vel, real **g) except *:
+    """Check the SGD settings and the buffers they need (velocity if momentum > 0, grad if batch_size > 1);
+    return them as an af_sgd and point vel and g at those buffers (else NULL)."""
+    cdef af_sgd sgd
+    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0) or batch_size < 1:
+        raise ValueError("learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0 and batch_size >= 1 "
+                         "are required")
+    vel[0] = NULL
+    g[0] = NULL
+    if momentum > 0:
+        check_len(velocity.shape[0], spec.n_params, "velocity")
+        vel[0] = &velocity[0]
+    if batch_size > 1:
+        check_len(grad.shape[0], spec.n_params, "grad")
+        g[0] = &grad[0]
+    sgd.learning_rate = learning_rate
+    sgd.momentum = momentum
+    sgd.weight_decay = weight_decay
+    sgd.nesterov = nesterov
+    sgd.batch_size = batch_size
+    return sgd
+
+
 def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, real[::1] backup,
                const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
                double learning_rate, double momentum=0.0, double weight_decay=0.0,
@@ -207,20 +231,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     check_len(backup.shape[0], n_params, "backup")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     check_order(order, X.shape[0])
-    if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0) or bs < 1:
-        raise ValueError("learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0 and batch_size >= 1 "
-                         "are required")
-    if momentum > 0:
-        check_len(velocity.shape[0], n_params, "velocity")
-        vel = &velocity[0]
-    if bs > 1:
-        check_len(grad.shape[0], n_params, "grad")
-        g = &grad[0]
-    sgd.learning_rate = learning_rate
-    sgd.momentum = momentum
-    sgd.weight_decay = weight_decay
-    sgd.nesterov = nesterov
-    sgd.batch_size = bs
+    sgd = sgd_settings(spec, velocity, grad, learning_rate, momentum, weight_decay, nesterov, bs, &vel, &g)
     if n == 0:
         return 0.0, 0
     work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
@@ -328,20 +339,9 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
     check_order(order, X.shape[0])
     if claiming and (not merging or lock is None or next_pos.shape[0] != 1):
         raise ValueError("next_pos needs shared, start and lock, and holds one position")
-    if block < 1 or batch_size < 1 or not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
-        raise ValueError("block >= 1, batch_size >= 1, learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 "
-                         "are required")
-    if momentum > 0:
-        check_len(velocity.shape[0], n_params, "velocity")
-        vel = &velocity[0]
-    if batch_size > 1:
-        check_len(grad.shape[0], n_params, "grad")
-        g = &grad[0]
-    sgd.learning_rate = learning_rate
-    sgd.momentum = momentum
-    sgd.weight_decay = weight_decay
-    sgd.nesterov = nesterov
-    sgd.batch_size = batch_size
+    if block < 1:
+        raise ValueError("block >= 1 is required")
+    sgd = sgd_settings(spec, velocity, grad, learning_rate, momentum, weight_decay, nesterov, batch_size, &vel, &g)
     if n == 0:
         return 0.0, 0, 0, -1
     step = (block + batch_size - 1) // batch_size * batch_size

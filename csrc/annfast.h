@@ -126,7 +126,7 @@ int64_t af_workspace_len(const af_net *net);
 int64_t af_row_workspace_len(const af_net *net);
 
 /* The widest variant this CPU can run, and whether it can run a given one (1) or not (0). (Which one is
- * fastest depends on the precision and the network; the Python layer picks per dtype.) */
+ * fastest depends on the network and the precision; the Python layer picks per network.) */
 int32_t af_isa_best(void);
 int32_t af_isa_supported(int32_t isa);
 
