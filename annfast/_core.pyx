@@ -21,6 +21,31 @@ cdef int64_t CHUNK_MACS = 8_000_000
 # Workspaces up to this many doubles live on the C stack (no allocation for small networks).
 cdef enum:
     STACK_WORK = 8192
+# Buffers the kernels stream over start on a cache line: 64-byte vectors then never straddle two lines
+# (a misaligned parameter vector made AVX-512 loads and stores up to twice as slow).
+cdef enum:
+    ALIGN = 64
+    STACK_WORK_ALLOC = STACK_WORK + ALIGN / 8   # doubles: the room to align the stack workspace
+
+
+def aligned_empty(Py_ssize_t n, dtype):
+    """An uninitialized 1-D array of n items of dtype whose data starts on a 64-byte boundary."""
+    dtype = np.dtype(dtype)
+    raw = np.empty(n * dtype.itemsize + ALIGN, dtype=np.uint8)
+    off = (-raw.ctypes.data) % ALIGN
+    return raw[off:off + n * dtype.itemsize].view(dtype)
+
+
+def aligned_zeros(Py_ssize_t n, dtype):
+    """Zeros of shape (n,) and dtype whose data starts on a 64-byte boundary."""
+    out = aligned_empty(n, dtype)
+    out[...] = 0
+    return out
+
+
+cdef inline void *align_up(void *p) noexcept nogil:
+    """p rounded up to the next 64-byte boundary (the stack workspaces keep ALIGN bytes spare for it)."""
+    return <void *>(<char *>p + ((-<size_t>p) & (ALIGN - 1)))
 
 
 class DivergenceError(FloatingPointError):
@@ -234,7 +259,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     sgd = sgd_settings(spec, velocity, grad, learning_rate, momentum, weight_decay, nesterov, bs, &vel, &g)
     if n == 0:
         return 0.0, 0
-    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     memcpy(&backup[0], &params[0], n_params * sizeof(real))
     if bs > 1:
@@ -346,7 +371,7 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
         return 0.0, 0, 0, -1
     step = (block + batch_size - 1) // batch_size * batch_size
     # 64 bytes of padding on both sides: no cache line shared with another thread's workspace
-    work_arr = np.empty(spec.workspace_len + 32, dtype=np.float32 if real is float else np.float64)
+    work_arr = aligned_empty(spec.workspace_len + 32, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr[16:]
     if claiming:
         with lock:
@@ -410,7 +435,7 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
     check_order(order[begin:end], X.shape[0])
     if begin == end:
         return 0.0, 0, -1
-    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     while pos < end:
         stop_at = min(pos + chunk, end)
@@ -509,8 +534,8 @@ cdef class Engine:
         dtype = np.float32 if f32 else np.float64
         self.f32 = f32
         self.n_params = n_params
-        self.params = np.zeros(n_params, dtype=dtype)
-        self.backup = np.zeros(n_params, dtype=dtype)
+        self.params = aligned_zeros(n_params, dtype)
+        self.backup = aligned_zeros(n_params, dtype)
         self.velocity = np.zeros(0, dtype=dtype)
         if f32:
             self.p32 = self.params
@@ -522,7 +547,7 @@ cdef class Engine:
     def ensure_velocity(self):
         """Allocate the (zero) momentum velocity if there is none; return it."""
         if self.velocity.shape[0] != self.n_params:
-            self.velocity = np.zeros(self.n_params, dtype=self.params.dtype)
+            self.velocity = aligned_zeros(self.n_params, self.params.dtype)
             if self.f32:
                 self.v32 = self.velocity
             else:
@@ -538,12 +563,12 @@ cdef class Engine:
     def predict_one(self, Spec spec, object x):
         """Outputs (n_outputs,) for one row x (n_inputs,), or None if x needs converting first."""
         cdef Py_buffer xb
-        cdef double stack_work[STACK_WORK]
+        cdef double stack_work[STACK_WORK_ALLOC]
         cdef object out
         cdef float[::1] o32
         cdef double[::1] o64
         check_len(self.n_params, spec.n_params, "params")
-        if spec.row_workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+        if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
             return None
         if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
             return None
@@ -552,13 +577,13 @@ cdef class Engine:
             if self.f32:
                 o32 = out
                 with nogil:
-                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>stack_work, <float *>xb.buf, 0, 1,
-                                        &o32[0])
+                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>align_up(stack_work), <float *>xb.buf,
+                                        0, 1, &o32[0])
             else:
                 o64 = out
                 with nogil:
-                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>stack_work, <double *>xb.buf, 0, 1,
-                                        &o64[0])
+                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>align_up(stack_work), <double *>xb.buf,
+                                        0, 1, &o64[0])
         finally:
             PyBuffer_Release(&xb)
         return out
@@ -568,30 +593,30 @@ cdef class Engine:
         converting first or is larger (then the caller uses predict_rows, in chunks)."""
         cdef Py_buffer xb
         cdef Py_ssize_t rows
-        cdef double stack_work[STACK_WORK]
+        cdef double stack_work[STACK_WORK_ALLOC]
         cdef float[:, ::1] o32
         cdef double[:, ::1] o64
         check_len(self.n_params, spec.n_params, "params")
-        if spec.row_workspace_len * (4 if self.f32 else 8) > sizeof(stack_work):
+        if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
             return None
         rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, 2)
         if rows < 0:
             return None
         try:
             if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and
-                                          spec.workspace_len * (4 if self.f32 else 8) > sizeof(stack_work)):
+                                          spec.workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double)):
                 return None
             out = np.empty((rows, spec.n_outputs), dtype=self.params.dtype)
             if self.f32:
                 o32 = out
                 with nogil:
-                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>stack_work, <float *>xb.buf, 0, rows,
-                                        &o32[0, 0])
+                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>align_up(stack_work), <float *>xb.buf,
+                                        0, rows, &o32[0, 0])
             else:
                 o64 = out
                 with nogil:
-                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>stack_work, <double *>xb.buf, 0,
-                                        rows, &o64[0, 0])
+                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>align_up(stack_work), <double *>xb.buf,
+                                        0, rows, &o64[0, 0])
         finally:
             PyBuffer_Release(&xb)
         return out
@@ -608,7 +633,7 @@ cdef class Engine:
         cdef af_report rep
         cdef af_status st
         cdef af_sgd sgd
-        cdef double stack_work[STACK_WORK]
+        cdef double stack_work[STACK_WORK_ALLOC]
         cdef void *w
         cdef float[::1] heap32
         cdef double[::1] heap64
@@ -632,13 +657,13 @@ cdef class Engine:
             sgd.weight_decay = weight_decay
             sgd.nesterov = nesterov
             sgd.batch_size = 1
-            if spec.row_workspace_len * (4 if self.f32 else 8) <= sizeof(stack_work):
-                w = <void *>stack_work
+            if spec.row_workspace_len * (4 if self.f32 else 8) <= STACK_WORK * sizeof(double):
+                w = align_up(stack_work)
             elif self.f32:
-                heap32 = np.empty(spec.row_workspace_len, dtype=np.float32)
+                heap32 = aligned_empty(spec.row_workspace_len, np.float32)
                 w = <void *>&heap32[0]
             else:
-                heap64 = np.empty(spec.row_workspace_len, dtype=np.float64)
+                heap64 = aligned_empty(spec.row_workspace_len, np.float64)
                 w = <void *>&heap64[0]
             if self.f32:
                 with nogil:
@@ -680,17 +705,17 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
     """
     cdef int64_t n = X.shape[0], pos = 0, end
     cdef int64_t chunk = spec.chunk_rows * 3   # forward only: a third of a training row
-    cdef double stack_work[STACK_WORK]
+    cdef double stack_work[STACK_WORK_ALLOC]
     cdef real *w
     cdef real[::1] heap_work
     check_len(params.shape[0], spec.n_params, "params")
     check_rows(spec, X.shape[0], X.shape[1], out.shape[0], out.shape[1])
     if n == 0:
         return
-    if spec.workspace_len * sizeof(real) <= sizeof(stack_work):
-        w = <real *>stack_work
+    if spec.workspace_len * sizeof(real) <= STACK_WORK * sizeof(double):
+        w = <real *>align_up(stack_work)
     else:
-        heap_work = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+        heap_work = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
         w = &heap_work[0]
     while pos < n:
         end = min(pos + chunk, n)
@@ -716,7 +741,7 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     if n == 0:
         return 0.0, 0
-    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     while pos < n:
         end = min(pos + chunk, n)
@@ -751,7 +776,7 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     if n == 0:
         return 0.0
-    work_arr = np.empty(spec.workspace_len, dtype=np.float32 if real is float else np.float64)
+    work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     with nogil:
         if real is float:

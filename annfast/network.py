@@ -368,7 +368,7 @@ class Network:
         if momentum > 0:
             self._engine.ensure_velocity()
         if batch_size > 1 and self._grad.shape[0] != self.n_params:
-            self._grad = np.empty(self.n_params, dtype=self.dtype)
+            self._grad = _core.aligned_empty(self.n_params, self.dtype)
 
     def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
@@ -524,8 +524,11 @@ class Network:
             def per_thread(wanted, source=None):
                 if not wanted:
                     return []
-                return [np.zeros(self.n_params, dtype=self.dtype) if source is None else source.copy()
-                        for _ in range(threads)]
+                out = [_core.aligned_zeros(self.n_params, self.dtype) for _ in range(threads)]
+                if source is not None:
+                    for buf in out:
+                        buf[...] = source
+                return out
             grads = per_thread(threads > 1 and bs > 1)
             copies = per_thread(merged)
             starts = per_thread(merged)
