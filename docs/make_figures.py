@@ -1,6 +1,6 @@
 """Draws docs/learning-curve.png, the learning curves shown in the README, with annfast itself.
 
-    python docs/make_figures.py        (needs scikit-learn for the digits data and matplotlib)
+Run ``python docs/make_figures.py`` (needs scikit-learn for the digits data and matplotlib).
 """
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import annfast as af
 
 
 def main() -> None:
+    """Train on the digits and draw the learning curves."""
     digits = load_digits()
     X, y = digits.data / 16.0, digits.target
     order = np.random.default_rng(0).permutation(len(X))
