@@ -5,6 +5,7 @@ ANNFAST_SANITIZE=1 adds AddressSanitizer and UndefinedBehaviorSanitizer (GCC/Cla
 """
 import os
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -50,7 +51,9 @@ class BuildExt(build_ext):
 extension = Extension(
     "annfast._core",
     sources=["annfast/_core.pyx", *CSRC],
-    include_dirs=["csrc"],
+    include_dirs=["csrc", numpy.get_include()],
+    # NumPy's C API (new arrays for single-row results), usable down to the oldest NumPy we support
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
     depends=DEPENDS,
 )
 

@@ -12,6 +12,10 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+cimport numpy as cnp
+
+cnp.import_array()
+
 ctypedef fused real:
     float
     double
@@ -41,6 +45,49 @@ def aligned_zeros(Py_ssize_t n, dtype):
     out = aligned_empty(n, dtype)
     out[...] = 0
     return out
+
+
+# Below this many multiply-adds a single-row call keeps the GIL: releasing and taking it back costs more
+# (about 0.1 us) than such a network's whole forward pass.
+cdef int64_t NOGIL_MACS = 4096
+
+
+cdef inline object new_out(int nd, cnp.npy_intp *dims, bint f32):
+    """An uninitialized output array through NumPy's C API (a third of the cost of np.empty from Cython)."""
+    return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32 if f32 else cnp.NPY_FLOAT64, 0)
+
+
+cdef inline void predict_into(bint f32, const af_net *net, const void *params, void *work, const void *X,
+                              int64_t rows, void *out) noexcept nogil:
+    """af_predict_rows of the dtype, rows 0 .. rows-1 of X."""
+    if f32:
+        af_predict_rows_f32(net, <const float *>params, <float *>work, <const float *>X, 0, rows, <float *>out)
+    else:
+        af_predict_rows_f64(net, <const double *>params, <double *>work, <const double *>X, 0, rows,
+                            <double *>out)
+
+
+cdef af_status train_row(bint f32, const af_net *net, const af_sgd *sgd, int64_t n, void *params, void *backup,
+                         void *velocity, void *work, const void *x, const void *y, af_report *rep) noexcept nogil:
+    """One SGD step from row x, target y; on a non-finite loss or weights, the parameters are restored from
+    the backup taken first (the velocity is not: the caller reports the step as failed)."""
+    cdef int64_t order0 = 0
+    cdef af_status st
+    cdef size_t size = n * (sizeof(float) if f32 else sizeof(double))
+    memcpy(backup, params, size)
+    if f32:
+        st = af_train_rows_f32(net, sgd, <float *>params, <float *>velocity, NULL, <float *>work, <const float *>x,
+                               <const float *>y, &order0, 0, 1, rep)
+        if st == AF_OK and not af_all_finite_f32(<float *>params, n):
+            st = AF_ERR_NONFINITE
+    else:
+        st = af_train_rows_f64(net, sgd, <double *>params, <double *>velocity, NULL, <double *>work,
+                               <const double *>x, <const double *>y, &order0, 0, 1, rep)
+        if st == AF_OK and not af_all_finite_f64(<double *>params, n):
+            st = AF_ERR_NONFINITE
+    if st == AF_ERR_NONFINITE:
+        memcpy(params, backup, size)
+    return st
 
 
 cdef inline void *align_up(void *p) noexcept nogil:
@@ -564,26 +611,24 @@ cdef class Engine:
         """Outputs (n_outputs,) for one row x (n_inputs,), or None if x needs converting first."""
         cdef Py_buffer xb
         cdef double stack_work[STACK_WORK_ALLOC]
-        cdef object out
-        cdef float[::1] o32
-        cdef double[::1] o64
+        cdef cnp.ndarray out
+        cdef cnp.npy_intp dims[1]
+        cdef bint release = spec.n_params >= NOGIL_MACS
+        cdef void *p
         check_len(self.n_params, spec.n_params, "params")
         if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
             return None
         if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
             return None
         try:
-            out = np.empty(spec.n_outputs, dtype=self.params.dtype)
-            if self.f32:
-                o32 = out
+            dims[0] = spec.n_outputs
+            out = new_out(1, dims, self.f32)
+            p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
+            if release:
                 with nogil:
-                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>align_up(stack_work), <float *>xb.buf,
-                                        0, 1, &o32[0])
+                    predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, 1, cnp.PyArray_DATA(out))
             else:
-                o64 = out
-                with nogil:
-                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>align_up(stack_work), <double *>xb.buf,
-                                        0, 1, &o64[0])
+                predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, 1, cnp.PyArray_DATA(out))
         finally:
             PyBuffer_Release(&xb)
         return out
@@ -594,8 +639,9 @@ cdef class Engine:
         cdef Py_buffer xb
         cdef Py_ssize_t rows
         cdef double stack_work[STACK_WORK_ALLOC]
-        cdef float[:, ::1] o32
-        cdef double[:, ::1] o64
+        cdef cnp.ndarray out
+        cdef cnp.npy_intp dims[2]
+        cdef void *p
         check_len(self.n_params, spec.n_params, "params")
         if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
             return None
@@ -606,17 +652,15 @@ cdef class Engine:
             if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and
                                           spec.workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double)):
                 return None
-            out = np.empty((rows, spec.n_outputs), dtype=self.params.dtype)
-            if self.f32:
-                o32 = out
+            dims[0] = rows
+            dims[1] = spec.n_outputs
+            out = new_out(2, dims, self.f32)
+            p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
+            if spec.n_params * rows >= NOGIL_MACS:
                 with nogil:
-                    af_predict_rows_f32(&spec.net, &self.p32[0], <float *>align_up(stack_work), <float *>xb.buf,
-                                        0, rows, &o32[0, 0])
+                    predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, rows, cnp.PyArray_DATA(out))
             else:
-                o64 = out
-                with nogil:
-                    af_predict_rows_f64(&spec.net, &self.p64[0], <double *>align_up(stack_work), <double *>xb.buf,
-                                        0, rows, &o64[0, 0])
+                predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, rows, cnp.PyArray_DATA(out))
         finally:
             PyBuffer_Release(&xb)
         return out
@@ -629,12 +673,15 @@ cdef class Engine:
         non-finite loss or weights, after restoring the weights from before the step.
         """
         cdef Py_buffer xb, yb
-        cdef int64_t order0 = 0, n = self.n_params
+        cdef int64_t n = self.n_params
         cdef af_report rep
         cdef af_status st
         cdef af_sgd sgd
         cdef double stack_work[STACK_WORK_ALLOC]
         cdef void *w
+        cdef void *p
+        cdef void *b
+        cdef void *v
         cdef float[::1] heap32
         cdef double[::1] heap64
         check_len(n, spec.n_params, "params")
@@ -666,25 +713,16 @@ cdef class Engine:
                 heap64 = aligned_empty(spec.row_workspace_len, np.float64)
                 w = <void *>&heap64[0]
             if self.f32:
-                with nogil:
-                    memcpy(&self.b32[0], &self.p32[0], n * sizeof(float))
-                    st = af_train_rows_f32(&spec.net, &sgd, &self.p32[0], &self.v32[0] if momentum > 0 else NULL,
-                                           NULL, <float *>w, <float *>xb.buf, <float *>yb.buf, &order0, 0, 1,
-                                           &rep)
-                    if st == AF_OK and not af_all_finite_f32(&self.p32[0], n):
-                        st = AF_ERR_NONFINITE
-                    if st == AF_ERR_NONFINITE:
-                        memcpy(&self.p32[0], &self.b32[0], n * sizeof(float))
+                p, b = <void *>&self.p32[0], <void *>&self.b32[0]
+                v = <void *>&self.v32[0] if momentum > 0 else NULL
             else:
+                p, b = <void *>&self.p64[0], <void *>&self.b64[0]
+                v = <void *>&self.v64[0] if momentum > 0 else NULL
+            if n >= NOGIL_MACS:
                 with nogil:
-                    memcpy(&self.b64[0], &self.p64[0], n * sizeof(double))
-                    st = af_train_rows_f64(&spec.net, &sgd, &self.p64[0], &self.v64[0] if momentum > 0 else NULL,
-                                           NULL, <double *>w, <double *>xb.buf, <double *>yb.buf, &order0, 0, 1,
-                                           &rep)
-                    if st == AF_OK and not af_all_finite_f64(&self.p64[0], n):
-                        st = AF_ERR_NONFINITE
-                    if st == AF_ERR_NONFINITE:
-                        memcpy(&self.p64[0], &self.b64[0], n * sizeof(double))
+                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, w, xb.buf, yb.buf, &rep)
+            else:
+                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, w, xb.buf, yb.buf, &rep)
         finally:
             PyBuffer_Release(&xb)
             PyBuffer_Release(&yb)

@@ -121,7 +121,8 @@ class Network:
     Notes
     -----
     Thread safety: every call takes the network's own (reentrant) lock for its duration, and the
-    C work runs with the GIL released. So calls on *different* networks run truly in parallel, and
+    C work runs with the GIL released (except single-row calls on networks of under 4,096 parameters,
+    which take less time than handing the GIL over). So calls on *different* networks run truly in parallel, and
     calls on the *same* network from several threads are safe and serialized: a ``predict`` that
     arrives while another thread runs ``fit`` waits until that ``fit`` returns, and always sees
     whole updates, never a half-updated weight matrix. To serve predictions while a long ``fit``

@@ -108,6 +108,30 @@ def test_training_releases_the_gil(rng):
     assert ticks > 100
 
 
+def test_single_row_calls_on_a_large_network_release_the_gil(rng):
+    # (networks under 4,096 parameters keep the GIL for one row: handing it over costs more than the work)
+    net = af.Network(1024, [af.Dense(1024, "tanh"), af.Dense(1024, "tanh"), af.Dense(10)], seed=0)
+    x = rng.normal(size=1024).astype(np.float32)
+    y = rng.normal(size=10).astype(np.float32)
+    for call in (lambda: net.predict_one(x), lambda: net.predict(x[None]),
+                 lambda: net.train_step(x, y, learning_rate=1e-4)):
+        done = threading.Event()
+
+        def work(call=call, done=done):
+            for _ in range(100):
+                call()
+            done.set()
+
+        t = threading.Thread(target=work)
+        t.start()
+        ticks = 0
+        while not done.is_set():   # runs only while the calls release the GIL
+            ticks += 1
+            time.sleep(0)
+        t.join()
+        assert ticks > 50
+
+
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                     reason="needs two usable cores")
 @pytest.mark.skipif(QUICK, reason="measures CPU time against wall time, which other load on a shared CI machine "
