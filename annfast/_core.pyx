@@ -53,7 +53,8 @@ cdef int64_t NOGIL_MACS = 4096
 
 
 cdef inline object new_out(int nd, cnp.npy_intp *dims, bint f32):
-    """An uninitialized output array through NumPy's C API (a third of the cost of np.empty from Cython)."""
+    """An uninitialized output array through NumPy's C API (np.empty and a typed memoryview of its result
+    cost about 0.45 us, more than half of a single-row predict on a small network)."""
     return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32 if f32 else cnp.NPY_FLOAT64, 0)
 
 
