@@ -29,7 +29,9 @@ def interrupt_after(seconds):
 def test_sigint_mid_epoch_raises_promptly_and_leaves_whole_weights(batch_size, rng):
     X = rng.normal(size=(60_000, 32)).astype(np.float32)
     y = rng.normal(size=(60_000, 10)).astype(np.float32)
-    net = af.Network(32, [af.Dense(256, "tanh"), af.Dense(256, "tanh"), af.Dense(10)], seed=0)
+    # 1.1 M weights: an epoch lasts seconds even in mini-batches (with 256-unit layers, a mini-batch epoch
+    # took under 0.3 s on a quiet machine, and the signal came after it)
+    net = af.Network(32, [af.Dense(1024, "tanh"), af.Dense(1024, "tanh"), af.Dense(10)], seed=0)
     net.fit(X[:100], y[:100], epochs=1, learning_rate=1e-3)        # one whole epoch before
     timer, sent = interrupt_after(0.3)
     start = time.perf_counter()
