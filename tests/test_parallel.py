@@ -113,7 +113,8 @@ def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
     timer.start()
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        net.fit(X, y, epochs=5, learning_rate=1e-3, batch_size=batch_size, n_threads=2, hogwild=hogwild)
+        # (50 epochs: the signal at 0.3 s must find the fit still running, however fast the machine)
+        net.fit(X, y, epochs=50, learning_rate=1e-3, batch_size=batch_size, n_threads=2, hogwild=hogwild)
     raised = time.perf_counter()
     timer.join()
     assert raised - start < 5.0
