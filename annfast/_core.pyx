@@ -29,7 +29,7 @@ cdef enum:
 # (a misaligned parameter vector made AVX-512 loads and stores up to twice as slow).
 cdef enum:
     ALIGN = 64
-    STACK_WORK_ALLOC = STACK_WORK + ALIGN / 8   # doubles: the room to align the stack workspace
+    STACK_WORK_ALLOC = STACK_WORK + 8   # doubles: ALIGN bytes of room to align the stack workspace
 
 
 def aligned_empty(Py_ssize_t n, dtype):
