@@ -30,6 +30,7 @@ cdef enum:
 cdef enum:
     ALIGN = 64
     STACK_WORK_ALLOC = STACK_WORK + 8   # doubles: ALIGN bytes of room to align the stack workspace
+cdef int64_t STACK_BYTES = STACK_WORK * 8   # what a workspace on the stack may take
 
 
 def aligned_empty(Py_ssize_t n, dtype):
@@ -608,54 +609,30 @@ cdef class Engine:
         self.v32 = None
         self.v64 = None
 
-    def predict_one(self, Spec spec, object x):
-        """Outputs (n_outputs,) for one row x (n_inputs,), or None if x needs converting first."""
-        cdef Py_buffer xb
-        cdef double stack_work[STACK_WORK_ALLOC]
-        cdef cnp.ndarray out
-        cdef cnp.npy_intp dims[1]
-        cdef bint release = spec.n_params >= NOGIL_MACS
-        cdef void *p
-        check_len(self.n_params, spec.n_params, "params")
-        if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
-            return None
-        if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
-            return None
-        try:
-            dims[0] = spec.n_outputs
-            out = new_out(1, dims, self.f32)
-            p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
-            if release:
-                with nogil:
-                    predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, 1, cnp.PyArray_DATA(out))
-            else:
-                predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, 1, cnp.PyArray_DATA(out))
-        finally:
-            PyBuffer_Release(&xb)
-        return out
-
-    def predict_few(self, Spec spec, object X):
-        """Outputs (n_rows, n_outputs) for a 2-D X of a few rows (one chunk), or None if X needs
-        converting first or is larger (then the caller uses predict_rows, in chunks)."""
+    def predict_small(self, Spec spec, object X, int ndim):
+        """Outputs for one row X (ndim 1: shape (n_inputs,), giving (n_outputs,)) or a 2-D X of a few rows
+        (ndim 2: one chunk, giving (n_rows, n_outputs)), on a workspace on the C stack. None if X needs
+        converting first or is too large for that (then the caller uses predict_rows, in chunks)."""
         cdef Py_buffer xb
         cdef Py_ssize_t rows
         cdef double stack_work[STACK_WORK_ALLOC]
         cdef cnp.ndarray out
         cdef cnp.npy_intp dims[2]
+        cdef int64_t itemsize = 4 if self.f32 else 8
         cdef void *p
         check_len(self.n_params, spec.n_params, "params")
-        if spec.row_workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double):
+        if spec.row_workspace_len * itemsize > STACK_BYTES:
             return None
-        rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, 2)
+        rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, ndim)
         if rows < 0:
             return None
         try:
             if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and
-                                          spec.workspace_len * (4 if self.f32 else 8) > STACK_WORK * sizeof(double)):
+                                          spec.workspace_len * itemsize > STACK_BYTES):
                 return None
             dims[0] = rows
-            dims[1] = spec.n_outputs
-            out = new_out(2, dims, self.f32)
+            dims[ndim - 1] = spec.n_outputs
+            out = new_out(ndim, dims, self.f32)
             p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
             if spec.n_params * rows >= NOGIL_MACS:
                 with nogil:
@@ -705,7 +682,7 @@ cdef class Engine:
             sgd.weight_decay = weight_decay
             sgd.nesterov = nesterov
             sgd.batch_size = 1
-            if spec.row_workspace_len * (4 if self.f32 else 8) <= STACK_WORK * sizeof(double):
+            if spec.row_workspace_len * (4 if self.f32 else 8) <= STACK_BYTES:
                 w = align_up(stack_work)
             elif self.f32:
                 heap32 = aligned_empty(spec.row_workspace_len, np.float32)
@@ -751,7 +728,7 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
     check_rows(spec, X.shape[0], X.shape[1], out.shape[0], out.shape[1])
     if n == 0:
         return
-    if spec.workspace_len * sizeof(real) <= STACK_WORK * sizeof(double):
+    if spec.workspace_len * <int64_t>sizeof(real) <= STACK_BYTES:
         w = <real *>align_up(stack_work)
     else:
         heap_work = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)

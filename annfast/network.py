@@ -644,7 +644,7 @@ class Network:
         ndarray of shape (n_rows, n_outputs), in the network's dtype
         """
         with self._lock:
-            out = self._engine.predict_few(self._cur_spec, X)
+            out = self._engine.predict_small(self._cur_spec, X, 2)
             if out is None:
                 X = v.as_inputs(X, self.n_inputs, self.dtype)
                 out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
@@ -654,7 +654,7 @@ class Network:
     def predict_one(self, x) -> np.ndarray:
         """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
         with self._lock:
-            out = self._engine.predict_one(self._cur_spec, x)
+            out = self._engine.predict_small(self._cur_spec, x, 1)
             if out is None:
                 x = v.as_row(x, self.n_inputs, self.dtype, "x")
                 out = np.empty((1, self.n_outputs), dtype=self.dtype)
