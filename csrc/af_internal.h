@@ -28,6 +28,36 @@
 #define AF_STATIC_INLINE static inline
 #endif
 
+/* A hint that the cache line holding p will be read soon (no effect where the compiler has no such hint). */
+#if defined(__GNUC__) || defined(__clang__)
+#define AF_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define AF_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define AF_PREFETCH(p) ((void)(p))
+#endif
+
+/* Most bytes of a row that af_prefetch_row asks for: the start of a longer row is enough for the
+ * hardware's own prefetcher to follow the rest, and more requests would only queue behind each other. */
+#define AF_PREFETCH_BYTES 512
+
+/* How many rows ahead the per-sample loop asks for its rows: one step of a small network takes about
+ * as long as a miss to memory, so the row after next is asked for. */
+#ifndef AF_PREFETCH_AHEAD
+#define AF_PREFETCH_AHEAD 2
+#endif
+
+/* Ask for the cache lines of a row of the data a later step reads (up to AF_PREFETCH_BYTES). Rows come
+ * in the caller's order, shuffled every epoch by default, so without this each one costs a full miss to
+ * L3 or memory in the middle of a sample's step. */
+AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
+{
+    const char *p = (const char *)row;
+    const char *end = p + (bytes < AF_PREFETCH_BYTES ? bytes : AF_PREFETCH_BYTES);
+    for (p = (const char *)((uintptr_t)p & ~(uintptr_t)63); p < end; p += 64) AF_PREFETCH(p);
+}
+
 #define AF_WS_ALIGN 16
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
