@@ -65,16 +65,22 @@ class Annfast:
         """Current weights as a list of (W, b)."""
         return self.net.get_weights()
 
-    def fit(self, count: int, batch_size: int = 1, **threading) -> float:
-        """Seconds of ``fit`` over the first ``count`` rows (one epoch, no shuffling), from the initial weights.
+    def fit(self, count: int, batch_size: int = 1, shuffle: bool = False, **threading) -> float:
+        """Seconds of ``fit`` over the first ``count`` rows (one epoch, in order unless ``shuffle``), from the
+        initial weights.
 
         ``threading``: ``n_threads``, ``hogwild`` or ``sync_every``, passed on to ``fit`` (the threads section).
         """
         self.reset()
         X, Y = self.X[:count], self.Y[:count]
         t0 = now()
-        self.net.fit(X, Y, epochs=1, learning_rate=self.lr, batch_size=batch_size, shuffle=False, **threading)
+        self.net.fit(X, Y, epochs=1, learning_rate=self.lr, batch_size=batch_size, shuffle=shuffle, seed=0,
+                     **threading)
         return now() - t0
+
+    def fit_shuffled(self, count: int) -> float:
+        """Seconds of ``fit(shuffle=True)``, fit's default: the rows in a random order (the same every time)."""
+        return self.fit(count, shuffle=True)
 
     def fit_minibatch(self, count: int) -> float:
         """Seconds of ``fit(batch_size=32)`` over the first ``count`` rows, from the initial weights."""
