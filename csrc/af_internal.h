@@ -44,9 +44,7 @@
 
 /* How many rows ahead the per-sample loop asks for its rows: one step of a small network takes about
  * as long as a miss to memory, so the row after next is asked for. */
-#ifndef AF_PREFETCH_AHEAD
 #define AF_PREFETCH_AHEAD 2
-#endif
 
 /* Ask for the cache lines of a row of the data a later step reads (up to AF_PREFETCH_BYTES). Rows come
  * in the caller's order, shuffled every epoch by default, so without this each one costs a full miss to
@@ -61,6 +59,13 @@ AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
 #define AF_WS_ALIGN 16
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
+
+/* Per-sample plain SGD on a first layer of at least AF_LOWRANK_BYTES of weights (more than an L1 cache)
+ * keeps up to AF_LOWRANK_ROWS rows' updates of that layer pending, as the rank-one terms (lr d) x^T,
+ * and applies them in one sweep (see af_kernels.inc). Their deltas live in the workspace after the
+ * first row's part: AF_LOWRANK_ROWS rows of af_round_up(n_out of the first layer) reals. */
+#define AF_LOWRANK_ROWS 8
+#define AF_LOWRANK_BYTES 65536
 
 AF_STATIC_INLINE int64_t af_max_width(const af_net *net)
 {

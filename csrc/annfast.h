@@ -144,7 +144,8 @@ const char *af_status_name(int32_t status);
 /* Trains on the rows order[begin], ..., order[end-1] in that order, in batches of sgd->batch_size
  * counted from begin (the last batch may be shorter). batch_size == 1 runs the fused step: forward,
  * then one sweep per layer that propagates the delta with the old weights and updates W and b in
- * place. batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
+ * place; the first layer's weight updates may be deferred to a later row of the call (plain SGD), but
+ * every one is applied before the call returns. batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
  * their mean. velocity is read and written only if momentum > 0 (it may be NULL otherwise); grad is
  * used only if batch_size > 1 (it may be NULL otherwise), must be all zeros on entry and is all zeros
  * again on return.

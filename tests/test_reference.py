@@ -151,3 +151,53 @@ def test_wide_layers_match_reference_on_every_kernel(dtype, batch_size, n_in, rn
                                for k in range(len(spec))]) / len(X)
         got = net.gradient(X, Y)
         np.testing.assert_allclose(got, want, rtol=0, atol=10 * TOL[dtype] * max(1.0, np.abs(want).max()))
+
+
+# A first layer of 150 x 115 weights (69 KB in float32) is past the size from which per-sample SGD keeps up to 8
+# rows' first-layer updates pending and adds their share to the next rows' outputs (af_kernels.inc). 150 inputs
+# leave a vector tail at 4, 8 and 16 lanes, 115 units rows outside the groups of four; 83 rows end an epoch with
+# 3 updates pending.
+LARGE_FIRST = ([(115, "sigmoid"), (7, "tanh"), (3, "linear")], "half_squared_error")
+
+
+def large_first_case(dtype, kernel, rng, n_rows=83):
+    """A network with the large first layer (kernel None: the default one), its reference, X and Y."""
+    spec, loss = LARGE_FIRST
+    X = representable(rng.normal(size=(n_rows, 150)), dtype)
+    Y = representable(rng.normal(size=(n_rows, spec[-1][0])), dtype)
+    net = af.Network(150, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=11, loss=loss)
+    if kernel is not None:
+        net.kernel = kernel
+    return net, ReferenceMLP(net.get_weights(), [a for _, a in spec], loss), X, Y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pending_first_layer_updates_match_reference_on_every_kernel(dtype, rng):
+    from annfast import _core
+    from annfast._validation import KERNELS
+    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+        net, ref, X, Y = large_first_case(dtype, kernel, rng)
+        assert net.layers[0].units * net.n_inputs * np.dtype(dtype).itemsize >= 65536
+        order = rng.permutation(len(X))
+        # two epochs, the second shuffled, and a call that ends with updates pending followed by another call
+        for rows in (np.arange(len(X)), order[:45], order[45:]):
+            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
+            want = ref.train(X, Y, rows, 0.05) / len(rows)
+            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype])
+            assert_same_weights(net, ref, dtype)
+        # train_step (one row per call: its update is applied before the call returns)
+        for r in order[:5]:
+            net.train_step(X[r], Y[r], learning_rate=0.05)
+            ref.train(X, Y, [r], 0.05)
+        assert_same_weights(net, ref, dtype)
+
+
+def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng):
+    # Row 13's loss is infinite: rows 8 .. 12 have their first-layer updates pending when it is met, and the
+    # weights afterwards must be those after rows 0 .. 12, every update applied.
+    net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
+    Y[13] = 1e200
+    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
+        net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False)
+    ref.train(X, Y, np.arange(13), 0.05)
+    assert_same_weights(net, ref, "float64")
