@@ -12,6 +12,8 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("ANNFAST_DEBUG_BUILD") == "1"
 SANITIZE = os.environ.get("ANNFAST_SANITIZE") == "1"
+#: the kind of build; each keeps its generated C and objects in build/ apart from the others
+FLAVOUR = "-".join(name for name, on in (("debug", DEBUG), ("sanitize", SANITIZE)) if on) or "release"
 
 DIRECTIVES = {
     "language_level": 3,
@@ -29,6 +31,30 @@ DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/
 
 class BuildExt(build_ext):
     """Compiler flags by compiler type; never -march=native or -ffast-math (see csrc/annfast.h)."""
+
+    def finalize_options(self):
+        """Objects per flavour, and a full rebuild when the flavour differs from the last build's.
+
+        The library left in build/ by a sanitizer build is newer than the sources, so without this a later
+        release build from the same tree would skip compiling and ship the instrumented one (and the reverse).
+        """
+        super().finalize_options()
+        self.flavour_stamp = os.path.join(self.build_temp, "annfast-flavour")
+        self.build_temp = os.path.join(self.build_temp, FLAVOUR)
+        try:
+            with open(self.flavour_stamp) as f:
+                last = f.read()
+        except OSError:
+            last = None
+        if last != FLAVOUR:
+            self.force = True
+
+    def run(self):
+        """Build, then record the flavour that build/ now holds."""
+        super().run()
+        os.makedirs(os.path.dirname(self.flavour_stamp), exist_ok=True)
+        with open(self.flavour_stamp, "w") as f:
+            f.write(FLAVOUR)
 
     def build_extensions(self):
         """Set the flags of every extension for this compiler, then build."""
@@ -58,6 +84,7 @@ extension = Extension(
 )
 
 setup(
-    ext_modules=cythonize([extension], compiler_directives=DIRECTIVES),
+    # the generated C depends on the directives (bounds checks in debug builds): one copy per flavour
+    ext_modules=cythonize([extension], compiler_directives=DIRECTIVES, build_dir=f"build/cython-{FLAVOUR}"),
     cmdclass={"build_ext": BuildExt},
 )
