@@ -1,5 +1,6 @@
 """Shared fixtures: a seeded generator, the dtype -> tolerance table and small helpers."""
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -15,6 +16,16 @@ TOL = {"float32": 1e-5, "float64": 1e-12}
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261126)
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, as in an interactive session, also where the process
+    started with SIGINT ignored (Python then installs no handler: a background job of a non-interactive shell,
+    nohup)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 
 def representable(a, dtype):

@@ -10,7 +10,8 @@ import pytest
 
 import annfast as af
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals"),
+              pytest.mark.usefixtures("sigint_raises")]
 
 
 def interrupt_after(seconds):

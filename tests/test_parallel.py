@@ -98,6 +98,7 @@ def test_divergence_on_threads_keeps_finite_weights(batch_size, hogwild, rng):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
+@pytest.mark.usefixtures("sigint_raises")
 @pytest.mark.parametrize("batch_size,hogwild", [(1, False), (1, True), (64, False)])
 def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
     X = rng.normal(size=(60_000, 32)).astype(np.float32)
