@@ -154,7 +154,8 @@ def test_wide_layers_match_reference_on_every_kernel(dtype, batch_size, n_in, rn
 
 
 # A first layer of 150 x 115 weights (69 KB in float32) is past the size from which per-sample SGD keeps up to 8
-# rows' first-layer updates pending and adds their share to the next rows' outputs (af_kernels.inc). 150 inputs
+# rows' first-layer updates pending and adds their share to the next rows' outputs (af_kernels.inc; the AVX2 and
+# AVX-512 kernels, the baseline keeps its fused sweep and is checked against the same reference). 150 inputs
 # leave a vector tail at 4, 8 and 16 lanes, 115 units rows outside the groups of four; 83 rows end an epoch with
 # 3 updates pending.
 LARGE_FIRST = ([(115, "sigmoid"), (7, "tanh"), (3, "linear")], "half_squared_error")
