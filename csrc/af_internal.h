@@ -63,8 +63,9 @@ AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) /
 /* Per-sample plain SGD on a first layer of at least AF_LOWRANK_BYTES of weights (more than an L1 cache), in
  * the AVX2 and AVX-512 variants,
  * keeps up to AF_LOWRANK_ROWS rows' updates of that layer pending, as the rank-one terms (lr d) x^T,
- * and applies them in one sweep (see af_kernels.inc). Their deltas live in the workspace after the
- * first row's part: AF_LOWRANK_ROWS rows of af_round_up(n_out of the first layer) reals. */
+ * and applies them in one sweep (see af_kernels.inc). Their deltas, and the first layer's outputs W x of
+ * the group's rows, live in the workspace after the first row's part: twice AF_LOWRANK_ROWS rows of
+ * af_round_up(n_out of the first layer) reals. */
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536
 

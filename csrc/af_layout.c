@@ -61,10 +61,10 @@ int64_t af_workspace_len(const af_net *net)
 
 int64_t af_row_workspace_len(const af_net *net)
 {
-    /* one row's part and the pending first-layer deltas of per-sample training (af_kernels.inc), which
-     * af_workspace_len's AF_BLOCK_ROWS parts always have room for */
+    /* one row's part, and the pending first-layer deltas and the group's first-layer outputs of
+     * per-sample training (af_kernels.inc) */
     int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + AF_LOWRANK_ROWS * af_round_up(net->layers[0].n_out);
+    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 2 * AF_LOWRANK_ROWS * af_round_up(net->layers[0].n_out);
 }
 
 int32_t af_isa_supported(int32_t isa)
