@@ -180,7 +180,9 @@ def test_pending_first_layer_updates_match_reference_on_every_kernel(dtype, rng)
         net, ref, X, Y = large_first_case(dtype, kernel, rng)
         assert net.layers[0].units * net.n_inputs * np.dtype(dtype).itemsize >= 65536
         order = rng.permutation(len(X))
-        # two epochs, the second shuffled, and a call that ends with updates pending followed by another call
+        # two epochs, the second shuffled, and a call that ends with updates pending followed by another call;
+        # the calls of 83, 45 and 38 rows end with groups of 3, 5 and 6 rows, whose first-layer products are
+        # computed together, as are the full groups' 8 (train_step below: groups of one row)
         for rows in (np.arange(len(X)), order[:45], order[45:]):
             hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
             want = ref.train(X, Y, rows, 0.05) / len(rows)
