@@ -195,6 +195,34 @@ def test_pending_first_layer_updates_match_reference_on_every_kernel(dtype, rng)
         assert_same_weights(net, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in, units, n_out", [(130, 127, 3), (257, 66, 5), (91, 93, 1)])
+def test_pending_groups_of_every_size_match_reference(dtype, n_in, units, n_out, rng):
+    # First layers just above the 64 KiB of the pending path (91 x 93 in float64 only; in float32 it checks
+    # the fused path below it), with rows and columns outside whole vectors and groups of four, trained in
+    # calls of 1 to 27 rows: every size of a call's last group (1 .. 8 rows, whose products with the first
+    # layer are computed together) on every kernel.
+    from annfast import _core
+    from annfast._validation import KERNELS
+    X = representable(rng.normal(size=(120, n_in)), dtype)
+    Y = representable(rng.normal(size=(120, n_out)), dtype)
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]
+    assert sum(sizes) == len(X)
+    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+        net = af.Network(n_in, [af.Dense(units, "tanh"), af.Dense(n_out, "linear")], dtype=dtype, seed=3)
+        net.kernel = kernel
+        ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+        order = rng.permutation(len(X))
+        start = 0
+        for size in sizes:
+            rows = order[start:start + size]
+            start += size
+            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.02, shuffle=False)
+            want = ref.train(X, Y, rows, 0.02) / len(rows)
+            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        assert_same_weights(net, ref, dtype)
+
+
 def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng):
     # Row 13's loss is infinite: rows 8 .. 12 have their first-layer updates pending when it is met, and the
     # weights afterwards must be those after rows 0 .. 12, every update applied.
