@@ -60,11 +60,11 @@ AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
 
-/* Per-sample plain SGD on a first layer of at least AF_LOWRANK_BYTES of weights (more than an L1 cache), in
- * the AVX2 and AVX-512 variants,
- * keeps up to AF_LOWRANK_ROWS rows' updates of that layer pending, as the rank-one terms (lr d) x^T,
- * and applies them in one sweep (see af_kernels.inc). Their deltas, and the first layer's outputs W x of
- * the group's rows, live in the workspace after the first row's part: twice AF_LOWRANK_ROWS rows of
+/* Per-sample SGD without weight decay (plain or with momentum) on a first layer of at least
+ * AF_LOWRANK_BYTES of weights (more than an L1 cache), in the AVX2 and AVX-512 variants, keeps up to
+ * AF_LOWRANK_ROWS rows' updates of that layer pending, as rank-one terms d x^T, and applies them in one
+ * sweep (see af_kernels.inc). Their deltas, the group's products W x and V x (V: the velocity) and two
+ * scaled copies of the deltas live in the workspace after the first row's part: 5 AF_LOWRANK_ROWS rows of
  * af_round_up(n_out of the first layer) reals. */
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536

@@ -61,10 +61,10 @@ int64_t af_workspace_len(const af_net *net)
 
 int64_t af_row_workspace_len(const af_net *net)
 {
-    /* one row's part, and the pending first-layer deltas and the group's first-layer outputs of
-     * per-sample training (af_kernels.inc) */
+    /* one row's part, and for per-sample training's pending first-layer updates (af_kernels.inc) the
+     * deltas, the group's products W x and V x, and two scaled copies of the deltas (momentum) */
     int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 2 * AF_LOWRANK_ROWS * af_round_up(net->layers[0].n_out);
+    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 5 * AF_LOWRANK_ROWS * af_round_up(net->layers[0].n_out);
 }
 
 int32_t af_isa_supported(int32_t isa)

@@ -223,6 +223,42 @@ def test_pending_groups_of_every_size_match_reference(dtype, n_in, units, n_out,
         assert_same_weights(net, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.6, True)])
+def test_pending_updates_with_momentum_match_reference(dtype, momentum, nesterov, rng):
+    # With momentum (no weight decay) a large first layer's updates and its velocity's are pending too: the
+    # group's W x and V x are computed up front, the rows' corrections carry the momentum's sums of powers,
+    # and the velocity carries over from call to call. Calls of 1 to 27 rows, every kernel.
+    from annfast import _core
+    from annfast._validation import KERNELS
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]
+    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(sizes))
+        order = rng.permutation(len(X))
+        start = 0
+        for size in sizes:
+            rows = order[start:start + size]
+            start += size
+            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.01, shuffle=False, momentum=momentum,
+                           nesterov=nesterov)
+            want = ref.train(X, Y, rows, 0.01, momentum=momentum, nesterov=nesterov) / len(rows)
+            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        assert_same_weights(net, ref, dtype)
+        for r in order[:4]:   # train_step: one row per call, on the velocity the calls above left
+            net.train_step(X[r], Y[r], learning_rate=0.01, momentum=momentum, nesterov=nesterov)
+            ref.train(X, Y, [r], 0.01, momentum=momentum, nesterov=nesterov)
+        assert_same_weights(net, ref, dtype)
+
+
+def test_divergence_with_momentum_updates_pending_keeps_every_earlier_row(rng):
+    net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
+    Y[13] = 1e200
+    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
+        net.fit(X, Y, epochs=1, learning_rate=0.02, shuffle=False, momentum=0.9)
+    ref.train(X, Y, np.arange(13), 0.02, momentum=0.9)
+    assert_same_weights(net, ref, "float64")
+
+
 def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng):
     # Row 13's loss is infinite: rows 8 .. 12 have their first-layer updates pending when it is met, and the
     # weights afterwards must be those after rows 0 .. 12, every update applied.
