@@ -437,7 +437,9 @@ class Network:
         hogwild : bool, default=False
             Per-sample SGD with ``n_threads > 1``: update the one shared buffer row by row, without
             copies (Hogwild! as published). For dense networks the cores then contend for every cache
-            line; bench/ measures it.
+            line; bench/ measures it. One exception: a first layer of at most 2048 weights (rows padded
+            to 16) is trained on a private transposed copy for each of a thread's blocks and merged into the
+            shared weights at the block's end (the other threads' changes kept, as in the default mode).
         shuffle_buffer : int or None, default=None
             For streamed data (memory-mapped arrays, chunk iterables): rows per buffer. Each epoch visits
             the buffers (blocks of the file, in a fresh random order; or gathered chunks, in their order)

@@ -122,3 +122,39 @@ def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
     assert raised - sent["t"] < 0.5
     assert np.all(np.isfinite(net.parameters))
     net.fit(X[:500], y[:500], epochs=1, n_threads=2)     # still usable
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hogwild_keeps_other_threads_first_layer_updates(dtype):
+    # A small first layer is trained on a transposed copy for the length of a call and written back at its end
+    # (af_kernels.inc, tdense): weights that another thread changed meanwhile must get that change plus this
+    # call's, never this call's start value back. Thread A trains on inputs 0 .. 7 only and thread B on
+    # inputs 8 .. 15 only, so each changes only its own columns of the first layer; B runs inside A's long
+    # call. If A's write-back reset B's columns to their start values, B's updates would be lost.
+    from annfast import _core
+    rng = np.random.default_rng(0)
+    n = 200_000
+    XA = np.zeros((n, 16), dtype)
+    XA[:, :8] = rng.normal(size=(n, 8))
+    XB = np.zeros((2000, 16), dtype)
+    XB[:, 8:] = rng.normal(size=(2000, 8))
+    net = af.Network(16, [af.Dense(8, "tanh"), af.Dense(1, "linear")], dtype=dtype, seed=0)
+    spec = _core.Spec(16, [(8, 3, 0.0), (1, 0, 0.0)], 0, _core.isa_best())
+    params = net.parameters.copy()
+    W0 = params[:16 * 8].reshape(8, 16).copy()
+    velocity = np.zeros_like(params)
+
+    def run(X, block):
+        Y = np.ones((len(X), 1), dtype)
+        order = np.arange(len(X), dtype=np.int64)
+        return _core.train_thread(spec, params, velocity, params, X, Y, order, block, 1e-3)
+
+    a = threading.Thread(target=run, args=(XA, n))
+    a.start()
+    time.sleep(0.002)
+    run(XB, len(XB))   # one call, inside A's
+    a.join()
+    W = params[:16 * 8].reshape(8, 16)
+    assert np.all(np.isfinite(params))
+    assert np.all(W[:, :8] != W0[:, :8])   # A's columns
+    assert np.all(W[:, 8:] != W0[:, 8:])   # B's columns, kept through A's write-back

@@ -268,3 +268,49 @@ def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng
         net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False)
     ref.train(X, Y, np.arange(13), 0.05)
     assert_same_weights(net, ref, "float64")
+
+
+# First layers of at most 2048 weights, their rows padded to a multiple of 16 (af_internal.h), are kept
+# transposed during per-sample plain-SGD calls of 4 or more rows (af_kernels.inc, tdense; AVX2 and AVX-512).
+# 64 x 32 fills that exactly; 33 x 17, 5 x 70 and 7 x 40 leave outputs outside whole vectors and inputs
+# outside the unrolled steps, and span one to five vectors of outputs per pass at 4, 8 and 16 lanes; 64 x 33
+# (3072 padded) is just past it and checks the fused path on the same calls.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)])
+def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, rng):
+    from annfast import _core
+    from annfast._validation import KERNELS
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]   # calls below and above the 4 rows of the path
+    X = representable(rng.normal(size=(sum(sizes), n_in)), dtype)
+    Y = representable(rng.normal(size=(sum(sizes), 3)), dtype)
+    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+        net = af.Network(n_in, [af.Dense(units, "sigmoid"), af.Dense(3, "linear")], dtype=dtype, seed=2)
+        net.kernel = kernel
+        ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
+        order = rng.permutation(len(X))
+        start = 0
+        for size in sizes:
+            rows = order[start:start + size]
+            start += size
+            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
+            want = ref.train(X, Y, rows, 0.05) / len(rows)
+            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        assert_same_weights(net, ref, dtype)
+        for r in order[:3]:   # train_step: one row per call, through W itself
+            net.train_step(X[r], Y[r], learning_rate=0.05)
+            ref.train(X, Y, [r], 0.05)
+        assert_same_weights(net, ref, dtype)
+
+
+def test_divergence_with_the_first_layer_transposed_keeps_every_earlier_row(rng):
+    # Row 13's loss is infinite: the weights afterwards are those after rows 0 .. 12, the first layer's
+    # transposed copy written back with row 12's update applied and nothing of row 13's.
+    X = rng.normal(size=(40, 20))
+    Y = rng.normal(size=(40, 2))
+    Y[13] = 1e200
+    net = af.Network(20, [af.Dense(24, "tanh"), af.Dense(2, "linear")], dtype="float64", seed=4)
+    ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
+        net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False)
+    ref.train(X, Y, np.arange(13), 0.05)
+    assert_same_weights(net, ref, "float64")
