@@ -71,8 +71,8 @@ AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) /
 
 /* Per-sample plain SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out))
  * keeps that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the
- * layer as it was at the start of the call (to merge with concurrent writers, see af_transpose_out) live in
- * the workspace after the pending part. */
+ * layer as it was at the start of the call (to merge with concurrent writers, see transpose_out in
+ * af_kernels.inc) live in the workspace after the pending part. */
 #define AF_TFIRST_REALS 2048
 #define AF_TFIRST_MIN_ROWS 4
 
@@ -80,10 +80,6 @@ AF_STATIC_INLINE int af_tfirst_fits(const af_net *net)
 {
     return net->layers[0].n_in * af_round_up(net->layers[0].n_out) <= AF_TFIRST_REALS;
 }
-
-void af_transpose_in(const void *W, void *WT, void *WT0, int64_t n_out, int64_t n_in, int64_t st, int real_size);
-void af_transpose_out(void *W, const void *WT, const void *WT0, int64_t n_out, int64_t n_in, int64_t st,
-                      int real_size);
 
 AF_STATIC_INLINE int64_t af_max_width(const af_net *net)
 {

@@ -3,7 +3,6 @@
  * CPU feature detection and status names.
  */
 #include <math.h>
-#include <string.h>
 #include "af_internal.h"
 
 static int known_activation(int32_t a) { return a >= AF_ACT_LINEAR && a <= AF_ACT_SOFTMAX; }
@@ -69,45 +68,6 @@ int64_t af_row_workspace_len(const af_net *net)
     const int64_t st = af_round_up(net->layers[0].n_out);
     return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 5 * AF_LOWRANK_ROWS * st +
            (af_tfirst_fits(net) ? 2 * net->layers[0].n_in * st : 0);
-}
-
-/* WT[j * st + i] = W[i * n_in + j] (the padding columns i >= n_out zero), and WT0 a copy of WT. */
-#define AF_TRANSPOSE_IN(T)                                                                                \
-    do {                                                                                                  \
-        const T *w = (const T *)W;                                                                        \
-        T *wt = (T *)WT, *wt0 = (T *)WT0;                                                                 \
-        for (int64_t j = 0; j < n_in; j++) {                                                              \
-            for (int64_t i = 0; i < n_out; i++) wt[j * st + i] = w[i * n_in + j];                         \
-            for (int64_t i = n_out; i < st; i++) wt[j * st + i] = 0;                                      \
-        }                                                                                                 \
-        memcpy(wt0, wt, (size_t)(n_in * st) * sizeof(T));                                                 \
-    } while (0)
-
-void af_transpose_in(const void *W, void *WT, void *WT0, int64_t n_out, int64_t n_in, int64_t st, int real_size)
-{
-    if (real_size == 4) AF_TRANSPOSE_IN(float);
-    else AF_TRANSPOSE_IN(double);
-}
-
-/* Back to W: the new value WT where W still holds its value at the start of the call (WT0); where another
- * thread changed it meanwhile (lock-free training on shared weights), that change plus this call's,
- * W + (WT - WT0), so that neither is lost. */
-#define AF_TRANSPOSE_OUT(T)                                                                               \
-    do {                                                                                                  \
-        T *w = (T *)W;                                                                                    \
-        const T *wt = (const T *)WT, *wt0 = (const T *)WT0;                                               \
-        for (int64_t i = 0; i < n_out; i++)                                                               \
-            for (int64_t j = 0; j < n_in; j++) {                                                          \
-                const T now = w[i * n_in + j], start = wt0[j * st + i], mine = wt[j * st + i];            \
-                w[i * n_in + j] = now == start ? mine : now + (mine - start);                             \
-            }                                                                                             \
-    } while (0)
-
-void af_transpose_out(void *W, const void *WT, const void *WT0, int64_t n_out, int64_t n_in, int64_t st,
-                      int real_size)
-{
-    if (real_size == 4) AF_TRANSPOSE_OUT(float);
-    else AF_TRANSPOSE_OUT(double);
 }
 
 int32_t af_isa_supported(int32_t isa)
