@@ -46,6 +46,13 @@ def make_case(name, dtype, rng, n_rows=40):
     return net, ref, X, Y
 
 
+def supported_kernels():
+    """The kernel variants this CPU runs."""
+    from annfast import _core
+    from annfast._validation import KERNELS
+    return [k for k, code in KERNELS.items() if _core.isa_supported(code)]
+
+
 def assert_same_weights(net, ref, dtype):
     tol = TOL[dtype]
     for (W, b), (Wr, br) in zip(net.get_weights(), ref.weights()):
@@ -130,13 +137,10 @@ WIDE_LAYERS = ([(37, "tanh"), (19, "sigmoid"), (5, "linear")], "half_squared_err
 @pytest.mark.parametrize("batch_size", [1, 3, 16, 23, 40])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_wide_layers_match_reference_on_every_kernel(dtype, batch_size, n_in, rng):
-    from annfast import _core
-    from annfast._validation import KERNELS
     spec, loss = WIDE_LAYERS
     X = representable(rng.normal(size=(83, n_in)), dtype)
     Y = representable(rng.normal(size=(83, spec[-1][0])), dtype)
-    kernels = [k for k, code in KERNELS.items() if _core.isa_supported(code)]
-    for kernel in kernels:
+    for kernel in supported_kernels():
         net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
@@ -172,11 +176,25 @@ def large_first_case(dtype, kernel, rng, n_rows=83):
     return net, ReferenceMLP(net.get_weights(), [a for _, a in spec], loss), X, Y
 
 
+# Calls of 1 to 27 rows: every size of a call's last group of pending rows (1 .. 8), and calls below and above
+# the 4 rows from which a small first layer is kept transposed.
+CALL_SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]
+
+
+def train_in_calls(net, ref, X, Y, order, lr, dtype, **sgd):
+    """One fit call per CALL_SIZES slice of order, each call's loss checked against the reference's."""
+    start = 0
+    for size in CALL_SIZES:
+        rows = order[start:start + size]
+        start += size
+        hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=lr, shuffle=False, **sgd)
+        want = ref.train(X, Y, rows, lr, **sgd) / len(rows)
+        assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pending_first_layer_updates_match_reference_on_every_kernel(dtype, rng):
-    from annfast import _core
-    from annfast._validation import KERNELS
-    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+    for kernel in supported_kernels():
         net, ref, X, Y = large_first_case(dtype, kernel, rng)
         assert net.layers[0].units * net.n_inputs * np.dtype(dtype).itemsize >= 65536
         order = rng.permutation(len(X))
@@ -202,24 +220,13 @@ def test_pending_groups_of_every_size_match_reference(dtype, n_in, units, n_out,
     # the fused path below it), with rows and columns outside whole vectors and groups of four, trained in
     # calls of 1 to 27 rows: every size of a call's last group (1 .. 8 rows, whose products with the first
     # layer are computed together) on every kernel.
-    from annfast import _core
-    from annfast._validation import KERNELS
-    X = representable(rng.normal(size=(120, n_in)), dtype)
-    Y = representable(rng.normal(size=(120, n_out)), dtype)
-    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]
-    assert sum(sizes) == len(X)
-    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+    X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
+    Y = representable(rng.normal(size=(sum(CALL_SIZES), n_out)), dtype)
+    for kernel in supported_kernels():
         net = af.Network(n_in, [af.Dense(units, "tanh"), af.Dense(n_out, "linear")], dtype=dtype, seed=3)
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
-        order = rng.permutation(len(X))
-        start = 0
-        for size in sizes:
-            rows = order[start:start + size]
-            start += size
-            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.02, shuffle=False)
-            want = ref.train(X, Y, rows, 0.02) / len(rows)
-            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        train_in_calls(net, ref, X, Y, rng.permutation(len(X)), 0.02, dtype)
         assert_same_weights(net, ref, dtype)
 
 
@@ -229,20 +236,10 @@ def test_pending_updates_with_momentum_match_reference(dtype, momentum, nesterov
     # With momentum (no weight decay) a large first layer's updates and its velocity's are pending too: the
     # group's W x and V x are computed up front, the rows' corrections carry the momentum's sums of powers,
     # and the velocity carries over from call to call. Calls of 1 to 27 rows, every kernel.
-    from annfast import _core
-    from annfast._validation import KERNELS
-    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]
-    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
-        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(sizes))
+    for kernel in supported_kernels():
+        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
         order = rng.permutation(len(X))
-        start = 0
-        for size in sizes:
-            rows = order[start:start + size]
-            start += size
-            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.01, shuffle=False, momentum=momentum,
-                           nesterov=nesterov)
-            want = ref.train(X, Y, rows, 0.01, momentum=momentum, nesterov=nesterov) / len(rows)
-            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        train_in_calls(net, ref, X, Y, order, 0.01, dtype, momentum=momentum, nesterov=nesterov)
         assert_same_weights(net, ref, dtype)
         for r in order[:4]:   # train_step: one row per call, on the velocity the calls above left
             net.train_step(X[r], Y[r], learning_rate=0.01, momentum=momentum, nesterov=nesterov)
@@ -278,23 +275,14 @@ def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)])
 def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, rng):
-    from annfast import _core
-    from annfast._validation import KERNELS
-    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 27]   # calls below and above the 4 rows of the path
-    X = representable(rng.normal(size=(sum(sizes), n_in)), dtype)
-    Y = representable(rng.normal(size=(sum(sizes), 3)), dtype)
-    for kernel in [k for k, code in KERNELS.items() if _core.isa_supported(code)]:
+    X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
+    Y = representable(rng.normal(size=(sum(CALL_SIZES), 3)), dtype)
+    for kernel in supported_kernels():
         net = af.Network(n_in, [af.Dense(units, "sigmoid"), af.Dense(3, "linear")], dtype=dtype, seed=2)
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
         order = rng.permutation(len(X))
-        start = 0
-        for size in sizes:
-            rows = order[start:start + size]
-            start += size
-            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
-            want = ref.train(X, Y, rows, 0.05) / len(rows)
-            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype], abs=TOL[dtype])
+        train_in_calls(net, ref, X, Y, order, 0.05, dtype)
         assert_same_weights(net, ref, dtype)
         for r in order[:3]:   # train_step: one row per call, through W itself
             net.train_step(X[r], Y[r], learning_rate=0.05)
