@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,6 +35,52 @@ from . import _core
 
 # a batch is split across threads only when each thread gets at least this many of its rows
 SPLIT_ROWS = 256
+
+
+class Workers:
+    """The worker threads of one network's multi-threaded fits, kept from one fit to the next.
+
+    Starting a thread takes about a quarter of a millisecond, a few percent of a short multi-threaded epoch and
+    most of a small ``partial_fit``. The threads wait idle between fits; they are replaced when a fit asks for
+    another number of them or runs in a forked child (which has none of its parent's threads), and shut down
+    when ``owner`` is garbage-collected or the interpreter exits. So are the threads' buffers (``buffers``).
+    Not thread-safe: the owner's fits hold its lock.
+    """
+
+    def __init__(self, owner) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._n = 0
+        self._pid = 0
+        self._buffers: dict[str, list[np.ndarray]] = {}
+        self._finalizer = weakref.finalize(owner, self.close)
+
+    def buffers(self, name: str, n_threads: int, n_params: int, dtype) -> list[np.ndarray]:
+        """``n_threads`` aligned (n_params,) buffers of ``dtype`` for the threads' ``name`` (weight copies, say).
+
+        The same buffers as at the last fit when the sizes match, with whatever they held: fresh ones would cost a
+        page fault per 4 KiB at their first write, up to a millisecond per fit.
+        """
+        out = self._buffers.get(name)
+        if out is None or len(out) != n_threads or out[0].shape[0] != n_params or out[0].dtype != dtype:
+            out = [_core.aligned_zeros(n_params, dtype) for _ in range(n_threads)]
+            self._buffers[name] = out
+        return out
+
+    def get(self, n_threads: int) -> ThreadPoolExecutor:
+        """Return a pool of ``n_threads`` threads: the kept one unless the count or the process changed."""
+        if self._pool is None or self._n != n_threads or self._pid != os.getpid():
+            if self._pid == os.getpid():
+                self.close()
+            self._pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="annfast")
+            self._n, self._pid = n_threads, os.getpid()
+        return self._pool
+
+    def close(self, wait: bool = False) -> None:
+        """End the threads once they finish what they run (``wait``: return only then)."""
+        pool, self._pool = self._pool, None
+        self._buffers.clear()
+        if pool is not None and self._pid == os.getpid():
+            pool.shutdown(wait=wait)
 
 
 def resolve_threads(n_threads) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -179,6 +178,7 @@ class Network:
             n_in = layer.units
         self._grad = np.empty(0, dtype=self.dtype)
         self._lock = threading.RLock()
+        self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
         self._init_weights()
@@ -430,6 +430,8 @@ class Network:
             up to rounding. Smaller batches train like per-sample SGD, whole batches per thread.
             Asynchrony adds momentum of its own (Mitliagkas et al. 2016): with high momentum and a large
             learning rate, lower one of them (or ``sync_every``) if threaded training is unstable.
+            The network keeps its threads and their copies of the weights from one fit to the next (they
+            cost about a millisecond to start per fit); they go with the network.
         sync_every : int, default=128
             Rows each thread trains between merges (``n_threads > 1``). Larger is faster but lets the
             threads drift apart: on scikit-learn's digits, 64 or 128 match one thread's accuracy and 256
@@ -519,23 +521,23 @@ class Network:
                 cb.set_network(self)
                 cb.on_train_begin({})
             logs: dict = {}
-            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="annfast") if threads > 1 else None
+            pool = self._workers.get(threads) if threads > 1 else None
             # per-thread buffers: gradients (mini-batches), weight copies and their starting points (merged
             # training), velocities (merged training with momentum)
             merged = threads > 1 and not (bs == 1 and hogwild) and (bs == 1 or bs < _parallel.SPLIT_ROWS * threads)
 
-            def per_thread(wanted, source=None):
+            def per_thread(name, wanted, fill=None):
                 if not wanted:
                     return []
-                out = [_core.aligned_zeros(self.n_params, self.dtype) for _ in range(threads)]
-                if source is not None:
+                out = self._workers.buffers(name, threads, self.n_params, self.dtype)
+                if fill is not None:
                     for buf in out:
-                        buf[...] = source
+                        buf[...] = fill
                 return out
-            grads = per_thread(threads > 1 and bs > 1)
-            copies = per_thread(merged)
-            starts = per_thread(merged)
-            vcopies = per_thread(merged and mu > 0, self._engine.velocity)
+            grads = per_thread("grads", threads > 1 and bs > 1, 0)
+            copies = per_thread("copies", merged)     # both set from the weights at each epoch's start
+            starts = per_thread("starts", merged)
+            vcopies = per_thread("velocities", merged and mu > 0, self._engine.velocity)
             try:
                 for epoch in range(epochs):
                     for cb in callbacks:
@@ -580,11 +582,13 @@ class Network:
                         cb.on_epoch_end(epoch, logs)
                     if self.stop_training:
                         break
+            except BaseException:
+                if pool is not None:   # let no worker outlive a failed fit (a second Ctrl-C, say)
+                    self._workers.close(wait=True)
+                raise
             finally:
                 if progress:
                     progress.close()
-                if pool is not None:
-                    pool.shutdown(wait=True)
             for cb in callbacks:
                 cb.on_train_end(logs)
         return hist

@@ -158,3 +158,76 @@ def test_hogwild_keeps_other_threads_first_layer_updates(dtype):
     assert np.all(np.isfinite(params))
     assert np.all(W[:, :8] != W0[:, :8])   # A's columns
     assert np.all(W[:, 8:] != W0[:, 8:])   # B's columns, kept through A's write-back
+
+
+def _workers():
+    return {t for t in threading.enumerate() if t.name.startswith("annfast")}
+
+
+def test_threads_kept_between_fits_and_ended_with_the_network(rng):
+    X, y = rng.normal(size=(300, 5)), rng.normal(size=(300, 2))
+    before = _workers()
+    net = af.Network(5, [af.Dense(8, "tanh"), af.Dense(2)], seed=0)
+    net.fit(X, y, epochs=2, n_threads=2, sync_every=16)
+    first = _workers() - before
+    assert len(first) == 2
+    net.fit(X, y, epochs=1, n_threads=2, sync_every=16)
+    assert _workers() - before == first                  # the same two threads again
+    net.fit(X, y, epochs=1, n_threads=3, sync_every=16)
+    third = _workers() - before
+    assert len(third) == 3 and not third & first           # another count: new threads, the old ones gone
+    for t in first:
+        t.join(timeout=10)
+        assert not t.is_alive()
+    del net
+    for t in third:
+        t.join(timeout=10)
+        assert not t.is_alive()
+
+
+@pytest.mark.parametrize("batch_size,momentum", [(1, 0.0), (1, 0.9), (8, 0.5)])
+def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentum, rng):
+    # one block of a whole epoch (sync_every >= rows): whichever thread takes it, a fit does the same
+    # arithmetic, so a network whose buffers hold an earlier fit's values must train as a fresh one
+    X, y = rng.normal(size=(96, 6)), rng.normal(size=(96, 3))
+    X2, y2 = rng.normal(size=(200, 6)) * 3, rng.normal(size=(200, 3))
+    used = af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=1)
+    used.fit(X2, y2, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
+             sync_every=16)
+    with pytest.raises(af.DivergenceError):    # and a failed fit, after which the next starts new threads
+        used.fit(X2 * 100, y2 * 1e4, epochs=50, learning_rate=10.0, batch_size=batch_size, momentum=momentum,
+                 n_threads=2, sync_every=16)
+    fresh = af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=1)
+    used.set_parameters(fresh.parameters)
+    used._engine.velocity[...] = 0
+    for net in (used, fresh):
+        net.fit(X, y, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
+                sync_every=1000, shuffle=False)
+    np.testing.assert_array_equal(used.parameters, fresh.parameters)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threaded_fit_in_a_forked_child(rng):
+    # the child has none of the parent's kept threads: its fit must start its own, not wait for them
+    X, y = rng.normal(size=(200, 4)), rng.normal(size=(200, 1))
+    net = af.Network(4, [af.Dense(6, "tanh"), af.Dense(1)], seed=0)
+    net.fit(X, y, epochs=1, n_threads=2, sync_every=16)
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover (the child)
+        code = 1
+        try:
+            net.fit(X, y, epochs=2, n_threads=2, sync_every=16)
+            code = 0 if np.all(np.isfinite(net.parameters)) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("a threaded fit in a forked child hangs")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
