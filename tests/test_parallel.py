@@ -1,4 +1,5 @@
 """Training on several threads converges, never corrupts weights, and splits mini-batches exactly."""
+import gc
 import os
 import signal
 import sys
@@ -180,6 +181,7 @@ def test_threads_kept_between_fits_and_ended_with_the_network(rng):
         t.join(timeout=10)
         assert not t.is_alive()
     del net
+    gc.collect()
     for t in third:
         t.join(timeout=10)
         assert not t.is_alive()
