@@ -807,10 +807,16 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
 
 
 def all_finite(const real[::1] x):
-    """True if every value of x is finite."""
-    if x.shape[0] == 0:
+    """True if every value of x is finite. Other threads run meanwhile when x is large (a fit's X, say)."""
+    cdef int64_t n = x.shape[0]
+    cdef int ok
+    if n == 0:
         return True
-    return bool(all_finite_(&x[0], x.shape[0]))
+    if n < 65536:
+        return bool(all_finite_(&x[0], n))
+    with nogil:
+        ok = all_finite_(&x[0], n)
+    return bool(ok)
 
 
 # ---- test hooks: single kernels ------------------------------------------------------------------
