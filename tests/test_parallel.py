@@ -194,17 +194,20 @@ def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentu
     X, y = rng.normal(size=(96, 6)), rng.normal(size=(96, 3))
     X2, y2 = rng.normal(size=(200, 6)) * 3, rng.normal(size=(200, 3))
     used = af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=1)
-    used.fit(X2, y2, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
-             sync_every=16)
-    with pytest.raises(af.DivergenceError):    # and a failed fit, after which the next starts new threads
+    with pytest.raises(af.DivergenceError):    # a failed fit first: the next one starts new threads and buffers
         used.fit(X2 * 100, y2 * 1e4, epochs=50, learning_rate=10.0, batch_size=batch_size, momentum=momentum,
                  n_threads=2, sync_every=16)
     fresh = af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=1)
+    used.set_parameters(fresh.parameters)
+    used.fit(X2, y2, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
+             sync_every=16)                     # leaves its values in the kept buffers
+    kept = dict(used._workers._buffers)
     used.set_parameters(fresh.parameters)
     used._engine.velocity[...] = 0
     for net in (used, fresh):
         net.fit(X, y, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
                 sync_every=1000, shuffle=False)
+    assert kept and all(used._workers._buffers[name] is bufs for name, bufs in kept.items())   # reused
     np.testing.assert_array_equal(used.parameters, fresh.parameters)
 
 
