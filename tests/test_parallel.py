@@ -170,14 +170,16 @@ def test_threads_kept_between_fits_and_ended_with_the_network(rng):
     before = _workers()
     net = af.Network(5, [af.Dense(8, "tanh"), af.Dense(2)], seed=0)
     net.fit(X, y, epochs=2, n_threads=2, sync_every=16)
+    # (a pool starts a thread only when no started one is idle: a fast first task can leave it at one)
     first = _workers() - before
-    assert len(first) == 2
+    assert 1 <= len(first) <= 2
     net.fit(X, y, epochs=1, n_threads=2, sync_every=16)
-    assert _workers() - before == first                  # the same two threads again
+    second = _workers() - before
+    assert first <= second and len(second) <= 2           # the same threads again
     net.fit(X, y, epochs=1, n_threads=3, sync_every=16)
     third = _workers() - before
-    assert len(third) == 3 and not third & first           # another count: new threads, the old ones gone
-    for t in first:
+    assert 1 <= len(third) <= 3 and not third & second     # another count: new threads, the old ones gone
+    for t in second:
         t.join(timeout=10)
         assert not t.is_alive()
     del net
@@ -189,7 +191,7 @@ def test_threads_kept_between_fits_and_ended_with_the_network(rng):
 
 @pytest.mark.parametrize("batch_size,momentum", [(1, 0.0), (1, 0.9), (8, 0.5)])
 def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentum, rng):
-    # one block of a whole epoch (sync_every >= rows): whichever thread takes it, a fit does the same
+    # one block of a whole epoch (sync_every >= rows): whichever thread takes it, the epoch does the same
     # arithmetic, so a network whose buffers hold an earlier fit's values must train as a fresh one
     X, y = rng.normal(size=(96, 6)), rng.normal(size=(96, 3))
     X2, y2 = rng.normal(size=(200, 6)) * 3, rng.normal(size=(200, 3))
@@ -204,8 +206,8 @@ def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentu
     kept = dict(used._workers._buffers)
     used.set_parameters(fresh.parameters)
     used._engine.velocity[...] = 0
-    for net in (used, fresh):
-        net.fit(X, y, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
+    for net in (used, fresh):   # one epoch: in a second, each thread would go on from its own velocity
+        net.fit(X, y, epochs=1, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
                 sync_every=1000, shuffle=False)
     assert kept and all(used._workers._buffers[name] is bufs for name, bufs in kept.items())   # reused
     np.testing.assert_array_equal(used.parameters, fresh.parameters)
