@@ -4,6 +4,7 @@ ANNFAST_DEBUG_BUILD=1 turns Cython's bounds checks back on and compiles with -O0
 ANNFAST_SANITIZE=1 adds AddressSanitizer and UndefinedBehaviorSanitizer (GCC/Clang).
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 from Cython.Build import cythonize
@@ -71,6 +72,18 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = flags
             ext.extra_link_args = link
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if jobs > 1 and self.compiler.compiler_type != "msvc":
+            # the C files compile one per CPU (the kernel variants take most of a build's time): each
+            # goes through the compiler's own compile(), one source per call
+            serial = self.compiler.compile
+
+            def compile_parallel(sources, *args, **kwargs):
+                with ThreadPoolExecutor(max_workers=min(jobs, len(sources) or 1)) as pool:
+                    parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
+                return [obj for part in parts for obj in part]
+
+            self.compiler.compile = compile_parallel
         super().build_extensions()
 
 
