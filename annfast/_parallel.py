@@ -69,8 +69,7 @@ class Workers:
     def get(self, n_threads: int) -> ThreadPoolExecutor:
         """Return a pool of ``n_threads`` threads: the kept one unless the count or the process changed."""
         if self._pool is None or self._n != n_threads or self._pid != os.getpid():
-            if self._pid == os.getpid():
-                self.close()
+            self.close()   # (in a forked child it only drops the parent's pool and buffers)
             self._pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="annfast")
             self._n, self._pid = n_threads, os.getpid()
         return self._pool
