@@ -247,6 +247,51 @@ def test_pending_updates_with_momentum_match_reference(dtype, momentum, nesterov
         assert_same_weights(net, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.0, False, 0.01), (0.9, False, 0.003),
+                                                              (0.6, True, 0.01)])
+def test_pending_updates_with_weight_decay_match_reference(dtype, momentum, nesterov, weight_decay, rng):
+    # Weight decay makes each row's step scale W (and feed the velocity with W): still linear in W and V, so a
+    # large first layer's updates stay pending, every term scaled by its power of the step's matrix, W x too.
+    # Calls of 1 to 27 rows, every kernel; then train_step (one row per call) on what the calls left. The decay
+    # moves the weights by about 1e-4 (float32's tolerance is 1e-5), so a path that ignored it would fail.
+    sgd = dict(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    for kernel in supported_kernels():
+        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
+        order = rng.permutation(len(X))
+        train_in_calls(net, ref, X, Y, order, 0.01, dtype, **sgd)
+        assert_same_weights(net, ref, dtype)
+        for r in order[:4]:
+            net.train_step(X[r], Y[r], learning_rate=0.01, **sgd)
+            ref.train(X, Y, [r], 0.01, **sgd)
+        assert_same_weights(net, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_in", [70, 64, 32])
+def test_weight_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, rng):
+    # Weight decay without momentum: every layer below the pending path's size takes sweep_sgd's vectors, W
+    # scaled by 1 - lr lam in the same sweep; rows and columns outside whole vectors and groups of four.
+    spec, loss = WIDE_LAYERS
+    X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
+    Y = representable(rng.normal(size=(sum(CALL_SIZES), spec[-1][0])), dtype)
+    for kernel in supported_kernels():
+        net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
+        net.kernel = kernel
+        ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
+        train_in_calls(net, ref, X, Y, np.arange(len(X)), 0.05, dtype, weight_decay=0.02)
+        assert_same_weights(net, ref, dtype)
+
+
+def test_divergence_with_decay_updates_pending_keeps_every_earlier_row(rng):
+    net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
+    Y[13] = 1e200
+    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
+        net.fit(X, Y, epochs=1, learning_rate=0.02, shuffle=False, weight_decay=0.01)
+    ref.train(X, Y, np.arange(13), 0.02, weight_decay=0.01)
+    assert_same_weights(net, ref, "float64")
+
+
 def test_divergence_with_momentum_updates_pending_keeps_every_earlier_row(rng):
     net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
     Y[13] = 1e200
