@@ -269,9 +269,12 @@ def test_pending_updates_with_weight_decay_match_reference(dtype, momentum, nest
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in", [70, 64, 32])
-def test_weight_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, rng):
-    # Weight decay without momentum: every layer below the pending path's size takes sweep_sgd's vectors, W
-    # scaled by 1 - lr lam in the same sweep; rows and columns outside whole vectors and groups of four.
+@pytest.mark.parametrize("sgd", [dict(weight_decay=0.02), dict(momentum=0.9), dict(momentum=0.6, weight_decay=0.01),
+                                 dict(momentum=0.6, nesterov=True, weight_decay=0.01)], ids=str)
+def test_momentum_and_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, sgd, rng):
+    # Per-sample SGD with weight decay alone: every layer below the pending path's size takes sweep_sgd's
+    # vectors, W scaled by 1 - lr lam in the same sweep; with momentum, one vector sweep over W and V, four rows
+    # per pass. Rows and columns outside whole vectors and groups of four, every kernel.
     spec, loss = WIDE_LAYERS
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), spec[-1][0])), dtype)
@@ -279,7 +282,7 @@ def test_weight_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, rng):
         net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
-        train_in_calls(net, ref, X, Y, np.arange(len(X)), 0.05, dtype, weight_decay=0.02)
+        train_in_calls(net, ref, X, Y, np.arange(len(X)), 0.02, dtype, **sgd)
         assert_same_weights(net, ref, dtype)
 
 
