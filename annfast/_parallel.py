@@ -171,7 +171,9 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
 
     Each thread merges on its own (``_core.train_thread``): no barrier between the threads.
     ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
-    (n_params,) buffer per thread. Returns (summed loss, rows classified right).
+    (n_params,) buffer per thread. With momentum every thread starts from ``velocity``, which ends as the mean
+    of the threads' velocities: the epochs of one fit chain as separate fits do. Returns (summed loss, rows
+    classified right).
     """
     backup[...] = params
     stop = threading.Event()
@@ -182,6 +184,8 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     for c, s0 in zip(copies, starts):
         c[...] = params
         s0[...] = params
+    for v in vcopies if mu > 0 else ():   # every thread starts from the shared velocity, as a new fit does
+        v[...] = velocity
     futures = [pool.submit(_pinned, t, _core.train_thread, spec, copies[t], vcopies[t] if mu > 0 else velocity,
                            grads[t] if batch_size > 1 else copies[t], X, Y, order, sync_every, lr, mu, wd,
                            nesterov, batch_size, stop, params, starts[t], lock, next_pos) for t in range(k)]

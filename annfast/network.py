@@ -428,6 +428,9 @@ class Network:
             but not bitwise reproducible. Mini-batches of at least 256 rows per thread are split: each
             batch's gradient is summed by the threads and applied once, the same result as one thread
             up to rounding. Smaller batches train like per-sample SGD, whole batches per thread.
+            With momentum each thread keeps its own velocity within an epoch; the network's velocity is
+            their mean at the epoch's end, and every thread starts the next epoch from it, so one fit of k
+            epochs and k fits of one chain the same way.
             Asynchrony adds momentum of its own (Mitliagkas et al. 2016): with high momentum and a large
             learning rate, lower one of them (or ``sync_every``) if threaded training is unstable.
             The network keeps its threads and their copies of the weights from one fit to the next (they
@@ -537,7 +540,7 @@ class Network:
             grads = per_thread("grads", threads > 1 and bs > 1, 0)
             copies = per_thread("copies", merged)     # both set from the weights at each epoch's start
             starts = per_thread("starts", merged)
-            vcopies = per_thread("velocities", merged and mu > 0, self._engine.velocity)
+            vcopies = per_thread("velocities", merged and mu > 0)   # set at each epoch's start
             try:
                 for epoch in range(epochs):
                     for cb in callbacks:

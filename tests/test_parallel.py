@@ -206,11 +206,27 @@ def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentu
     kept = dict(used._workers._buffers)
     used.set_parameters(fresh.parameters)
     used._engine.velocity[...] = 0
-    for net in (used, fresh):   # one epoch: in a second, each thread would go on from its own velocity
-        net.fit(X, y, epochs=1, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
+    for net in (used, fresh):   # one block per epoch: whichever thread takes it does the same arithmetic
+        net.fit(X, y, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
                 sync_every=1000, shuffle=False)
     assert kept and all(used._workers._buffers[name] is bufs for name, bufs in kept.items())   # reused
     np.testing.assert_array_equal(used.parameters, fresh.parameters)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_merged_epochs_with_momentum_chain_as_separate_fits(batch_size, rng):
+    # Each epoch's threads start from the shared velocity (the mean of the threads' at the last epoch's end),
+    # so one fit of three epochs and three fits of one do the same arithmetic. One block per epoch
+    # (sync_every > rows): the result does not depend on which thread takes it.
+    X, y = rng.normal(size=(96, 6)), rng.normal(size=(96, 3))
+    one, three = (af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=2) for _ in range(2))
+    kw = dict(learning_rate=0.05, batch_size=batch_size, momentum=0.9, n_threads=2, sync_every=1000, shuffle=False)
+    three.fit(X, y, epochs=3, **kw)
+    for _ in range(3):
+        one.fit(X, y, epochs=1, **kw)
+    np.testing.assert_array_equal(one.parameters, three.parameters)
+    np.testing.assert_array_equal(one._engine.velocity, three._engine.velocity)
+    assert np.abs(one._engine.velocity).max() > 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
