@@ -172,7 +172,8 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     Each thread merges on its own (``_core.train_thread``): no barrier between the threads.
     ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
     (n_params,) buffer per thread. With momentum every thread starts from ``velocity``, which ends as the mean
-    of the threads' velocities: the epochs of one fit chain as separate fits do. Returns (summed loss, rows
+    of the threads' velocities weighted by the rows each trained (a thread that took no block leaves it
+    alone): the epochs of one fit chain as separate fits do. Returns (summed loss, rows
     classified right).
     """
     backup[...] = params
@@ -193,8 +194,9 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     bad = [r[3] for r in results if r[3] >= 0]
     if bad:
         _diverged(params, backup, epoch, f"at row {int(order[min(bad)])} of X")
-    if mu > 0:   # the shared velocity: the mean of the threads'
-        velocity[...] = np.mean(vcopies, axis=0)
+    done = [r[2] for r in results]
+    if mu > 0 and sum(done) > 0:   # the shared velocity: the threads', weighted by the rows each trained
+        velocity[...] = np.average(vcopies, axis=0, weights=done)
     if not _core.all_finite(params):
         _diverged(params, backup, epoch, "in the weights")
     return sum(r[0] for r in results), sum(r[1] for r in results)

@@ -429,8 +429,8 @@ class Network:
             batch's gradient is summed by the threads and applied once, the same result as one thread
             up to rounding. Smaller batches train like per-sample SGD, whole batches per thread.
             With momentum each thread keeps its own velocity within an epoch; the network's velocity is
-            their mean at the epoch's end, and every thread starts the next epoch from it, so one fit of k
-            epochs and k fits of one chain the same way.
+            their mean at the epoch's end, weighted by the rows each thread trained, and every thread
+            starts the next epoch from it, so one fit of k epochs and k fits of one chain the same way.
             Asynchrony adds momentum of its own (Mitliagkas et al. 2016): with high momentum and a large
             learning rate, lower one of them (or ``sync_every``) if threaded training is unstable.
             The network keeps its threads and their copies of the weights from one fit to the next (they

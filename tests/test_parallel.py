@@ -229,6 +229,19 @@ def test_merged_epochs_with_momentum_chain_as_separate_fits(batch_size, rng):
     assert np.abs(one._engine.velocity).max() > 0
 
 
+def test_merged_velocity_ignores_a_thread_that_trained_nothing(rng):
+    # One block for two threads: the one that takes it trains exactly as one thread would, and the idle thread's
+    # unchanged velocity must not pull the shared one towards its start (a plain mean would halve it)
+    X, y = rng.normal(size=(64, 6)), rng.normal(size=(64, 3))
+    serial, threaded = (af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], dtype="float64", seed=4)
+                        for _ in range(2))
+    kw = dict(epochs=1, learning_rate=0.05, momentum=0.9, shuffle=False)
+    serial.fit(X, y, **kw)
+    threaded.fit(X, y, n_threads=2, sync_every=1000, **kw)
+    np.testing.assert_allclose(threaded._engine.velocity, serial._engine.velocity, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(threaded.parameters, serial.parameters, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_threaded_fit_in_a_forked_child(rng):
     # the child has none of the parent's kept threads: its fit must start its own, not wait for them
