@@ -322,7 +322,8 @@ def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng
 # (3072 padded) is just past it and checks the fused path on the same calls.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)])
-def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, rng):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.02])   # with decay the copy shrinks in the same sweep
+def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, weight_decay, rng):
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), 3)), dtype)
     for kernel in supported_kernels():
@@ -330,11 +331,11 @@ def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, u
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
         order = rng.permutation(len(X))
-        train_in_calls(net, ref, X, Y, order, 0.05, dtype)
+        train_in_calls(net, ref, X, Y, order, 0.05, dtype, weight_decay=weight_decay)
         assert_same_weights(net, ref, dtype)
         for r in order[:3]:   # train_step: one row per call, through W itself
-            net.train_step(X[r], Y[r], learning_rate=0.05)
-            ref.train(X, Y, [r], 0.05)
+            net.train_step(X[r], Y[r], learning_rate=0.05, weight_decay=weight_decay)
+            ref.train(X, Y, [r], 0.05, weight_decay=weight_decay)
         assert_same_weights(net, ref, dtype)
 
 
