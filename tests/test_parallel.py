@@ -165,6 +165,29 @@ def _workers():
     return {t for t in threading.enumerate() if t.name.startswith("annfast")}
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_merge_adds_a_threads_change_exactly(dtype, rng):
+    # A merge adds the thread's change since its start to the shared weights, shared + (copy - start), and
+    # restarts copy and start from the result. 4687 parameters: past the size from which merges take the widest
+    # vectors the CPU has, with a tail outside whole vectors.
+    from annfast import _core
+    spec = _core.Spec(70, [(60, 3, 0.0), (7, 0, 0.0)], 0, _core.isa_best())
+    p0 = rng.normal(scale=0.1, size=spec.n_params).astype(dtype)
+    X = rng.normal(size=(50, 70)).astype(dtype)
+    Y = rng.normal(size=(50, 7)).astype(dtype)
+    order = np.arange(50, dtype=np.int64)
+    trained = p0.copy()   # the same rows in one call, without merging
+    _core.train_thread(spec, trained, np.zeros_like(p0), trained, X, Y, order, 1000, 0.05)
+    shared = p0 + np.asarray(rng.normal(scale=0.01, size=p0.shape), dtype)   # another thread merged meanwhile
+    before = shared.copy()
+    copy, start = p0.copy(), p0.copy()
+    _core.train_thread(spec, copy, np.zeros_like(p0), copy, X, Y, order, 1000, 0.05, shared=shared, start=start,
+                       lock=threading.Lock())
+    np.testing.assert_array_equal(shared, before + (trained - p0))
+    np.testing.assert_array_equal(copy, shared)
+    np.testing.assert_array_equal(start, shared)
+
+
 def test_threads_kept_between_fits_and_ended_with_the_network(rng):
     X, y = rng.normal(size=(300, 5)), rng.normal(size=(300, 2))
     before = _workers()
