@@ -173,8 +173,7 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
     (n_params,) buffer per thread. With momentum every thread starts from ``velocity``, which ends as the mean
     of the threads' velocities weighted by the rows each trained (a thread that took no block leaves it
-    alone): the epochs of one fit chain as separate fits do. Returns (summed loss, rows
-    classified right).
+    alone): the epochs of one fit chain as separate fits do. Returns (summed loss, rows classified right).
     """
     backup[...] = params
     stop = threading.Event()

@@ -286,32 +286,16 @@ def test_momentum_and_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, 
         assert_same_weights(net, ref, dtype)
 
 
-def test_divergence_with_decay_updates_pending_keeps_every_earlier_row(rng):
-    net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
-    Y[13] = 1e200
-    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
-        net.fit(X, Y, epochs=1, learning_rate=0.02, shuffle=False, weight_decay=0.01)
-    ref.train(X, Y, np.arange(13), 0.02, weight_decay=0.01)
-    assert_same_weights(net, ref, "float64")
-
-
-def test_divergence_with_momentum_updates_pending_keeps_every_earlier_row(rng):
-    net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
-    Y[13] = 1e200
-    with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
-        net.fit(X, Y, epochs=1, learning_rate=0.02, shuffle=False, momentum=0.9)
-    ref.train(X, Y, np.arange(13), 0.02, momentum=0.9)
-    assert_same_weights(net, ref, "float64")
-
-
-def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(rng):
+@pytest.mark.parametrize("lr, sgd", [(0.05, {}), (0.02, dict(momentum=0.9)), (0.02, dict(weight_decay=0.01))],
+                         ids=["plain", "momentum", "decay"])
+def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(lr, sgd, rng):
     # Row 13's loss is infinite: rows 8 .. 12 have their first-layer updates pending when it is met, and the
     # weights afterwards must be those after rows 0 .. 12, every update applied.
     net, ref, X, Y = large_first_case("float64", None, rng, n_rows=40)
     Y[13] = 1e200
     with pytest.raises(af.DivergenceError, match="non-finite loss at row 13"):
-        net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False)
-    ref.train(X, Y, np.arange(13), 0.05)
+        net.fit(X, Y, epochs=1, learning_rate=lr, shuffle=False, **sgd)
+    ref.train(X, Y, np.arange(13), lr, **sgd)
     assert_same_weights(net, ref, "float64")
 
 
