@@ -1,6 +1,6 @@
 /*
- * limits: measures this core's own limits for the annfast benchmark: float32 FMA peak and the bandwidth of
- * sweeping a weight buffer (read, and read-modify-write), single-threaded.
+ * limits: measures this core's own limits for the annfast benchmark: float32 and float64 FMA peaks and the
+ * bandwidth of sweeping a weight buffer (read, and read-modify-write), single-threaded.
  *
  * A measuring tool, so it is built for the machine it runs on (bench/limits.py does this into bench/build/):
  *   gcc -O3 -march=native -mprefer-vector-width=512 -std=gnu11 limits.c -o limits
@@ -10,6 +10,9 @@
  *   peak avx2 GFLOPS         float32 FMA peak with 256-bit vectors (x86 with AVX2+FMA only)
  *   peak avx512 GFLOPS       float32 FMA peak with 512-bit vectors (x86 with AVX-512F only)
  *   peak scalar GFLOPS       float32 FMA peak without vectors (always; a floor, for other CPUs)
+ *   peak avx2_f64 GFLOPS     the same three in float64 (half the lanes per vector, 2 flops per lane per FMA)
+ *   peak avx512_f64 GFLOPS
+ *   peak scalar_f64 GFLOPS
  *   bw ELEM_SIZE N_ELEMENTS READ_BYTES_PER_S RMW_BYTES_PER_S
  * Bandwidth counts the buffer's bytes once per sweep: read = sum the buffer (vector accumulators);
  * read-modify-write = w[i] = w[i] - c * x[i mod 256], x a 256-element vector that stays in L1, like the fused
@@ -82,6 +85,48 @@ __attribute__((target("avx512f"))) static double fma_avx512(long iters)
     sink = _mm512_reduce_add_ps(s);
     return 2.0 * 16 * N_ACC512 * (double)iters / t;
 }
+
+__attribute__((target("avx2,fma"))) static double fma_avx2_f64(long iters)
+{
+    __m256d acc[N_ACC];
+    const __m256d a = _mm256_set1_pd(0.999999), b = _mm256_set1_pd(1e-7);
+    for (int k = 0; k < N_ACC; k++)
+        acc[k] = _mm256_set1_pd((double)k);
+    double t0 = now_seconds();
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < N_ACC; k++)
+            acc[k] = _mm256_fmadd_pd(acc[k], a, b);
+    }
+    double t = now_seconds() - t0;
+    __m256d s = acc[0];
+    for (int k = 1; k < N_ACC; k++)
+        s = _mm256_add_pd(s, acc[k]);
+    double out[4];
+    _mm256_storeu_pd(out, s);
+    sink = out[0];
+    return 2.0 * 4 * N_ACC * (double)iters / t;
+}
+
+__attribute__((target("avx512f"))) static double fma_avx512_f64(long iters)
+{
+    __m512d acc[N_ACC512];
+    const __m512d a = _mm512_set1_pd(0.999999), b = _mm512_set1_pd(1e-7);
+    for (int k = 0; k < N_ACC512; k++)
+        acc[k] = _mm512_set1_pd((double)k);
+    double t0 = now_seconds();
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 24
+        for (int k = 0; k < N_ACC512; k++)
+            acc[k] = _mm512_fmadd_pd(acc[k], a, b);
+    }
+    double t = now_seconds() - t0;
+    __m512d s = acc[0];
+    for (int k = 1; k < N_ACC512; k++)
+        s = _mm512_add_pd(s, acc[k]);
+    sink = _mm512_reduce_add_pd(s);
+    return 2.0 * 8 * N_ACC512 * (double)iters / t;
+}
 #endif
 
 static double fma_scalar(long iters)
@@ -99,6 +144,27 @@ static double fma_scalar(long iters)
     }
     double t = now_seconds() - t0;
     float s = 0;
+    for (int k = 0; k < N_ACC; k++)
+        s += acc[k];
+    sink = s;
+    return 2.0 * N_ACC * (double)iters / t;
+}
+
+static double fma_scalar_f64(long iters)
+{
+    double acc[N_ACC];
+    const double a = 0.999999, b = 1e-7;
+    for (int k = 0; k < N_ACC; k++)
+        acc[k] = (double)k;
+    double t0 = now_seconds();
+    for (long i = 0; i < iters; i++) {
+        for (int k = 0; k < N_ACC; k++)
+            acc[k] = acc[k] * a + b;
+        /* as in fma_scalar: no vectorizing */
+        __asm__ volatile("" : : : "memory");
+    }
+    double t = now_seconds() - t0;
+    double s = 0;
     for (int k = 0; k < N_ACC; k++)
         s += acc[k];
     sink = s;
@@ -221,6 +287,13 @@ int main(int argc, char **argv)
         printf("peak avx512 %.3f\n", best_of(fma_avx512, iters / 2, trials) / 1e9);
 #endif
     printf("peak scalar %.3f\n", best_of(fma_scalar, iters / 4, trials) / 1e9);
+#ifdef BENCH_X86
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        printf("peak avx2_f64 %.3f\n", best_of(fma_avx2_f64, iters, trials) / 1e9);
+    if (__builtin_cpu_supports("avx512f"))
+        printf("peak avx512_f64 %.3f\n", best_of(fma_avx512_f64, iters / 2, trials) / 1e9);
+#endif
+    printf("peak scalar_f64 %.3f\n", best_of(fma_scalar_f64, iters / 4, trials) / 1e9);
     fflush(stdout);
 
     for (; argi < argc; argi++) {

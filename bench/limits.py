@@ -1,4 +1,4 @@
-"""The machine's own limits: runs bench/limits.c (FMA peak, weight-sweep bandwidth) and turns them into samples/s.
+"""The machine's own limits: runs bench/limits.c (FMA peaks, weight-sweep bandwidth) and turns them into samples/s.
 
 Per-sample SGD of a network must at least read every weight once (forward pass) and read-modify-write every
 weight once (the fused backward/update), so for a shape whose weights take B bytes the limit is
@@ -41,8 +41,9 @@ def sample(shapes: dict[str, tuple[int, ...]], quick: bool = False) -> dict:
     Returns
     -------
     dict
-        ``{"peak_gflops": {"avx2": .., "avx512": .., "scalar": ..}, "bandwidth": [{"elem_size", "elements",
-        "read_Bps", "rmw_Bps"}, ...]}``; a peak the CPU lacks is absent.
+        ``{"peak_gflops": {"avx2": .., "avx512": .., "scalar": .., "avx2_f64": .., "avx512_f64": ..,
+        "scalar_f64": ..}, "bandwidth": [{"elem_size", "elements", "read_Bps", "rmw_Bps"}, ...]}``: FMA peaks in
+        GFLOP/s, float32 under the plain ISA name and float64 with ``_f64``; a peak the CPU lacks is absent.
 
     Raises
     ------
@@ -78,7 +79,8 @@ def combine(samples: list[dict], shapes: dict[str, tuple[int, ...]]) -> dict:
     -------
     dict
         ``{"peak_gflops": {...}, "shapes": {name: {dtype: {"params", "bytes", "read_Bps", "rmw_Bps",
-        "limit_samples_per_s", "one_sweep_samples_per_s"}}}, "flags": build flags, "samples": samples}``.
+        "limit_samples_per_s", "one_sweep_samples_per_s"}}}, "flags": build flags, "samples": samples}``, with
+        ``peak_gflops`` keyed as in ``sample`` (float32 and float64 FMA peaks).
     """
     peak: dict[str, float] = {}
     best: dict[tuple[int, int], tuple[float, float]] = {}

@@ -118,9 +118,18 @@ def latency_table(latency: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def peak_line(peak_gflops: dict) -> str:
+    """The FMA peaks for people: float32 (keys ``avx2``, ...) then float64 (keys ``avx2_f64``, ...), if measured."""
+    parts = []
+    for dtype, f64 in (("float32", False), ("float64", True)):
+        isas = [f"{k.removesuffix('_f64')} {v:.1f}" for k, v in peak_gflops.items() if k.endswith("_f64") == f64]
+        if isas:
+            parts.append(f"{dtype} {', '.join(isas)} GFLOP/s")
+    return f"single-core FMA peak: {'; '.join(parts) or 'not measured'}"
+
+
 def limits_tables(limits: dict, per_sample: dict, labels: dict) -> tuple[str, tuple[list[str], list[list[str]]]]:
     """The FMA peak line and the rows of the bandwidth-limit table (with annfast fit's fraction of the limit)."""
-    peak = ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in limits.get("peak_gflops", {}).items())
     headers = ["shape", "dtype", "weights", "read GB/s", "RMW GB/s", "limit samples/s", "annfast fit samples/s",
                "of limit", "one-sweep bound", "of bound"]
     rows = []
@@ -135,7 +144,7 @@ def limits_tables(limits: dict, per_sample: dict, labels: dict) -> tuple[str, tu
                          f"{lim['read_Bps'] / 1e9:.1f}", f"{lim['rmw_Bps'] / 1e9:.1f}",
                          fmt_rate(lim["limit_samples_per_s"]), fmt_rate(rate), frac,
                          fmt_rate(lim["one_sweep_samples_per_s"]), frac1])
-    return f"single-core float32 FMA peak: {peak or 'not measured'}", (headers, rows)
+    return peak_line(limits.get("peak_gflops", {})), (headers, rows)
 
 
 def checks_tables(checks: dict) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
@@ -404,9 +413,9 @@ def sections(results: dict) -> list[tuple[str, str | None, tuple[list[str], list
             out.append((f"Multi-threaded fit: test accuracy at 1 and {threads['threads']} threads", accuracy_note,
                         threads_accuracy_table(threads)))
     if results.get("limits"):
-        peak_line, table = limits_tables(results["limits"], results.get("per_sample", {}), labels)
+        peaks, table = limits_tables(results["limits"], results.get("per_sample", {}), labels)
         out.append(("Machine limits (bench/limits.c)",
-                    f"{peak_line}. Limit = 1 / (bytes / read bandwidth + bytes / RMW bandwidth): one read sweep of "
+                    f"{peaks}. Limit = 1 / (bytes / read bandwidth + bytes / RMW bandwidth): one read sweep of "
                     "the weights (forward) and one read-modify-write sweep (fused backward/update) per sample; "
                     "one-sweep bound = RMW bandwidth / bytes, for kernels that fold a row's update into the next "
                     "row's forward sweep (which can exceed the limit)",

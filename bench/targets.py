@@ -9,6 +9,8 @@ PER_SAMPLE = {
     "large": (10.0, 7.0, 0.70),
 }
 F64_VS_F32 = 0.5
+#: the instruction sets whose FMA peaks (float32 and float64) give the f64/f32 ceiling, widest first
+PEAK_ISAS = ("avx512", "avx2", "scalar")
 MINIBATCH_SHAPE = "medium"
 MINIBATCH = {"sklearn_f32": 2.0, "torch_f32": 2.0}
 #: shape -> least speed-up of per-sample fit (float32) at 2 threads with merged copies (the default) over 1 thread
@@ -45,6 +47,27 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
+def _f64_ceiling_row(results: dict, shape: str, label: str) -> dict:
+    """INFO row: the f64/f32 throughput ratio this machine allows, from the FMA peaks and from the bandwidth limits.
+
+    Equal efficiency in both dtypes reaches the FMA peak ratio on a compute-bound shape and the bandwidth-limit
+    ratio on a memory-bound one. ``measured`` is the FMA ratio (the bandwidth one when the f64 peaks are missing, as
+    in results from before limits.c measured them); SKIP when neither is known.
+    """
+    limits = results.get("limits", {})
+    peak = limits.get("peak_gflops", {})
+    fma = next((_ratio(peak[f"{isa}_f64"], peak[isa]) for isa in PEAK_ISAS
+                if peak.get(isa) and peak.get(f"{isa}_f64")), None)
+    per_dtype = limits.get("shapes", {}).get(shape, {})
+    bw = _ratio(per_dtype.get("float64", {}).get("limit_samples_per_s"),
+                per_dtype.get("float32", {}).get("limit_samples_per_s"))
+    target = f"{label}: f64/f32 ceiling on this machine (FMA peak ratio; bandwidth-limit ratio)"
+    if fma is None and bw is None:
+        return _row(target, None, None)
+    text = "; ".join("-" if r is None else f"{r:.2f}" for r in (fma, bw))
+    return {"target": target, "measured": fma if fma is not None else bw, "text": text, "status": "INFO"}
+
+
 def evaluate(results: dict) -> list[dict]:
     """Evaluate every target on a run's results.
 
@@ -52,7 +75,8 @@ def evaluate(results: dict) -> list[dict]:
     -------
     list of dict
         ``target`` (what is asked), ``measured`` (number or None), ``text`` (the measured value for people) and
-        ``status``: "PASS", "FAIL", "INFO" (report only) or "SKIP" (not measured in this run).
+        ``status``: "PASS", "FAIL", "INFO" (report only) or "SKIP" (not measured in this run). Each float64 target
+        is followed by an INFO row with the f64/f32 ratio this machine allows (``_f64_ceiling_row``).
     """
     rows = []
     per_sample = results.get("per_sample", {})
@@ -75,9 +99,10 @@ def evaluate(results: dict) -> list[dict]:
     for shape in PER_SAMPLE:
         if shape not in per_sample:
             continue
+        label = per_sample[shape]["label"]
         r = _ratio(_rate(per_sample, shape, "annfast_fit_f64"), _rate(per_sample, shape, "annfast_fit_f32"))
-        rows.append(_row(f"{per_sample[shape]['label']}: annfast fit f64 >= {F64_VS_F32:g}x fit f32", r,
-                         r is not None and r >= F64_VS_F32))
+        rows.append(_row(f"{label}: annfast fit f64 >= {F64_VS_F32:g}x fit f32", r, r is not None and r >= F64_VS_F32))
+        rows.append(_f64_ceiling_row(results, shape, label))
     minibatch = results.get("minibatch", {})
     if MINIBATCH_SHAPE in minibatch:
         af = _rate(minibatch, MINIBATCH_SHAPE, "annfast_fit_f32")
