@@ -60,14 +60,25 @@ AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
 
-/* Per-sample SGD without weight decay (plain or with momentum) on a first layer of at least
- * AF_LOWRANK_BYTES of weights (more than an L1 cache), in the AVX2 and AVX-512 variants, keeps up to
- * AF_LOWRANK_ROWS rows' updates of that layer pending, as rank-one terms d x^T, and applies them in one
- * sweep (see af_kernels.inc). Their deltas, the group's products W x and V x (V: the velocity) and two
- * scaled copies of the deltas live in the workspace after the first row's part: 5 AF_LOWRANK_ROWS rows of
- * af_round_up(n_out of the first layer) reals. */
+/* Per-sample SGD (plain, with momentum, with weight decay) on a first layer of at least AF_LOWRANK_BYTES of
+ * weights (more than an L1 cache), in the AVX2 and AVX-512 variants, keeps up to AF_LOWRANK_ROWS rows' updates
+ * of that layer pending, as rank-one terms d x^T, and applies them in one sweep (see af_kernels.inc). Their
+ * deltas, the group's products W x and V x (V: the velocity) and two scaled copies of the deltas live in the
+ * workspace after the first row's part: 5 AF_LOWRANK_ROWS rows of af_round_up(n_out of the first layer)
+ * reals; then copies of the group's inputs, AF_LOWRANK_ROWS rows of af_round_up(n_in) reals. */
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536
+
+/* Whether the first layer is large enough for the pending path in some precision (float64's 8 bytes per
+ * weight reach AF_LOWRANK_BYTES first). That path copies the group's inputs to rows of the workspace that
+ * start on a 64-byte boundary (a multiple of AF_WS_ALIGN reals into a workspace that starts on one, as
+ * annfast's do): rows of X start wherever the caller's array puts them, and a vector load that straddles
+ * two cache lines costs two. Every sweep of the first layer loads the group's inputs again, and with rows
+ * off the boundary medium's float64 epoch was 25 % slower (float32 12 %). */
+AF_STATIC_INLINE int af_lowrank_possible(const af_net *net)
+{
+    return net->layers[0].n_in * net->layers[0].n_out * 8 >= AF_LOWRANK_BYTES;
+}
 
 /* Per-sample plain SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out))
  * keeps that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the

@@ -230,6 +230,45 @@ def test_pending_groups_of_every_size_match_reference(dtype, n_in, units, n_out,
         assert_same_weights(net, ref, dtype)
 
 
+def at_offset(a, offset):
+    """A C-contiguous copy of a whose data starts offset bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sgd", [{}, dict(momentum=0.6, weight_decay=0.01)], ids=["plain", "momentum-decay"])
+def test_pending_path_does_not_depend_on_where_the_rows_start(dtype, sgd, rng):
+    # The pending path works on aligned copies of each group's rows (X's rows may start anywhere; 130 inputs
+    # leave every row but the first off a vector boundary too). Wherever X starts, the weights are bitwise the
+    # same, they match the reference, and X is left as it was.
+    X0 = representable(rng.normal(size=(45, 130)), dtype)
+    Y = representable(rng.normal(size=(45, 3)), dtype)
+    itemsize = np.dtype(dtype).itemsize
+    for kernel in supported_kernels():
+        results = []
+        for offset in range(0, 64, itemsize):
+            X = at_offset(X0, offset)
+            net = af.Network(130, [af.Dense(127, "tanh"), af.Dense(3, "linear")], dtype=dtype, seed=3)
+            net.kernel = kernel
+            if offset == 0:
+                ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+            net.fit(X, Y, epochs=2, learning_rate=0.005, shuffle=False, **sgd)
+            np.testing.assert_array_equal(X, X0)
+            results.append(net.get_weights())
+        for _ in range(2):
+            ref.train(X0, Y, np.arange(len(X0)), 0.005, **sgd)
+        assert_same_weights(net, ref, dtype)
+        for weights in results[:-1]:
+            for (W, b), (Wl, bl) in zip(weights, results[-1]):
+                np.testing.assert_array_equal(W, Wl)
+                np.testing.assert_array_equal(b, bl)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.6, True)])
 def test_pending_updates_with_momentum_match_reference(dtype, momentum, nesterov, rng):
