@@ -65,17 +65,22 @@ AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) /
  * of that layer pending, as rank-one terms d x^T, and applies them in one sweep (see af_kernels.inc). Their
  * deltas, the group's products W x and V x (V: the velocity) and two scaled copies of the deltas live in the
  * workspace after the first row's part: 5 AF_LOWRANK_ROWS rows of af_round_up(n_out of the first layer)
- * reals; then copies of the group's inputs, AF_LOWRANK_ROWS rows of af_round_up(n_in) reals. */
+ * reals. */
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536
 
-/* Whether the first layer is large enough for the pending path in some precision (float64's 8 bytes per
- * weight reach AF_LOWRANK_BYTES first). That path copies the group's inputs to rows of the workspace that
- * start on a 64-byte boundary (a multiple of AF_WS_ALIGN reals into a workspace that starts on one, as
- * annfast's do): rows of X start wherever the caller's array puts them, and a vector load that straddles
- * two cache lines costs two. Every sweep of the first layer loads the group's inputs again, and with rows
- * off the boundary medium's float64 epoch was 25 % slower (float32 12 %). */
-AF_STATIC_INLINE int af_lowrank_possible(const af_net *net)
+/* Whether calls of more than one row work on copies of their inputs in rows of the workspace that start on a
+ * 64-byte boundary (a multiple of AF_WS_ALIGN reals into a workspace that starts on one, as annfast's do):
+ * the groups of the pending path (at most AF_LOWRANK_ROWS rows) and the blocks of mini-batch, predict and
+ * loss calls (AF_BLOCK_ROWS). Rows of X start wherever the caller's array puts them, a vector load that
+ * straddles two cache lines costs two, and every sweep over the first layer's rows loads the inputs again:
+ * with X 16 or 32 bytes off the boundary, medium's per-sample float64 epoch was 25 % slower (float32 12 %),
+ * its mini-batch epoch and predict 15-20 %. Only for a first layer that may take the pending path (float64's
+ * 8 bytes per weight reach AF_LOWRANK_BYTES first); for smaller ones the copy would cost about what it saves. */
+#if AF_LOWRANK_ROWS > AF_BLOCK_ROWS
+#error "the aligned copies of the inputs hold AF_BLOCK_ROWS rows, a pending group's too"
+#endif
+AF_STATIC_INLINE int af_aligned_inputs(const af_net *net)
 {
     return net->layers[0].n_in * net->layers[0].n_out * 8 >= AF_LOWRANK_BYTES;
 }
@@ -116,6 +121,27 @@ AF_STATIC_INLINE int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int6
     *delta0_off = off;
     *delta1_off = off + w;
     return off + 2 * w;
+}
+
+/* af_row_workspace_len: one row's part; per-sample training's pending first-layer part (AF_LOWRANK_ROWS);
+ * for a small first layer, its transposed copy and that copy's start (AF_TFIRST_REALS). */
+AF_STATIC_INLINE int64_t af_row_ws_len(const af_net *net)
+{
+    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
+    const int64_t st = af_round_up(net->layers[0].n_out);
+    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 5 * AF_LOWRANK_ROWS * st +
+           (af_tfirst_fits(net) ? 2 * net->layers[0].n_in * st : 0);
+}
+
+/* Where the aligned copies of the inputs start (af_aligned_inputs): past both a block's rows and
+ * af_row_workspace_len, so only af_workspace_len has room for them (calls of one row use X's rows as
+ * they are). AF_BLOCK_ROWS rows of af_round_up(n_in) reals, enough for a pending group too. */
+AF_STATIC_INLINE int64_t af_inputs_offset(const af_net *net)
+{
+    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
+    const int64_t blocks = AF_BLOCK_ROWS * af_ws_offsets(net, act_off, &zout, &d0, &d1);
+    const int64_t row = af_row_ws_len(net);
+    return blocks > row ? blocks : row;
 }
 
 #endif /* AF_INTERNAL_H */

@@ -53,25 +53,11 @@ int64_t af_bias_offset(const af_net *net, int64_t k)
 
 int64_t af_workspace_len(const af_net *net)
 {
-    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    const int64_t blocks = AF_BLOCK_ROWS * af_ws_offsets(net, act_off, &zout, &d0, &d1);
-    const int64_t row = af_row_workspace_len(net);
-    return blocks > row ? blocks : row;
+    /* the larger of a block's rows and af_row_workspace_len, then the aligned copies of a block's inputs */
+    return af_inputs_offset(net) + (af_aligned_inputs(net) ? AF_BLOCK_ROWS * af_round_up(net->layers[0].n_in) : 0);
 }
 
-int64_t af_row_workspace_len(const af_net *net)
-{
-    /* one row's part, and for per-sample training's pending first-layer updates (af_kernels.inc) the
-     * deltas, the group's products W x and V x, and two scaled copies of the deltas (momentum); then for a
-     * small first layer, its transposed copy and that copy's start (AF_TFIRST_REALS), or for a first layer
-     * that may take the pending path, aligned copies of the group's inputs */
-    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    const af_layer *l0 = &net->layers[0];
-    const int64_t st = af_round_up(l0->n_out);
-    const int64_t tail = af_tfirst_fits(net) ? 2 * l0->n_in * st
-                         : af_lowrank_possible(net) ? AF_LOWRANK_ROWS * af_round_up(l0->n_in) : 0;
-    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 5 * AF_LOWRANK_ROWS * st + tail;
-}
+int64_t af_row_workspace_len(const af_net *net) { return af_row_ws_len(net); }
 
 int32_t af_isa_supported(int32_t isa)
 {

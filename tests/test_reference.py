@@ -241,11 +241,13 @@ def at_offset(a, offset):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("sgd", [{}, dict(momentum=0.6, weight_decay=0.01)], ids=["plain", "momentum-decay"])
-def test_pending_path_does_not_depend_on_where_the_rows_start(dtype, sgd, rng):
-    # The pending path works on aligned copies of each group's rows (X's rows may start anywhere; 130 inputs
-    # leave every row but the first off a vector boundary too). Wherever X starts, the weights are bitwise the
-    # same, they match the reference, and X is left as it was.
+@pytest.mark.parametrize("sgd", [dict(batch_size=1), dict(batch_size=1, momentum=0.6, weight_decay=0.01),
+                                 dict(batch_size=7)], ids=["per-sample", "momentum-decay", "minibatch7"])
+def test_results_do_not_depend_on_where_the_rows_start(dtype, sgd, rng):
+    # Calls of more than one row on a first layer of the pending path's size work on aligned copies of the rows
+    # (per-sample groups, mini-batch blocks, predict and evaluate blocks; 130 inputs leave every row but the first
+    # off a vector boundary too). Wherever X starts, the weights, predictions and losses are bitwise the same,
+    # the weights match the reference, and X is left as it was.
     X0 = representable(rng.normal(size=(45, 130)), dtype)
     Y = representable(rng.normal(size=(45, 3)), dtype)
     itemsize = np.dtype(dtype).itemsize
@@ -259,14 +261,17 @@ def test_pending_path_does_not_depend_on_where_the_rows_start(dtype, sgd, rng):
                 ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
             net.fit(X, Y, epochs=2, learning_rate=0.005, shuffle=False, **sgd)
             np.testing.assert_array_equal(X, X0)
-            results.append(net.get_weights())
+            results.append((net.get_weights(), net.predict(X), net.evaluate(X, Y)))
         for _ in range(2):
             ref.train(X0, Y, np.arange(len(X0)), 0.005, **sgd)
         assert_same_weights(net, ref, dtype)
-        for weights in results[:-1]:
-            for (W, b), (Wl, bl) in zip(weights, results[-1]):
+        np.testing.assert_allclose(results[-1][1], ref.predict(X0), rtol=0, atol=100 * TOL[dtype])
+        for weights, pred, loss in results[:-1]:
+            for (W, b), (Wl, bl) in zip(weights, results[-1][0]):
                 np.testing.assert_array_equal(W, Wl)
                 np.testing.assert_array_equal(b, bl)
+            np.testing.assert_array_equal(pred, results[-1][1])
+            assert loss == results[-1][2]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
