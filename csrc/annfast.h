@@ -122,7 +122,9 @@ int64_t af_workspace_len(const af_net *net);
 #define AF_BLOCK_ROWS 16
 
 /* The smaller scratch that suffices for calls that work one row at a time: af_train_rows with
- * batch_size 1, and af_predict_rows / af_loss_rows on fewer than AF_BLOCK_ROWS rows. */
+ * batch_size 1 on one row (end - begin == 1), and af_predict_rows / af_loss_rows on fewer than
+ * AF_BLOCK_ROWS rows. (Longer calls on a first layer of 8192 weights or more copy their input rows to
+ * 64-byte aligned rows of the scratch past that length.) */
 int64_t af_row_workspace_len(const af_net *net);
 
 /* The widest variant this CPU can run, and whether it can run a given one (1) or not (0). (Which one is
