@@ -85,10 +85,10 @@ AF_STATIC_INLINE int af_aligned_inputs(const af_net *net)
     return net->layers[0].n_in * net->layers[0].n_out * 8 >= AF_LOWRANK_BYTES;
 }
 
-/* Per-sample plain SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out))
- * keeps that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the
- * layer as it was at the start of the call (to merge with concurrent writers, see transpose_out in
- * af_kernels.inc) live in the workspace after the pending part. */
+/* Per-sample SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out)) keeps
+ * that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the layer as it
+ * was at the start of the call (to merge with concurrent writers, see transpose_out in af_kernels.inc) live in
+ * the workspace after the pending part; with momentum, the same two of its velocity at af_inputs_offset. */
 #define AF_TFIRST_REALS 2048
 #define AF_TFIRST_MIN_ROWS 4
 
@@ -133,9 +133,10 @@ AF_STATIC_INLINE int64_t af_row_ws_len(const af_net *net)
            (af_tfirst_fits(net) ? 2 * net->layers[0].n_in * st : 0);
 }
 
-/* Where the aligned copies of the inputs start (af_aligned_inputs): past both a block's rows and
- * af_row_workspace_len, so only af_workspace_len has room for them (calls of one row use X's rows as
- * they are). AF_BLOCK_ROWS rows of af_round_up(n_in) reals, enough for a pending group too. */
+/* Where the aligned copies of the inputs start (af_aligned_inputs; AF_BLOCK_ROWS rows of af_round_up(n_in)
+ * reals, enough for a pending group too), or for a small first layer kept transposed, its transposed velocity
+ * and that copy's start: past both a block's rows and af_row_workspace_len, so only af_workspace_len has room
+ * for them (calls of one row use X's rows as they are, and never transpose). */
 AF_STATIC_INLINE int64_t af_inputs_offset(const af_net *net)
 {
     int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;

@@ -53,8 +53,12 @@ int64_t af_bias_offset(const af_net *net, int64_t k)
 
 int64_t af_workspace_len(const af_net *net)
 {
-    /* the larger of a block's rows and af_row_workspace_len, then the aligned copies of a block's inputs */
-    return af_inputs_offset(net) + (af_aligned_inputs(net) ? AF_BLOCK_ROWS * af_round_up(net->layers[0].n_in) : 0);
+    /* the larger of a block's rows and af_row_workspace_len, then the aligned copies of a block's inputs, or
+     * for a small first layer kept transposed, its transposed velocity and that copy's start */
+    const af_layer *l0 = &net->layers[0];
+    const int64_t tail = af_aligned_inputs(net) ? AF_BLOCK_ROWS * af_round_up(l0->n_in)
+                         : af_tfirst_fits(net) ? 2 * l0->n_in * af_round_up(l0->n_out) : 0;
+    return af_inputs_offset(net) + tail;
 }
 
 int64_t af_row_workspace_len(const af_net *net) { return af_row_ws_len(net); }

@@ -147,10 +147,11 @@ const char *af_status_name(int32_t status);
  * counted from begin (the last batch may be shorter). batch_size == 1 runs the fused step: forward,
  * then one sweep per layer that propagates the delta with the old weights and updates W and b in
  * place; the first layer's weight updates may be deferred to a later row of the call (plain SGD), but
- * every one is applied before the call returns. (Plain SGD on a first layer of at most 2048 weights, rows
- * padded to 16, in calls of 4 rows or more: that layer is trained on a transposed copy in the workspace and
- * written back at the end of the call; a weight that another thread changed meanwhile gets that change plus
- * this call's, so that lock-free training from several threads on the same params loses no update.)
+ * every one is applied before the call returns. (A first layer of at most 2048 weights, rows padded to 16,
+ * in calls of 4 rows or more: that layer, and with momentum its velocity, is trained on a transposed copy in
+ * the workspace and written back at the end of the call; a value that another thread changed meanwhile gets
+ * that change plus this call's, so that lock-free training from several threads on the same params loses
+ * no update.)
  * batch_size > 1 sums the per-row gradients at the current weights into grad, then updates with
  * their mean. velocity is read and written only if momentum > 0 (it may be NULL otherwise); grad is
  * used only if batch_size > 1 (it may be NULL otherwise), must be all zeros on entry and is all zeros

@@ -126,12 +126,14 @@ def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_hogwild_keeps_other_threads_first_layer_updates(dtype):
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_hogwild_keeps_other_threads_first_layer_updates(dtype, momentum):
     # A small first layer is trained on a transposed copy for the length of a call and written back at its end
     # (af_kernels.inc, tdense): weights that another thread changed meanwhile must get that change plus this
     # call's, never this call's start value back. Thread A trains on inputs 0 .. 7 only and thread B on
     # inputs 8 .. 15 only, so each changes only its own columns of the first layer; B runs inside A's long
-    # call. If A's write-back reset B's columns to their start values, B's updates would be lost.
+    # call. If A's write-back reset B's columns to their start values, B's updates would be lost. With momentum
+    # the layer's velocity is transposed and written back the same way, and must keep B's columns too.
     from annfast import _core
     rng = np.random.default_rng(0)
     n = 200_000
@@ -148,7 +150,7 @@ def test_hogwild_keeps_other_threads_first_layer_updates(dtype):
     def run(X, block):
         Y = np.ones((len(X), 1), dtype)
         order = np.arange(len(X), dtype=np.int64)
-        return _core.train_thread(spec, params, velocity, params, X, Y, order, block, 1e-3)
+        return _core.train_thread(spec, params, velocity, params, X, Y, order, block, 1e-3, momentum=momentum)
 
     a = threading.Thread(target=run, args=(XA, n))
     a.start()
@@ -159,6 +161,11 @@ def test_hogwild_keeps_other_threads_first_layer_updates(dtype):
     assert np.all(np.isfinite(params))
     assert np.all(W[:, :8] != W0[:, :8])   # A's columns
     assert np.all(W[:, 8:] != W0[:, 8:])   # B's columns, kept through A's write-back
+    V = velocity[:16 * 8].reshape(8, 16)
+    if momentum:
+        assert np.all(V[:, :8] != 0) and np.all(V[:, 8:] != 0)
+    else:
+        assert np.all(V == 0)
 
 
 def _workers():

@@ -344,26 +344,33 @@ def test_divergence_with_first_layer_updates_pending_keeps_every_earlier_row(lr,
 
 
 # First layers of at most 2048 weights, their rows padded to a multiple of 16 (af_internal.h), are kept
-# transposed during per-sample plain-SGD calls of 4 or more rows (af_kernels.inc, tdense; AVX2 and AVX-512).
-# 64 x 32 fills that exactly; 33 x 17, 5 x 70 and 7 x 40 leave outputs outside whole vectors and inputs
-# outside the unrolled steps, and span one to five vectors of outputs per pass at 4, 8 and 16 lanes; 64 x 33
-# (3072 padded) is just past it and checks the fused path on the same calls.
+# transposed during per-sample calls of 4 or more rows (af_kernels.inc, tdense; AVX2 and AVX-512), with weight
+# decay (the copy shrinks in the same sweep) and with momentum (the velocity transposed too, each weight through
+# step1's vector form). 64 x 32 fills that exactly; 33 x 17, 5 x 70 and 7 x 40 leave outputs outside whole
+# vectors and inputs outside the unrolled steps, and span one to five vectors of outputs per pass at 4, 8 and 16
+# lanes; 64 x 33 (3072 padded) is just past it and checks the fused path on the same calls. Then train_step (one
+# row per call, through W itself) on the velocity the calls left.
+TFIRST_SGD = {"plain": {}, "decay": dict(weight_decay=0.02), "momentum": dict(momentum=0.6),
+              "nesterov-decay": dict(momentum=0.6, nesterov=True, weight_decay=0.02)}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)])
-@pytest.mark.parametrize("weight_decay", [0.0, 0.02])   # with decay the copy shrinks in the same sweep
-def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, weight_decay, rng):
+@pytest.mark.parametrize("sgd", TFIRST_SGD.values(), ids=TFIRST_SGD.keys())
+def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, sgd, rng):
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), 3)), dtype)
+    lr = 0.02 if sgd.get("momentum") else 0.05
     for kernel in supported_kernels():
         net = af.Network(n_in, [af.Dense(units, "sigmoid"), af.Dense(3, "linear")], dtype=dtype, seed=2)
         net.kernel = kernel
         ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
         order = rng.permutation(len(X))
-        train_in_calls(net, ref, X, Y, order, 0.05, dtype, weight_decay=weight_decay)
+        train_in_calls(net, ref, X, Y, order, lr, dtype, **sgd)
         assert_same_weights(net, ref, dtype)
-        for r in order[:3]:   # train_step: one row per call, through W itself
-            net.train_step(X[r], Y[r], learning_rate=0.05, weight_decay=weight_decay)
-            ref.train(X, Y, [r], 0.05, weight_decay=weight_decay)
+        for r in order[:3]:
+            net.train_step(X[r], Y[r], learning_rate=lr, **sgd)
+            ref.train(X, Y, [r], lr, **sgd)
         assert_same_weights(net, ref, dtype)
 
 
