@@ -14,6 +14,7 @@ PER_SAMPLE_PEERS = {
     "annfast_fit_f32": ("annfast fit", "float32"),
     "annfast_fit_f64": ("annfast fit", "float64"),
     "annfast_fit_shuffled_f32": ("annfast fit(shuffle=True)", "float32"),
+    "annfast_fit_momentum_f32": ("annfast fit(momentum=0.9)", "float32"),
     "annfast_train_step_f32": ("annfast train_step, Python loop", "float32"),
     "fann_f32": ("FANN fann_train (floatfann)", "float32"),
     "fann_f64": ("FANN fann_train (doublefann)", "float64"),
@@ -552,7 +553,7 @@ def chart(path: Path, results: dict) -> str | None:
     shapes = list(per_sample)
     limits = results.get("limits", {}).get("shapes", {})
     colors = {"annfast_fit_f32": "#1f5fa8", "annfast_fit_f64": "#6f9fd8", "annfast_fit_shuffled_f32": "#3d7fc8",
-              "annfast_train_step_f32": "#a8c8ec",
+              "annfast_fit_momentum_f32": "#5a8fcf", "annfast_train_step_f32": "#a8c8ec",
               "fann_f32": "#d95f02", "fann_f64": "#f4a261", "numpy_f32": "#4d9221", "torch_f32": "#b2182b",
               "sklearn_f32": "#7b3294"}
     width = 0.8 / len(keys)

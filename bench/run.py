@@ -170,6 +170,7 @@ class Run:
                 "annfast_fit_f32": ("annfast", lambda *a: Annfast(*a, dtype="float32"), "fit", fast),
                 "annfast_fit_f64": ("annfast", lambda *a: Annfast(*a, dtype="float64"), "fit", fast),
                 "annfast_fit_shuffled_f32": ("annfast", lambda *a: Annfast(*a, dtype="float32"), "fit_shuffled", fast),
+                "annfast_fit_momentum_f32": ("annfast", lambda *a: Annfast(*a, dtype="float32"), "fit_momentum", fast),
                 "annfast_train_step_f32": ("annfast", lambda *a: Annfast(*a, dtype="float32"), "train_steps", fast),
                 "fann_f32": ("FANN", lambda *a, n=name: Fann(*a, dtype="float32", tag=n), "sgd_epoch", fast),
                 "fann_f64": ("FANN", lambda *a, n=name: Fann(*a, dtype="float64", tag=n), "sgd_epoch", fast),
