@@ -25,7 +25,6 @@
 #include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #define BENCH_X86 1
 #endif
 
@@ -39,137 +38,50 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#define N_ACC 12
 #define PEAK_ITERS 20000000L
 
+/* FMA peak of one shape of accumulator: NACC independent chains acc = acc * a + b of type V (a vector of T, or
+ * T itself), each step one FMA per lane (GCC contracts the multiply-add); flops per second, 2 per lane per FMA.
+ * BARRIER runs once per step of all chains (the scalar forms need one to stay scalar). */
+#define DEFINE_PEAK(NAME, ATTR, T, V, NACC, UNROLL, BARRIER)                                                   \
+    ATTR static double NAME(long iters)                                                                       \
+    {                                                                                                          \
+        V acc[NACC];                                                                                           \
+        const V a = (V){0} + (T)0.999999, b = (V){0} + (T)1e-7;                                                \
+        for (int k = 0; k < NACC; k++)                                                                         \
+            acc[k] = (V){0} + (T)k;                                                                            \
+        double t0 = now_seconds();                                                                             \
+        for (long i = 0; i < iters; i++) {                                                                     \
+            _Pragma(UNROLL) for (int k = 0; k < NACC; k++) acc[k] = acc[k] * a + b;                            \
+            BARRIER;                                                                                           \
+        }                                                                                                      \
+        double t = now_seconds() - t0;                                                                         \
+        V s = acc[0];                                                                                          \
+        for (int k = 1; k < NACC; k++)                                                                         \
+            s += acc[k];                                                                                       \
+        T out[sizeof(V) / sizeof(T)];                                                                          \
+        memcpy(out, &s, sizeof s);                                                                             \
+        sink = out[0];                                                                                         \
+        return 2.0 * (double)(sizeof(V) / sizeof(T)) * NACC * (double)iters / t;                              \
+    }
+
+#define NO_BARRIER ((void)0)
+/* keeps the compiler from turning the scalar accumulators into one vector */
+#define SCALAR_BARRIER __asm__ volatile("" : : : "memory")
+
 #ifdef BENCH_X86
-__attribute__((target("avx2,fma"))) static double fma_avx2(long iters)
-{
-    __m256 acc[N_ACC];
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (int k = 0; k < N_ACC; k++)
-        acc[k] = _mm256_set1_ps((float)k);
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int k = 0; k < N_ACC; k++)
-            acc[k] = _mm256_fmadd_ps(acc[k], a, b);
-    }
-    double t = now_seconds() - t0;
-    __m256 s = acc[0];
-    for (int k = 1; k < N_ACC; k++)
-        s = _mm256_add_ps(s, acc[k]);
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    sink = out[0];
-    return 2.0 * 8 * N_ACC * (double)iters / t;
-}
-
-#define N_ACC512 24
-__attribute__((target("avx512f"))) static double fma_avx512(long iters)
-{
-    __m512 acc[N_ACC512];
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int k = 0; k < N_ACC512; k++)
-        acc[k] = _mm512_set1_ps((float)k);
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 24
-        for (int k = 0; k < N_ACC512; k++)
-            acc[k] = _mm512_fmadd_ps(acc[k], a, b);
-    }
-    double t = now_seconds() - t0;
-    __m512 s = acc[0];
-    for (int k = 1; k < N_ACC512; k++)
-        s = _mm512_add_ps(s, acc[k]);
-    sink = _mm512_reduce_add_ps(s);
-    return 2.0 * 16 * N_ACC512 * (double)iters / t;
-}
-
-__attribute__((target("avx2,fma"))) static double fma_avx2_f64(long iters)
-{
-    __m256d acc[N_ACC];
-    const __m256d a = _mm256_set1_pd(0.999999), b = _mm256_set1_pd(1e-7);
-    for (int k = 0; k < N_ACC; k++)
-        acc[k] = _mm256_set1_pd((double)k);
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int k = 0; k < N_ACC; k++)
-            acc[k] = _mm256_fmadd_pd(acc[k], a, b);
-    }
-    double t = now_seconds() - t0;
-    __m256d s = acc[0];
-    for (int k = 1; k < N_ACC; k++)
-        s = _mm256_add_pd(s, acc[k]);
-    double out[4];
-    _mm256_storeu_pd(out, s);
-    sink = out[0];
-    return 2.0 * 4 * N_ACC * (double)iters / t;
-}
-
-__attribute__((target("avx512f"))) static double fma_avx512_f64(long iters)
-{
-    __m512d acc[N_ACC512];
-    const __m512d a = _mm512_set1_pd(0.999999), b = _mm512_set1_pd(1e-7);
-    for (int k = 0; k < N_ACC512; k++)
-        acc[k] = _mm512_set1_pd((double)k);
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 24
-        for (int k = 0; k < N_ACC512; k++)
-            acc[k] = _mm512_fmadd_pd(acc[k], a, b);
-    }
-    double t = now_seconds() - t0;
-    __m512d s = acc[0];
-    for (int k = 1; k < N_ACC512; k++)
-        s = _mm512_add_pd(s, acc[k]);
-    sink = _mm512_reduce_add_pd(s);
-    return 2.0 * 8 * N_ACC512 * (double)iters / t;
-}
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef double f64x4 __attribute__((vector_size(32)));
+typedef double f64x8 __attribute__((vector_size(64)));
+/* 12 chains of 256-bit vectors and 24 of 512-bit ones: enough to cover the FMA latency on two ports */
+DEFINE_PEAK(fma_avx2, __attribute__((target("avx2,fma"))), float, f32x8, 12, "GCC unroll 12", NO_BARRIER)
+DEFINE_PEAK(fma_avx512, __attribute__((target("avx512f"))), float, f32x16, 24, "GCC unroll 24", NO_BARRIER)
+DEFINE_PEAK(fma_avx2_f64, __attribute__((target("avx2,fma"))), double, f64x4, 12, "GCC unroll 12", NO_BARRIER)
+DEFINE_PEAK(fma_avx512_f64, __attribute__((target("avx512f"))), double, f64x8, 24, "GCC unroll 24", NO_BARRIER)
 #endif
-
-static double fma_scalar(long iters)
-{
-    float acc[N_ACC];
-    const float a = 0.999999f, b = 1e-7f;
-    for (int k = 0; k < N_ACC; k++)
-        acc[k] = (float)k;
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-        for (int k = 0; k < N_ACC; k++)
-            acc[k] = acc[k] * a + b;
-        /* keeps the compiler from turning the accumulators into one vector */
-        __asm__ volatile("" : : : "memory");
-    }
-    double t = now_seconds() - t0;
-    float s = 0;
-    for (int k = 0; k < N_ACC; k++)
-        s += acc[k];
-    sink = s;
-    return 2.0 * N_ACC * (double)iters / t;
-}
-
-static double fma_scalar_f64(long iters)
-{
-    double acc[N_ACC];
-    const double a = 0.999999, b = 1e-7;
-    for (int k = 0; k < N_ACC; k++)
-        acc[k] = (double)k;
-    double t0 = now_seconds();
-    for (long i = 0; i < iters; i++) {
-        for (int k = 0; k < N_ACC; k++)
-            acc[k] = acc[k] * a + b;
-        /* as in fma_scalar: no vectorizing */
-        __asm__ volatile("" : : : "memory");
-    }
-    double t = now_seconds() - t0;
-    double s = 0;
-    for (int k = 0; k < N_ACC; k++)
-        s += acc[k];
-    sink = s;
-    return 2.0 * N_ACC * (double)iters / t;
-}
+DEFINE_PEAK(fma_scalar, , float, float, 12, "GCC unroll 12", SCALAR_BARRIER)
+DEFINE_PEAK(fma_scalar_f64, , double, double, 12, "GCC unroll 12", SCALAR_BARRIER)
 
 static double best_of(double (*f)(long), long iters, int trials)
 {
