@@ -4,6 +4,10 @@ from libc.stdint cimport int32_t, int64_t
 cdef extern from "annfast.h" nogil:
     enum: AF_MAX_LAYERS
     enum: AF_BLOCK_ROWS
+    enum: AF_SPLIT_CTL_LEN
+    enum: AF_SPLIT_CTL_STOP
+    enum: AF_SPLIT_CTL_ABORT
+    enum: AF_SPLIT_CTL_SPIN
 
     cpdef enum af_activation:
         AF_ACT_LINEAR
@@ -28,6 +32,8 @@ cdef extern from "annfast.h" nogil:
         AF_ERR_NONFINITE
         AF_ERR_BAD_NET
         AF_ERR_BAD_ARG
+        AF_STOPPED
+        AF_ABORTED
 
     ctypedef struct af_layer:
         int64_t n_in
@@ -59,6 +65,7 @@ cdef extern from "annfast.h" nogil:
     int64_t af_bias_offset(const af_net *net, int64_t k)
     int64_t af_workspace_len(const af_net *net)
     int64_t af_row_workspace_len(const af_net *net)
+    int64_t af_split_workspace_len(const af_net *net)
     int32_t af_isa_best()
     int32_t af_isa_supported(int32_t isa)
     const char *af_status_name(int32_t status)
@@ -82,6 +89,10 @@ cdef extern from "annfast.h" nogil:
                                  float *deriv, int64_t n)
     int32_t af_all_finite_f32(const float *x, int64_t n)
     void af_merge_delta_f32(int64_t n, float *shared, float *copy, float *start)
+    af_status af_split_rows_f32(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
+                                float *params, float *velocity, float *replica, float *vreplica, float *hbuf,
+                                float *work, const float *X, const float *Y, const int64_t *order,
+                                int64_t begin, int64_t end, af_report *report)
 
     af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd, double *params, double *velocity,
                                 double *grad, double *work, const double *X, const double *Y,
@@ -102,3 +113,7 @@ cdef extern from "annfast.h" nogil:
                                  double *deriv, int64_t n)
     int32_t af_all_finite_f64(const double *x, int64_t n)
     void af_merge_delta_f64(int64_t n, double *shared, double *copy, double *start)
+    af_status af_split_rows_f64(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
+                                double *params, double *velocity, double *replica, double *vreplica,
+                                double *hbuf, double *work, const double *X, const double *Y,
+                                const int64_t *order, int64_t begin, int64_t end, af_report *report)

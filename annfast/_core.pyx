@@ -155,6 +155,11 @@ cdef class Spec:
         return self.net.isa
 
     @property
+    def first_width(self):
+        """Units of the first layer."""
+        return self.net.layers[0].n_out
+
+    @property
     def loss(self):
         return self.net.loss
 
@@ -461,6 +466,89 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
         if stop is not None and stop.is_set():
             break
     return rep.loss_sum, rep.n_correct, done, -1
+
+
+# ---- one row at a time on several threads: the split kernel (csrc/af_split.inc) ------------------------
+
+SPLIT_CTL_LEN = AF_SPLIT_CTL_LEN
+SPLIT_CTL_STOP = AF_SPLIT_CTL_STOP
+SPLIT_CTL_ABORT = AF_SPLIT_CTL_ABORT
+SPLIT_CTL_SPIN = AF_SPLIT_CTL_SPIN
+
+
+def split_hbuf_len(Spec spec):
+    """Reals of the shared buffer of the first hidden layer's outputs (two rows' worth, by parity)."""
+    return 2 * ((spec.net.layers[0].n_out + 15) // 16 * 16)
+
+
+def split_workspace_len(Spec spec):
+    """Reals of scratch one thread of the split kernel needs."""
+    return af_split_workspace_len(&spec.net)
+
+
+def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] replica, real[::1] vreplica,
+                 real[::1] work, real[::1] hbuf, int64_t[::1] ctl, const real[:, ::1] X, const real[:, ::1] Y,
+                 const int64_t[::1] order, int64_t thread, int64_t n_threads, double learning_rate,
+                 double momentum=0.0, double weight_decay=0.0, bint nesterov=False):
+    """Thread ``thread`` of ``n_threads`` in per-sample SGD over ``X[order[i]]`` shared by the threads.
+
+    Every thread of the epoch calls this with the same arguments but ``thread``, ``replica`` and ``vreplica``
+    (this thread's (n_params,) copies of the layers past the first; ignored for thread 0) and ``work``
+    (``split_workspace_len(spec)`` reals). ``ctl`` (int64[SPLIT_CTL_LEN], zeros on entry) synchronises them;
+    setting ``ctl[SPLIT_CTL_STOP] = 1`` from another thread asks them all to stop after the row in progress.
+    ``hbuf``: ``split_hbuf_len(spec)`` reals. The whole call runs without the GIL. Backs up and restores
+    nothing and raises nothing on a non-finite loss.
+
+    The threads wait for each other: a thread that raises here before it starts would leave the others
+    waiting, so the caller sets ``ctl[SPLIT_CTL_ABORT] = 1`` when any thread fails (they then raise
+    RuntimeError with the weights possibly mid-row: restore them).
+
+    Returns (summed loss, rows classified right, rows done, position in ``order`` of a row with a non-finite
+    loss or -1). Every thread returns the same values.
+    """
+    cdef int64_t n = order.shape[0]
+    cdef af_report rep
+    cdef af_status st = AF_OK
+    cdef af_sgd sgd
+    cdef real *vel = NULL
+    cdef real *g = NULL
+    cdef real *rep_p = NULL
+    cdef real *rep_v = NULL
+    memset(&rep, 0, sizeof(af_report))
+    check_len(params.shape[0], spec.n_params, "params")
+    check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    check_order(order, X.shape[0])
+    if spec.n_layers < 2 or not 1 <= n_threads <= spec.net.layers[0].n_out or not 0 <= thread < n_threads:
+        raise ValueError("the split kernel needs a hidden layer and 1 <= n_threads <= its width")
+    check_len(hbuf.shape[0], split_hbuf_len(spec), "hbuf")
+    if ctl.shape[0] != AF_SPLIT_CTL_LEN:
+        raise ValueError(f"ctl holds {AF_SPLIT_CTL_LEN} values")
+    sgd = sgd_settings(spec, velocity, velocity, learning_rate, momentum, weight_decay, nesterov, 1, &vel, &g)
+    if thread > 0:
+        check_len(replica.shape[0], spec.n_params, "replica")
+        rep_p = &replica[0]
+        if momentum > 0:
+            check_len(vreplica.shape[0], spec.n_params, "vreplica")
+            rep_v = &vreplica[0]
+    if work.shape[0] < af_split_workspace_len(&spec.net):
+        raise ValueError(f"work has {work.shape[0]} values but the split kernel needs "
+                         f"{af_split_workspace_len(&spec.net)}")
+    if n == 0:
+        return 0.0, 0, 0, -1
+    with nogil:
+        if real is float:
+            st = af_split_rows_f32(&spec.net, &sgd, thread, n_threads, &ctl[0], &params[0], vel, rep_p, rep_v,
+                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], &order[0], 0, n, &rep)
+        else:
+            st = af_split_rows_f64(&spec.net, &sgd, thread, n_threads, &ctl[0], &params[0], vel, rep_p, rep_v,
+                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], &order[0], 0, n, &rep)
+    if st == AF_ERR_NONFINITE:
+        return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
+    if st == AF_STOPPED:
+        return rep.loss_sum, rep.n_correct, rep.bad_row, -1
+    if st != AF_OK:
+        raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
+    return rep.loss_sum, rep.n_correct, n, -1
 
 
 def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,

@@ -35,6 +35,8 @@ from . import _core
 
 # a batch is split across threads only when each thread gets at least this many of its rows
 SPLIT_ROWS = 256
+# the split kernel gives each thread at least this many units of the first hidden layer
+SPLIT_UNITS = 4
 
 
 class Workers:
@@ -82,14 +84,72 @@ class Workers:
             pool.shutdown(wait=wait)
 
 
+#: the most threads a fit may ask for (a larger count is a mistake, not a machine)
+MAX_THREADS = 1024
+#: merged mode: the most rows the threads may have in flight together (threads x sync_every). The threads'
+#: changes are added up, so they act as one step of that many rows taken at stale weights: 16 threads x 16 rows
+#: kept MNIST within 0.4 points of one thread, 2 x 256 lost up to 10 points on digits, 16 x 128 collapsed.
+MERGED_ROWS_IN_FLIGHT = 256
+
+
+#: split kernel: how many times a thread waiting for the others spins before it yields its core (a few
+#: microseconds; a barrier between threads on cores of their own takes well under one)
+SPIN = 4000
+#: split kernel: never more threads than cores (a barrier per row makes extra threads wait for a core). Tests
+#: set it False to run 8-32 threads on a 2-core machine and shake out races.
+CLAMP_TO_CORES = True
+
+
+def usable_cores() -> int:
+    """The number of CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def resolve_threads(n_threads) -> int:
-    """Return the number of threads for ``n_threads`` (-1: every core this process may use)."""
-    if n_threads == -1:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:
-            return max(1, os.cpu_count() or 1)
-    return n_threads
+    """Return the number of threads for ``n_threads`` (-1: every core this process may use), checked."""
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or not (
+            n_threads == -1 or 1 <= n_threads <= MAX_THREADS):
+        raise ValueError(f"n_threads must be an integer from 1 to {MAX_THREADS}, or -1 (every core), "
+                         f"got {n_threads!r}")
+    return usable_cores() if n_threads == -1 else int(n_threads)
+
+
+def choose(spec, threads: int, batch_size: int, hogwild: bool, sync_every) -> tuple[str, int]:
+    """The way a fit with ``threads`` threads trains, and how many threads it really uses.
+
+    - "serial": one thread (asked for, or nothing to split).
+    - "split" (per-sample SGD, the default): the split kernel, one row at a time as serial SGD, each thread
+      owning a slice of the first hidden layer, at most one thread per ``SPLIT_UNITS`` of its units.
+    - "hogwild": per-sample SGD on shards of the rows, one shared buffer without locks (``hogwild=True``).
+    - "merged": per-sample or mini-batch SGD on private copies merged every ``sync_every`` rows (asked for by
+      giving ``sync_every``); refused when the threads would have more than ``MERGED_ROWS_IN_FLIGHT`` rows in
+      flight together, where it stops converging like one thread.
+    - "batch": mini-batches, each batch's gradient summed by up to ``batch_size // SPLIT_ROWS`` threads: the
+      serial result up to rounding. Smaller batches train on one thread (any other split would be slower or
+      change the result).
+    """
+    if threads == 1:
+        return "serial", 1
+    if sync_every is not None:
+        if hogwild:
+            raise ValueError("hogwild=True and sync_every are two different threaded modes; give one of them")
+        if threads * sync_every > MERGED_ROWS_IN_FLIGHT:
+            raise ValueError(
+                f"n_threads={threads} with sync_every={sync_every} has {threads * sync_every} rows in flight; "
+                f"merged training converges like one thread only up to {MERGED_ROWS_IN_FLIGHT}. Lower sync_every "
+                f"to at most {max(1, MERGED_ROWS_IN_FLIGHT // threads)}, or leave it out (the default threaded "
+                "per-sample mode trains exactly like one thread)")
+        return "merged", threads
+    if batch_size == 1:
+        if hogwild:
+            return "hogwild", threads
+        k = split_threads(spec, threads)
+        return ("split", k) if k > 1 else ("serial", 1)
+    k = min(threads, batch_size // SPLIT_ROWS)
+    return ("batch", k) if k > 1 else ("serial", 1)
 
 
 def _pinned(t: int, fn, *args):
@@ -199,6 +259,58 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     if not _core.all_finite(params):
         _diverged(params, backup, epoch, "in the weights")
     return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+def split_threads(spec, n_threads: int) -> int:
+    """How many threads the split kernel uses for ``n_threads`` asked: no more than the cores this process may use,
+    and each owns at least ``SPLIT_UNITS`` units of the first hidden layer (a thread with fewer would spend its
+    time waiting at the barrier). 1 means serial."""
+    if spec.n_layers < 2:
+        return 1
+    if CLAMP_TO_CORES:
+        n_threads = min(n_threads, usable_cores())
+    return max(1, min(n_threads, spec.first_width // SPLIT_UNITS))
+
+
+def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf, X, Y, order, lr: float,
+                mu: float, wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+    """One per-sample epoch on ``len(works)`` threads with the split kernel (csrc/af_split.inc).
+
+    The threads train the rows in ``order`` one at a time, as one thread would: each owns a slice of the first
+    hidden layer's units. ``replicas``/``vreplicas`` (the latter with momentum only) and ``works`` hold one
+    buffer per thread. Returns (summed loss, rows classified right).
+    """
+    backup[...] = params
+    k = len(works)
+    order = np.ascontiguousarray(order)
+    ctl = np.zeros(_core.SPLIT_CTL_LEN, dtype=np.int64)
+    ctl[_core.SPLIT_CTL_SPIN] = SPIN if k <= usable_cores() else 0
+    futures = [pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
+                           vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order, t, k, lr,
+                           mu, wd, nesterov) for t in range(k)]
+    try:
+        results = [f.result() for f in futures]
+    except BaseException as exc:
+        # Ctrl-C: the threads stop together after the row in progress, every update whole. Any other failure
+        # (a thread that could not start): the others stop waiting for it, possibly mid-row.
+        ctl[_core.SPLIT_CTL_STOP] = 1
+        if not isinstance(exc, KeyboardInterrupt):
+            ctl[_core.SPLIT_CTL_ABORT] = 1
+        torn = not isinstance(exc, KeyboardInterrupt)
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:   # noqa: B036 -- the first one, re-raised below, is the one to report
+                torn = True
+        if torn or not _core.all_finite(params):
+            params[...] = backup
+        raise
+    bad = results[0][3]
+    if bad >= 0:
+        _diverged(params, backup, epoch, f"at row {int(order[bad])} of X")
+    if not _core.all_finite(params):
+        _diverged(params, backup, epoch, "in the weights")
+    return results[0][0], results[0][1]
 
 
 def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_size: int, lr: float, mu: float,

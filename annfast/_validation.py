@@ -44,8 +44,8 @@ def check_name(value, table: dict, what: str) -> str:
     return value
 
 
-def check_int(value, name: str, minimum: int | None = None) -> int:
-    """Return ``value`` as an integer (not a bool) >= minimum."""
+def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as an integer (not a bool) within [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
@@ -54,6 +54,8 @@ def check_int(value, name: str, minimum: int | None = None) -> int:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return v
 
 

@@ -375,7 +375,7 @@ class Network:
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
             validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
-            n_threads: int = 1, sync_every: int = 128, hogwild: bool = False,
+            n_threads: int = 1, sync_every: int | None = None, hogwild: bool = False,
             shuffle_buffer: int | None = None) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
@@ -421,24 +421,29 @@ class Network:
         verbose : {0, 1, 2}, default=0
             0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch.
         n_threads : int, default=1
-            Threads to train with; -1 uses every core. 1 (the default) is the serial, bitwise-reproducible
-            path. With ``batch_size=1`` the threads run per-sample SGD on disjoint shards of each epoch,
-            each on a private copy of the weights whose changes are added to the shared weights every
-            ``sync_every`` rows (lock-free SGD with a bounded delay): faster, converges like serial SGD,
-            but not bitwise reproducible. Mini-batches of at least 256 rows per thread are split: each
-            batch's gradient is summed by the threads and applied once, the same result as one thread
-            up to rounding. Smaller batches train like per-sample SGD, whole batches per thread.
-            With momentum each thread keeps its own velocity within an epoch; the network's velocity is
-            their mean at the epoch's end, weighted by the rows each thread trained, and every thread
-            starts the next epoch from it, so one fit of k epochs and k fits of one chain the same way.
-            Asynchrony adds momentum of its own (Mitliagkas et al. 2016): with high momentum and a large
-            learning rate, lower one of them (or ``sync_every``) if threaded training is unstable.
-            The network keeps its threads and their copies of the weights from one fit to the next (they
-            cost about a millisecond to start per fit); they go with the network.
-        sync_every : int, default=128
-            Rows each thread trains between merges (``n_threads > 1``). Larger is faster but lets the
-            threads drift apart: on scikit-learn's digits, 64 or 128 match one thread's accuracy and 256
-            loses up to 10 points on some seeds.
+            Threads to train with, 1 to 1024; -1 uses every core this process may use. 1 (the default) is
+            the serial, bitwise-reproducible path. ``history.params["n_threads"]`` and
+            ``["threading"]`` say how many threads ran, and how:
+
+            - per-sample SGD (``batch_size=1``), "split": the threads train the rows one at a time, in the
+              same order as one thread, each owning a slice of the first hidden layer's units (its weights,
+              their velocity and all the work on them) and meeting once per row; every thread computes the
+              layers past the first on its own bitwise-equal copy. The result is serial SGD's up to
+              rounding, at every thread count. A thread needs at least 4 units of the first hidden layer:
+              a 32-unit layer uses at most 8 threads, and a network without a hidden layer one.
+            - mini-batches of at least 256 rows per thread, "batch": each batch's gradient is summed by
+              the threads and applied once (serial mini-batch SGD up to rounding). Smaller batches train on
+              fewer threads (at least 256 rows each), or on one.
+            - ``hogwild=True`` or ``sync_every``: the asynchronous modes below, opt-in.
+
+            The network keeps its threads and their buffers from one fit to the next; they go with the
+            network.
+        sync_every : int or None, default=None
+            Opt-in "merged" mode: each thread trains a private copy of the weights on its own rows and adds
+            its change to the shared weights every ``sync_every`` rows. The changes of rows trained at once
+            add up like one step of that many rows at stale weights, so ``n_threads * sync_every`` must be
+            at most 256 (16 threads x 16 rows kept MNIST within 0.4 points of one thread; 16 x 128
+            collapsed to 11 %). Mini-batches then train whole batches per thread.
         hogwild : bool, default=False
             Per-sample SGD with ``n_threads > 1``: update the one shared buffer row by row, without
             copies (Hogwild! as published). For dense networks the cores then contend for every cache
@@ -495,11 +500,9 @@ class Network:
         if batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
         callbacks = list(callbacks or [])
-        if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or not (
-                n_threads == -1 or n_threads >= 1):
-            raise ValueError(f"n_threads must be a positive integer or -1 (every core), got {n_threads!r}")
-        threads = _parallel.resolve_threads(int(n_threads))
-        sync_every = v.check_int(sync_every, "sync_every", minimum=1)
+        threads = _parallel.resolve_threads(n_threads)
+        if sync_every is not None:
+            sync_every = v.check_int(sync_every, "sync_every", minimum=1, maximum=_parallel.MERGED_ROWS_IN_FLIGHT)
         if not isinstance(hogwild, (bool, np.bool_)):
             raise TypeError(f"hogwild must be True or False, got {hogwild!r}")
         n = data.n_rows
@@ -508,10 +511,11 @@ class Network:
             bs = min(bs, n)
         loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
+        spec = self._spec(loss)
+        mode, threads = _parallel.choose(spec, threads, bs, bool(hogwild), sync_every)
         hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
                             loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n, n_threads=threads,
-                            n_validation_rows=0 if val is None else val[0].shape[0]))
-        spec = self._spec(loss)
+                            threading=mode, n_validation_rows=0 if val is None else val[0].shape[0]))
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
         with self._lock:
@@ -525,22 +529,28 @@ class Network:
                 cb.on_train_begin({})
             logs: dict = {}
             pool = self._workers.get(threads) if threads > 1 else None
-            # per-thread buffers: gradients (mini-batches), weight copies and their starting points (merged
-            # training), velocities (merged training with momentum)
-            merged = threads > 1 and not (bs == 1 and hogwild) and (bs == 1 or bs < _parallel.SPLIT_ROWS * threads)
+            merged = mode == "merged"
 
-            def per_thread(name, wanted, fill=None):
+            def per_thread(name, wanted, fill=None, length=self.n_params):
                 if not wanted:
                     return []
-                out = self._workers.buffers(name, threads, self.n_params, self.dtype)
+                out = self._workers.buffers(name, threads, length, self.dtype)
                 if fill is not None:
                     for buf in out:
                         buf[...] = fill
                 return out
-            grads = per_thread("grads", threads > 1 and bs > 1, 0)
+            # per-thread buffers: gradients (mini-batches), weight copies and their starting points (merged
+            # training), velocities (merged training with momentum); the split kernel's replicas of the layers
+            # past the first and workspaces, and the first hidden layer's outputs that its threads share
+            grads = per_thread("grads", mode == "batch" or (merged and bs > 1), 0)
             copies = per_thread("copies", merged)     # both set from the weights at each epoch's start
             starts = per_thread("starts", merged)
             vcopies = per_thread("velocities", merged and mu > 0)   # set at each epoch's start
+            replicas = per_thread("replicas", mode == "split")
+            vreplicas = per_thread("vreplicas", mode == "split" and mu > 0)
+            works = per_thread("works", mode == "split", length=_core.split_workspace_len(spec) + 32)
+            works = [w[16:] for w in works]   # 64 bytes on each side: no cache line shared by two threads
+            hbuf = _core.aligned_zeros(_core.split_hbuf_len(spec), self.dtype) if mode == "split" else None
             try:
                 for epoch in range(epochs):
                     for cb in callbacks:
@@ -552,7 +562,11 @@ class Network:
                         nb = Xb.shape[0]
                         order = rng.permutation(nb) if shuffle else np.arange(nb, dtype=np.int64)
                         report = progress.offset(rows) if progress else None
-                        if threads > 1 and bs == 1 and hogwild:
+                        if mode == "split":
+                            t, c = _parallel.split_epoch(
+                                spec, self._params, self._engine.velocity, self._engine.backup, replicas, vreplicas,
+                                works, hbuf, Xb, Yb, order, lr, mu, wd, nest, epoch, pool)
+                        elif mode == "hogwild":
                             t, c = _parallel.hogwild_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, Xb, Yb, order,
                                 threads, lr, mu, wd, nest, epoch, pool)
@@ -561,7 +575,7 @@ class Network:
                                 spec, self._params, self._engine.velocity, self._engine.backup, copies, starts,
                                 vcopies, grads, Xb, Yb, order, lr, mu, wd, nest, sync_every, min(bs, nb), epoch,
                                 pool)
-                        elif threads > 1:
+                        elif mode == "batch":
                             t, c = _parallel.split_batch_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, grads, Xb, Yb,
                                 order, min(bs, nb), lr, mu, wd, nest, epoch, pool)

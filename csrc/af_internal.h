@@ -145,4 +145,32 @@ AF_STATIC_INLINE int64_t af_inputs_offset(const af_net *net)
     return blocks > row ? blocks : row;
 }
 
+
+/* ---- the split kernel (af_split.inc) ----------------------------------------------------------------- */
+
+/* The layers past the first, as a network of their own whose input is the first hidden layer. */
+AF_STATIC_INLINE void af_split_upper(const af_net *net, af_net *up)
+{
+    *up = *net;
+    up->n_layers = net->n_layers - 1;
+    for (int64_t k = 0; k + 1 < net->n_layers; k++) up->layers[k] = net->layers[k + 1];
+}
+
+/* Where the split kernel's own segments start in its workspace, after the upper network's row part: the
+ * first layer's pre-activations of the thread's slice (z), the gradient with respect to the hidden units (dh)
+ * and the slice's pending delta (d), each af_round_up(n1) reals; then the pending rank-one updates (u) and
+ * the group's products W x (zb), AF_LOWRANK_ROWS rows of af_round_up(n1) reals each. */
+AF_STATIC_INLINE int64_t af_split_own_offset(const af_net *net)
+{
+    af_net up;
+    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
+    af_split_upper(net, &up);
+    return af_ws_offsets(&up, act_off, &zout, &d0, &d1);
+}
+
+AF_STATIC_INLINE int64_t af_split_ws_len(const af_net *net)
+{
+    return af_split_own_offset(net) + (3 + 2 * AF_LOWRANK_ROWS) * af_round_up(net->layers[0].n_out);
+}
+
 #endif /* AF_INTERNAL_H */

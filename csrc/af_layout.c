@@ -63,6 +63,8 @@ int64_t af_workspace_len(const af_net *net)
 
 int64_t af_row_workspace_len(const af_net *net) { return af_row_ws_len(net); }
 
+int64_t af_split_workspace_len(const af_net *net) { return net->n_layers < 2 ? 0 : af_split_ws_len(net); }
+
 int32_t af_isa_supported(int32_t isa)
 {
     if (isa == AF_ISA_BASE) return 1;
@@ -90,6 +92,8 @@ const char *af_status_name(int32_t status)
     case AF_ERR_NONFINITE: return "non-finite loss";
     case AF_ERR_BAD_NET: return "inconsistent network descriptor";
     case AF_ERR_BAD_ARG: return "argument out of range";
+    case AF_STOPPED: return "stopped on request";
+    case AF_ABORTED: return "abandoned: another thread of the call failed";
     default: return "unknown status";
     }
 }

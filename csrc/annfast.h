@@ -61,7 +61,10 @@ typedef enum af_status {
     AF_OK = 0,
     AF_ERR_NONFINITE = 1,  /* a row gave a non-finite loss; that row changed nothing */
     AF_ERR_BAD_NET = 2,    /* the descriptor is inconsistent (see af_net_check) */
-    AF_ERR_BAD_ARG = 3     /* a scalar argument is out of range */
+    AF_ERR_BAD_ARG = 3,    /* a scalar argument is out of range */
+    AF_STOPPED = 4,        /* af_split_rows: the caller asked the threads to stop; rows before bad_row are whole */
+    AF_ABORTED = 5         /* af_split_rows: the caller set ctl[AF_SPLIT_CTL_ABORT] because a thread of the call
+                              failed to start; the weights may hold part of a row's updates */
 } af_status;
 
 /* One dense layer: z = W a + b, output f(z). */
@@ -199,6 +202,40 @@ void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, c
 
 /* 1 if all n values are finite, 0 otherwise. */
 int32_t af_all_finite_f32(const float *x, int64_t n);
+
+/* ---- per-sample SGD on several threads: the split kernel (strategy "split", af_split.inc) -------------
+ *
+ * T threads train ONE network on the same rows, in the same order, as one thread would: thread t owns the
+ * first layer's units t n1 / T .. (t + 1) n1 / T - 1 (rows of W_0 and b_0, and their velocity) and does all the
+ * work on them; every thread computes the layers past the first itself, on its own replica of their
+ * parameters (thread 0 on params). Per row the threads exchange the first hidden layer's outputs through
+ * hbuf and meet once at a barrier in ctl. Needs n_layers >= 2, batch_size 1 and 1 <= T <= n1.
+ *
+ * Every thread calls af_split_rows with the same net, sgd, ctl, params, velocity, hbuf, X, Y, order, begin,
+ * end and T, its own t, and its own work (af_split_workspace_len reals) and replica/vreplica (n_params
+ * reals each, only the part past the first layer used; NULL for t = 0, vreplica NULL without momentum).
+ * ctl: AF_SPLIT_CTL_LEN int64_t, zeroed before the threads start but for ctl[AF_SPLIT_CTL_SPIN] (how many
+ * times a waiting thread spins before it yields its CPU: a few thousand, or 0 with more threads than cores),
+ * not touched by the caller during the call except to set ctl[AF_SPLIT_CTL_STOP] to 1 (from any thread) to
+ * ask the threads to stop, or ctl[AF_SPLIT_CTL_ABORT] to 1 if a thread failed to start. hbuf: 2
+ * af_round_up(n1) reals (n1 rounded up to a multiple of 16).
+ * Each thread adds the rows' losses to its own report (all threads report the same). Returns
+ * AF_ERR_NONFINITE as af_train_rows (every thread at the same row), AF_STOPPED with report->bad_row the
+ * first row not trained, AF_ABORTED (see there), or AF_ERR_BAD_ARG. All threads return after the same rows, with every update of
+ * every earlier row whole. */
+#define AF_SPLIT_CTL_LEN 32
+#define AF_SPLIT_CTL_STOP 16
+#define AF_SPLIT_CTL_ABORT 17
+#define AF_SPLIT_CTL_SPIN 18
+int64_t af_split_workspace_len(const af_net *net);
+af_status af_split_rows_f32(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
+                            float *params, float *velocity, float *replica, float *vreplica, float *hbuf,
+                            float *work, const float *X, const float *Y, const int64_t *order,
+                            int64_t begin, int64_t end, af_report *report);
+af_status af_split_rows_f64(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
+                            double *params, double *velocity, double *replica, double *vreplica, double *hbuf,
+                            double *work, const double *X, const double *Y, const int64_t *order,
+                            int64_t begin, int64_t end, af_report *report);
 
 /* One thread's merge into shared parameters: shared += copy - start (the thread's change since it last
  * merged), then copy and start both restart from shared. Three buffers of n reals, no aliasing; the

@@ -21,13 +21,13 @@ def digits():
                                             stratify=d.target)
 
 
-@pytest.mark.parametrize("hogwild", [False, True], ids=["merged", "hogwild"])
-def test_per_sample_threads_learn_digits_like_one_thread(digits, hogwild):
+@pytest.mark.parametrize("mode", [{}, {"hogwild": True}, {"sync_every": 32}], ids=["split", "hogwild", "merged"])
+def test_per_sample_threads_learn_digits_like_one_thread(digits, mode):
     Xtr, Xte, ytr, yte = digits
     accuracies = {}
     for threads in (1, 2):
         net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
-        hist = net.fit(Xtr, ytr, epochs=20, learning_rate=0.01, n_threads=threads, hogwild=hogwild, sync_every=32)
+        hist = net.fit(Xtr, ytr, epochs=20, learning_rate=0.01, n_threads=threads, **mode)
         assert np.all(np.isfinite(net.parameters))
         assert hist.history["loss"][-1] < 0.3 * hist.history["loss"][0]
         accuracies[threads] = np.mean(net.predict(Xte).argmax(1) == yte)
@@ -46,7 +46,7 @@ def test_real_data_pima_diabetes_with_two_threads():
     Xtr, ytr = load("diabetes.train")
     Xte, yte = load("diabetes.test")
     net = af.Network(8, [af.Dense(8, "tanh"), af.Dense(2, "softmax")], seed=0)
-    net.fit(Xtr, ytr, epochs=100, learning_rate=0.01, n_threads=2, sync_every=16)
+    net.fit(Xtr, ytr, epochs=100, learning_rate=0.01, n_threads=2)
     assert np.mean(net.predict(Xte).argmax(1) == yte.argmax(1)) >= 0.72
 
 
@@ -71,7 +71,8 @@ def test_small_mini_batches_on_threads_learn_digits(digits, momentum):
     net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
     # asynchrony adds momentum of its own (Mitliagkas et al. 2016): a moderate rate with momentum 0.9
     hist = net.fit(Xtr, ytr, epochs=30, learning_rate=0.05 if momentum == 0 else 0.01, batch_size=16,
-                   momentum=momentum, n_threads=2)
+                   momentum=momentum, n_threads=2, sync_every=16)
+    assert hist.params["threading"] == "merged"
     assert hist.history["loss"][-1] < 0.2 * hist.history["loss"][0]
     assert np.mean(net.predict(Xte).argmax(1) == yte) >= 0.93
 
@@ -81,11 +82,16 @@ def test_every_core_and_bad_thread_counts(rng):
     net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(1)], seed=0)
     hist = net.fit(X, y, epochs=2, n_threads=-1)
     assert hist.params["n_threads"] >= 1
-    for bad in (0, -2, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="n_threads must be a positive integer or -1"):
+    before = threading.active_count()
+    for bad in (0, -2, 1.5, True, "2", 2**40, 10**6, 2**63):
+        with pytest.raises(ValueError, match="n_threads must be an integer from 1 to 1024, or -1"):
             net.fit(X, y, n_threads=bad)
     with pytest.raises(ValueError, match="sync_every must be >= 1"):
         net.fit(X, y, n_threads=2, sync_every=0)
+    for bad in (257, 2**63 - 1, 2**63):   # (2**63 - 1 rows per merge overflowed the row arithmetic)
+        with pytest.raises(ValueError, match="sync_every must be <= 256"):
+            net.fit(X, y, n_threads=2, sync_every=bad)
+    assert threading.active_count() == before   # refused before any thread started
 
 
 @pytest.mark.parametrize("batch_size,hogwild", [(1, False), (1, True), (16, False)])
@@ -238,7 +244,7 @@ def test_kept_thread_buffers_carry_nothing_into_the_next_fit(batch_size, momentu
     used._engine.velocity[...] = 0
     for net in (used, fresh):   # one block per epoch: whichever thread takes it does the same arithmetic
         net.fit(X, y, epochs=2, learning_rate=0.05, batch_size=batch_size, momentum=momentum, n_threads=2,
-                sync_every=1000, shuffle=False)
+                sync_every=128, shuffle=False)
     assert kept and all(used._workers._buffers[name] is bufs for name, bufs in kept.items())   # reused
     np.testing.assert_array_equal(used.parameters, fresh.parameters)
 
@@ -250,7 +256,7 @@ def test_merged_epochs_with_momentum_chain_as_separate_fits(batch_size, rng):
     # (sync_every > rows): the result does not depend on which thread takes it.
     X, y = rng.normal(size=(96, 6)), rng.normal(size=(96, 3))
     one, three = (af.Network(6, [af.Dense(7, "sigmoid"), af.Dense(3)], seed=2) for _ in range(2))
-    kw = dict(learning_rate=0.05, batch_size=batch_size, momentum=0.9, n_threads=2, sync_every=1000, shuffle=False)
+    kw = dict(learning_rate=0.05, batch_size=batch_size, momentum=0.9, n_threads=2, sync_every=128, shuffle=False)
     three.fit(X, y, epochs=3, **kw)
     for _ in range(3):
         one.fit(X, y, epochs=1, **kw)
@@ -267,7 +273,7 @@ def test_merged_velocity_ignores_a_thread_that_trained_nothing(rng):
                         for _ in range(2))
     kw = dict(epochs=1, learning_rate=0.05, momentum=0.9, shuffle=False)
     serial.fit(X, y, **kw)
-    threaded.fit(X, y, n_threads=2, sync_every=1000, **kw)
+    threaded.fit(X, y, n_threads=2, sync_every=128, **kw)
     np.testing.assert_allclose(threaded._engine.velocity, serial._engine.velocity, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(threaded.parameters, serial.parameters, rtol=1e-12, atol=1e-15)
 
