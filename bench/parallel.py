@@ -1,8 +1,8 @@
 """The threads section's measurements: annfast's multi-threaded ``fit`` next to one thread, for speed and accuracy.
 
 Speed: samples/s of one epoch on the medium and large shapes, with the per-sample section's rows, initial weights and
-settings, for per-sample SGD on one thread, on two threads with merged private copies (annfast's default) and on two
-threads Hogwild!, and for mini-batches of 32 on one and two threads. Accuracy: test accuracy after a fixed number of
+settings, for per-sample SGD on one thread, on two threads with the split kernel (annfast's default), with merged
+private copies (opt-in, ``sync_every``) and Hogwild! (opt-in), and for mini-batches of 32 on one and two threads. Accuracy: test accuracy after a fixed number of
 epochs on scikit-learn's digits and on a FANN/PROBEN1 data set, over several seeds, for the three per-sample modes.
 run.py drives both; the repetitions and medians are timing.py's.
 """
@@ -26,19 +26,23 @@ from peers import Annfast
 THREADS = 2
 #: the shapes whose speed-up is measured
 SPEED_SHAPES = ("medium", "large")
-#: speed measurements: key -> (training, batch size, n_threads, hogwild, the 1-thread key it is compared with)
+#: merged mode's rows per thread between merges (opt-in since the split kernel became the default)
+MERGED_SYNC = 128
+#: speed measurements: key -> (training, batch size, n_threads, mode options, the 1-thread key it is compared with)
 SPEED_MODES = {
-    "sgd_1": ("per-sample SGD", 1, 1, False, None),
-    "sgd_merged": ("per-sample SGD, merged copies (default)", 1, THREADS, False, "sgd_1"),
-    "sgd_hogwild": ("per-sample SGD, Hogwild!", 1, THREADS, True, "sgd_1"),
-    "mb32_1": ("mini-batch 32", 32, 1, False, None),
-    "mb32_split": ("mini-batch 32, batches split", 32, THREADS, False, "mb32_1"),
+    "sgd_1": ("per-sample SGD", 1, 1, {}, None),
+    "sgd_split": ("per-sample SGD, split kernel (default)", 1, THREADS, {}, "sgd_1"),
+    "sgd_merged": ("per-sample SGD, merged copies", 1, THREADS, {"sync_every": MERGED_SYNC}, "sgd_1"),
+    "sgd_hogwild": ("per-sample SGD, Hogwild!", 1, THREADS, {"hogwild": True}, "sgd_1"),
+    "mb32_1": ("mini-batch 32", 32, 1, {}, None),
+    "mb32_split": ("mini-batch 32, n_threads=2 (one thread under 256 rows per thread)", 32, THREADS, {}, "mb32_1"),
 }
-#: accuracy runs: key -> (training, n_threads, hogwild)
+#: accuracy runs: key -> (training, n_threads, mode options)
 ACCURACY_MODES = {
-    "sgd_1": ("per-sample SGD", 1, False),
-    "sgd_merged": ("per-sample SGD, merged copies", THREADS, False),
-    "sgd_hogwild": ("per-sample SGD, Hogwild!", THREADS, True),
+    "sgd_1": ("per-sample SGD", 1, {}),
+    "sgd_split": ("per-sample SGD, split kernel", THREADS, {}),
+    "sgd_merged": ("per-sample SGD, merged copies", THREADS, {"sync_every": MERGED_SYNC}),
+    "sgd_hogwild": ("per-sample SGD, Hogwild!", THREADS, {"hogwild": True}),
 }
 #: "within noise": |mean accuracy at 2 threads - mean at 1 thread| <= max(NOISE_SDS * std at 1 thread, NOISE_FLOOR)
 NOISE_SDS = 2.0
@@ -152,9 +156,9 @@ def speedups(name: str, rows: int, reps: int, warmup_rows: int, say: Say) -> dic
     """
     sizes = SHAPES[name]
     label = shape_label(name)
-    kwargs = {key: {"batch_size": bs, "n_threads": k, "hogwild": hog}
-              for key, (_, bs, k, hog, _) in SPEED_MODES.items()}
-    failed = {key: {"name": SPEED_MODES[key][0], **kwargs[key], "why": why}
+    kwargs = {key: {"batch_size": bs, "n_threads": k, **opts}
+              for key, (_, bs, k, opts, _) in SPEED_MODES.items()}
+    failed = {key: {"name": SPEED_MODES[key][0], "hogwild": False, **kwargs[key], "why": why}
               for key, why in probe(sizes, kwargs).items()}
     for f in failed.values():
         say(f"  [threads] {label}: {f['name']}, {f['n_threads']} thread(s): not timed, {f['why']}")
@@ -167,9 +171,10 @@ def speedups(name: str, rows: int, reps: int, warmup_rows: int, say: Say) -> dic
                               progress=lambda note: say(f"  [threads] {label}: {note}"))
     modes = {}
     for key, ts in times.items():
-        title, bs, k, hog, ref = SPEED_MODES[key]
+        title, bs, k, opts, ref = SPEED_MODES[key]
         med = timing.median(ts)
-        modes[key] = {"name": title, "batch_size": bs, "n_threads": k, "hogwild": hog, "reference": ref,
+        modes[key] = {"name": title, "batch_size": bs, "n_threads": k, "hogwild": bool(opts.get("hogwild")),
+                      "sync_every": opts.get("sync_every"), "reference": ref,
                       "times_s": ts, "median_s": med, "samples_per_s": rows / med, "speedup": None,
                       "paired_speedups": None}
     for key, mode in modes.items():
@@ -262,20 +267,20 @@ def accuracy(name: str, data: dict, seeds: list[int], say: Say) -> dict:
     secs: dict[str, list[float]] = {key: [] for key in ACCURACY_MODES}
     with timing.running_on(timing.ALLOWED_CPUS):
         for seed in seeds:
-            for key, (_, k, hog) in ACCURACY_MODES.items():
+            for key, (_, k, opts) in ACCURACY_MODES.items():
                 net = annfast.Network(X.shape[1], [*(annfast.Dense(u, activation=a) for u, a in hidden),
                                                    annfast.Dense(n_out, activation="softmax")],
                                       dtype="float32", seed=seed)
                 t0 = timing.now()
                 net.fit(X, Y, epochs=epochs, learning_rate=LEARNING_RATE, batch_size=1, shuffle=True, seed=seed,
-                        loss="cross_entropy", n_threads=k, hogwild=hog)
+                        loss="cross_entropy", n_threads=k, **opts)
                 secs[key].append(timing.now() - t0)
                 acc[key].append(float(np.mean(np.argmax(net.predict(X_test), axis=1) == y_test)))
     say(f"  [threads] accuracy on {name}: {len(seeds)} seeds done")
     modes = {}
-    for key, (title, k, hog) in ACCURACY_MODES.items():
+    for key, (title, k, opts) in ACCURACY_MODES.items():
         values = acc[key]
-        modes[key] = {"name": title, "n_threads": k, "hogwild": hog, "accuracies": values, "fit_s": secs[key],
+        modes[key] = {"name": title, "n_threads": k, "hogwild": bool(opts.get("hogwild")), "accuracies": values, "fit_s": secs[key],
                       "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
     ref = modes["sgd_1"]
     tolerance = max(NOISE_SDS * ref["std"], NOISE_FLOOR)

@@ -86,8 +86,9 @@ def speed_block(res: dict) -> str:
 def threads_block(res: dict) -> str:
     """The threads table (indented under its list item) and the accuracy line."""
     th = res.get("threads", {})
-    rows = ["  | shape | 1 thread | 2 threads, merged (default) | 2 threads, Hogwild | mini-batch 32: 1 → 2 threads |",
-            "  |---|---|---|---|---|"]
+    rows = ["  | shape | 1 thread | 2 threads, split (default) | 2 threads, merged | 2 threads, Hogwild "
+            "| mini-batch 32: 1 → 2 threads |",
+            "  |---|---|---|---|---|---|"]
     for shape in SHAPES:
         s = th.get("speedup", {}).get(shape)
         if not s:
@@ -98,12 +99,12 @@ def threads_block(res: dict) -> str:
             return f"{fmt_rate(m[key]['samples_per_s'])} ({m[key]['speedup']:.3g}×)" if key in m else "-"
         mb = (f"{fmt_rate(m['mb32_1']['samples_per_s'])} → {fmt_rate(m['mb32_split']['samples_per_s'])} "
               f"({m['mb32_split']['speedup']:.3g}×)" if "mb32_1" in m and "mb32_split" in m else "-")
-        rows.append(f"  | {s['label']} | {fmt_rate(m['sgd_1']['samples_per_s'])} | {with_speedup('sgd_merged')} | "
-                    f"{with_speedup('sgd_hogwild')} | {mb} |")
+        rows.append(f"  | {s['label']} | {fmt_rate(m['sgd_1']['samples_per_s'])} | {with_speedup('sgd_split')} | "
+                    f"{with_speedup('sgd_merged')} | {with_speedup('sgd_hogwild')} | {mb} |")
     text = "\n".join(rows) + "\n"
     acc = th.get("accuracy", {})
     if acc:
-        words = {"sgd_1": "with one thread", "sgd_merged": "merged", "sgd_hogwild": "Hogwild"}
+        words = {"sgd_1": "with one thread", "sgd_split": "split", "sgd_merged": "merged", "sgd_hogwild": "Hogwild"}
         parts = []
         seeds = set()
         for name, a in acc.items():
