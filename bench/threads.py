@@ -175,6 +175,10 @@ def main(argv=None) -> int:
     Xm, Ym = Xm.astype(np.float32), Ym.astype(np.float32)
     medium = lambda: [af.Dense(128, "sigmoid"), af.Dense(10, "linear")]  # noqa: E731
     results["speed"] += speed(af, "medium 784-128-10", Xm, Ym, counts, args.reps, 0.01, medium)
+    Xl, Yl = make_data(SHAPES["large"], rows // 3)
+    large = lambda: [af.Dense(512, "sigmoid"), af.Dense(512, "sigmoid"), af.Dense(10, "linear")]  # noqa: E731
+    results["speed"] += speed(af, "large 784-512-512-10", Xl.astype(np.float32), Yl.astype(np.float32), counts,
+                              args.reps, 0.01, large)
     data = fashion(args.fashion) or synthetic_784(60000, 10000)
     if args.quick:
         data = (data[0][:rows], data[1][:rows], data[2][:2000], data[3][:2000], data[4])
