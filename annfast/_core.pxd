@@ -4,7 +4,6 @@ from libc.stdint cimport int32_t, int64_t
 cdef extern from "annfast.h" nogil:
     enum: AF_MAX_LAYERS
     enum: AF_BLOCK_ROWS
-    enum: AF_SPLIT_CTL_LEN
     enum: AF_SPLIT_CTL_STOP
     enum: AF_SPLIT_CTL_ABORT
     enum: AF_SPLIT_CTL_SPIN

@@ -470,7 +470,11 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
 
 # ---- one row at a time on several threads: the split kernel (csrc/af_split.inc) ------------------------
 
-SPLIT_CTL_LEN = AF_SPLIT_CTL_LEN
+
+def split_ctl_len(int64_t n_threads):
+    """int64 values of the split kernel's control block for ``n_threads`` threads (csrc/af_sync.h)."""
+    return 32 + 8 * n_threads
+
 SPLIT_CTL_STOP = AF_SPLIT_CTL_STOP
 SPLIT_CTL_ABORT = AF_SPLIT_CTL_ABORT
 SPLIT_CTL_SPIN = AF_SPLIT_CTL_SPIN
@@ -494,7 +498,7 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
 
     Every thread of the epoch calls this with the same arguments but ``thread``, ``replica`` and ``vreplica``
     (this thread's (n_params,) copies of the layers past the first; ignored for thread 0) and ``work``
-    (``split_workspace_len(spec)`` reals). ``ctl`` (int64[SPLIT_CTL_LEN], zeros on entry) synchronises them;
+    (``split_workspace_len(spec)`` reals). ``ctl`` (int64[split_ctl_len(n_threads)], zeros but the spin count on entry) synchronises them;
     setting ``ctl[SPLIT_CTL_STOP] = 1`` from another thread asks them all to stop after the row in progress.
     ``hbuf``: ``split_hbuf_len(spec)`` reals. The whole call runs without the GIL. Backs up and restores
     nothing and raises nothing on a non-finite loss.
@@ -521,8 +525,8 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
     if spec.n_layers < 2 or not 1 <= n_threads <= spec.net.layers[0].n_out or not 0 <= thread < n_threads:
         raise ValueError("the split kernel needs a hidden layer and 1 <= n_threads <= its width")
     check_len(hbuf.shape[0], split_hbuf_len(spec), "hbuf")
-    if ctl.shape[0] != AF_SPLIT_CTL_LEN:
-        raise ValueError(f"ctl holds {AF_SPLIT_CTL_LEN} values")
+    if ctl.shape[0] != split_ctl_len(n_threads):
+        raise ValueError(f"ctl holds {split_ctl_len(n_threads)} values for {n_threads} threads")
     sgd = sgd_settings(spec, velocity, velocity, learning_rate, momentum, weight_decay, nesterov, 1, &vel, &g)
     if thread > 0:
         check_len(replica.shape[0], spec.n_params, "replica")

@@ -283,7 +283,7 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
     backup[...] = params
     k = len(works)
     order = np.ascontiguousarray(order)
-    ctl = np.zeros(_core.SPLIT_CTL_LEN, dtype=np.int64)
+    ctl = _core.aligned_zeros(_core.split_ctl_len(k), np.int64)   # one cache line per thread
     ctl[_core.SPLIT_CTL_SPIN] = SPIN if k <= usable_cores() else 0
     futures = [pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
                            vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order, t, k, lr,

@@ -111,22 +111,32 @@ def speed(af, name: str, X, Y, counts, reps: int, lr: float, layers) -> list[dic
     """Samples/s of one epoch for each mode, interleaved over the repetitions; the median."""
     nets = {}
     times = {label: [] for label, _, _ in modes(counts)}
+    failed = {}
     for _ in range(reps):
         for label, k, opts in modes(counts):
-            net = nets.get(label)
-            if net is None:
-                net = nets[label] = af.Network(X.shape[1], layers(), seed=0)
-                net.fit(X[:256], Y[:256], epochs=1, learning_rate=lr, n_threads=k, **opts)   # threads started
+            if label in failed:
+                continue
+            net = af.Network(X.shape[1], layers(), seed=0)   # every epoch from the same weights
+            net.fit(X[:256], Y[:256], epochs=1, learning_rate=lr, n_threads=k, **opts)   # threads started
+            net.set_weights(af.Network(X.shape[1], layers(), seed=0).get_weights())
             t0 = time.perf_counter()
-            hist = net.fit(X, Y, epochs=1, learning_rate=lr, n_threads=k, shuffle=False, **opts)
+            try:
+                hist = net.fit(X, Y, epochs=1, learning_rate=lr, n_threads=k, shuffle=False, **opts)
+            except af.DivergenceError as exc:
+                failed[label] = str(exc).split(";")[0]
+                continue
             times[label].append(time.perf_counter() - t0)
-            net._ran = hist.params
+            nets[label] = hist.params
     base = statistics.median(times[modes(counts)[0][0]])
     out = []
     for label, k, opts in modes(counts):
+        if label in failed:
+            out.append({"shape": name, "mode": label, "n_threads": k, "ran": k, "threading": failed[label],
+                        "samples_per_s": float("nan"), "speedup": float("nan"), "times_s": []})
+            continue
         med = statistics.median(times[label])
-        out.append({"shape": name, "mode": label, "n_threads": k, "ran": nets[label]._ran["n_threads"],
-                    "threading": nets[label]._ran["threading"], "samples_per_s": X.shape[0] / med,
+        out.append({"shape": name, "mode": label, "n_threads": k, "ran": nets[label]["n_threads"],
+                    "threading": nets[label]["threading"], "samples_per_s": X.shape[0] / med,
                     "speedup": base / med, "times_s": times[label]})
     return out
 

@@ -214,7 +214,7 @@ int32_t af_all_finite_f32(const float *x, int64_t n);
  * Every thread calls af_split_rows with the same net, sgd, ctl, params, velocity, hbuf, X, Y, order, begin,
  * end and T, its own t, and its own work (af_split_workspace_len reals) and replica/vreplica (n_params
  * reals each, only the part past the first layer used; NULL for t = 0, vreplica NULL without momentum).
- * ctl: AF_SPLIT_CTL_LEN int64_t, zeroed before the threads start but for ctl[AF_SPLIT_CTL_SPIN] (how many
+ * ctl: AF_SPLIT_CTL_LEN(T) int64_t, zeroed before the threads start but for ctl[AF_SPLIT_CTL_SPIN] (how many
  * times a waiting thread spins before it yields its CPU: a few thousand, or 0 with more threads than cores),
  * not touched by the caller during the call except to set ctl[AF_SPLIT_CTL_STOP] to 1 (from any thread) to
  * ask the threads to stop, or ctl[AF_SPLIT_CTL_ABORT] to 1 if a thread failed to start. hbuf: 2
@@ -223,7 +223,7 @@ int32_t af_all_finite_f32(const float *x, int64_t n);
  * AF_ERR_NONFINITE as af_train_rows (every thread at the same row), AF_STOPPED with report->bad_row the
  * first row not trained, AF_ABORTED (see there), or AF_ERR_BAD_ARG. All threads return after the same rows, with every update of
  * every earlier row whole. */
-#define AF_SPLIT_CTL_LEN 32
+#define AF_SPLIT_CTL_LEN(T) (32 + 8 * (T))
 #define AF_SPLIT_CTL_STOP 16
 #define AF_SPLIT_CTL_ABORT 17
 #define AF_SPLIT_CTL_SPIN 18
