@@ -6,6 +6,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -14,7 +15,9 @@ import numpy as np
 
 from . import _core, _io, _parallel, _stream
 from . import _validation as v
+from ._core import DivergenceError
 from ._progress import Progress
+from .callbacks import CallbackList
 from .history import History
 
 __all__ = ["Dense", "Network", "load"]
@@ -178,6 +181,7 @@ class Network:
             n_in = layer.units
         self._grad = np.empty(0, dtype=self.dtype)
         self._lock = threading.RLock()
+        self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
@@ -365,6 +369,57 @@ class Network:
 
     # ---- training ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _fit_guard(self, threaded: bool):
+        """Hold the lock for one fit; refuse a fit nested in it; reset the velocity after threaded divergence.
+
+        The lock is reentrant, so a callback of this network's fit that calls fit again (on the same thread)
+        would get it and start a second fit in the middle of the first one's epoch loop: refused with a
+        RuntimeError before it changes anything. After a DivergenceError of threaded training (whose threads
+        keep no copy of the velocity at the point the weights are restored to) the velocity is reset to zero;
+        serial training restores it with the weights (see ``_core.train_rows``).
+        """
+        with self._lock:
+            if self._fitting:
+                raise RuntimeError("fit (or partial_fit) called on a network while its own fit runs (from a "
+                                   "callback?); a callback must not train the network it watches: train a "
+                                   "copy.deepcopy of it, or act after fit returns")
+            self._fitting = True
+            try:
+                yield
+            except DivergenceError:
+                if threaded:
+                    self._engine.reset_velocity()
+                raise
+            finally:
+                self._fitting = False
+
+    def _snapshot(self) -> dict:
+        """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
+        with self._lock:
+            return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
+                    "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
+                    "spec": self._cur_spec, "stop_training": self.stop_training}
+
+    def _restore(self, snap: dict) -> None:
+        """Put back a ``_snapshot``, under the lock: other threads see the state before or after, never between.
+
+        Everything is built aside first; the swap writes the weights in place (readers hold the same lock)
+        and never re-creates the network's buffers, lock or threads.
+        """
+        velocity = snap["velocity"]
+        with self._lock:
+            self._params[...] = snap["params"]
+            if velocity.shape[0] == self.n_params:
+                self._engine.ensure_velocity()[...] = velocity
+            else:
+                self._engine.reset_velocity()
+            self._rng.bit_generator.state = snap["rng"]
+            self.history = snap["history"]
+            self.loss = snap["loss"]
+            self._cur_spec = snap["spec"]
+            self.stop_training = snap["stop_training"]
+
     def _buffers(self, momentum: float, batch_size: int) -> None:
         if momentum > 0:
             self._engine.ensure_velocity()
@@ -466,8 +521,12 @@ class Network:
         """
         if shuffle_buffer is not None:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
-        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer)
+        loss = self.loss if loss is None else self._check_loss(loss)
+        out_act = self.layers[-1].activation
+        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act)
         epochs = v.check_int(epochs, "epochs", minimum=0)
+        if isinstance(data, _stream.ChunkStream):
+            data.check_epochs(epochs)
         lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
@@ -481,7 +540,8 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
             Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
-            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val"))
+            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
+                                    activation=out_act))
         elif split > 0:
             if not isinstance(data, _stream.InMemory):
                 raise ValueError("validation_split needs the data in memory; for streamed data pass "
@@ -494,7 +554,7 @@ class Network:
             data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val])
         if batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
-        callbacks = list(callbacks or [])
+        callbacks = CallbackList(callbacks)
         if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or not (
                 n_threads == -1 or n_threads >= 1):
             raise ValueError(f"n_threads must be a positive integer or -1 (every core), got {n_threads!r}")
@@ -506,7 +566,6 @@ class Network:
         bs = n if batch_size is None else v.check_int(batch_size, "batch_size", minimum=1)
         if n is not None:
             bs = min(bs, n)
-        loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
                             loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n, n_threads=threads,
@@ -514,15 +573,16 @@ class Network:
         spec = self._spec(loss)
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
-        with self._lock:
+        callbacks.check({"loss"} | ({"accuracy"} if classifier else set())
+                        | (({"val_loss", "val_accuracy"} if classifier else {"val_loss"}) if val is not None else set()))
+        with self._fit_guard(threads > 1):
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
             self._cur_spec = spec
             self.stop_training = False
             self._buffers(mu, bs)
-            for cb in callbacks:
-                cb.set_network(self)
-                cb.on_train_begin({})
+            callbacks.set_network(self)
+            callbacks.on_train_begin({})
             logs: dict = {}
             pool = self._workers.get(threads) if threads > 1 else None
             # per-thread buffers: gradients (mini-batches), weight copies and their starting points (merged
@@ -543,8 +603,7 @@ class Network:
             vcopies = per_thread("velocities", merged and mu > 0)   # set at each epoch's start
             try:
                 for epoch in range(epochs):
-                    for cb in callbacks:
-                        cb.on_epoch_begin(epoch, logs)
+                    callbacks.on_epoch_begin(epoch, logs)
                     if progress:
                         progress.epoch_begin(epoch)
                     total, correct, rows = 0.0, 0, 0
@@ -581,8 +640,7 @@ class Network:
                     hist.record(epoch, **logs)
                     if progress:
                         progress.epoch_end(logs, rows)
-                    for cb in callbacks:
-                        cb.on_epoch_end(epoch, logs)
+                    callbacks.on_epoch_end(epoch, logs)
                     if self.stop_training:
                         break
             except BaseException:
@@ -592,8 +650,7 @@ class Network:
             finally:
                 if progress:
                     progress.close()
-            for cb in callbacks:
-                cb.on_train_end(logs)
+            callbacks.on_train_end(logs)
         return hist
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
@@ -621,13 +678,15 @@ class Network:
         learning_rate, momentum, weight_decay, nesterov
             As in ``fit``; uses the network's ``loss``.
         """
+        lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
         with self._lock:
-            loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay, nesterov)
+            if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
+                y = self._target_row(y)
+            loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
             if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
                 x = v.as_row(x, self.n_inputs, self.dtype, "x")
                 y = self._target_row(y)
-                loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay,
-                                              nesterov)
+                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
         return loss
 
     def _target_row(self, y) -> np.ndarray:
@@ -637,7 +696,9 @@ class Network:
             row = np.zeros(self.n_outputs, dtype=self.dtype)
             row[y] = 1
             return row
-        return v.as_row(y, self.n_outputs, self.dtype, "y")
+        row = v.as_row(y, self.n_outputs, self.dtype, "y")
+        v.check_targets_fit_loss(row.reshape(1, -1), self.loss, self.layers[-1].activation, "y")
+        return row
 
     # ---- inference --------------------------------------------------------------------------
 
@@ -687,9 +748,9 @@ class Network:
         -------
         float or dict
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         with self._lock:
             total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
         if not return_dict:
@@ -710,9 +771,9 @@ class Network:
         ndarray of shape (n_params,)
             Laid out like ``parameters``.
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         grad = np.zeros(self.n_params, dtype=self.dtype)
         with self._lock:
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
