@@ -198,6 +198,20 @@ def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str 
                              f"one-hot rows or integer class labels")
 
 
+def as_weights(w, shape: tuple, dtype: np.dtype, name: str) -> np.ndarray:
+    """Return weights ``w`` as an array of ``shape`` in the network's ``dtype``: real numbers, finite after
+    the conversion (a value too large for float32 is reported, not written as inf)."""
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr)
+    return out
+
+
 def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
     """Return one row as a C-contiguous 1-D array of ``width`` values (a scalar for width 1)."""
     arr = _numeric(x, name)

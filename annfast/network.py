@@ -316,14 +316,7 @@ class Network:
         flat : array_like of shape (n_params,)
             Finite values; converted to the network's dtype.
         """
-        arr = np.asarray(flat)
-        if arr.shape != (self.n_params,):
-            raise ValueError(f"flat parameters must have shape ({self.n_params},), got {arr.shape}")
-        if arr.dtype.kind not in "iuf":
-            raise TypeError(f"flat parameters must be real numbers, got dtype {arr.dtype}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"flat parameters hold a non-finite value at index "
-                             f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters")
         with self._lock:
             self._params[...] = arr
             self._engine.reset_velocity()
@@ -349,13 +342,7 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError(f"weights[{k}] must be a pair (W, b)") from None
             for name, new, old in ((f"weights[{k}] W", Wn, W), (f"weights[{k}] b", bn, b)):
-                arr = np.asarray(new)
-                if arr.dtype.kind not in "iuf":
-                    raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-                if arr.shape != old.shape:
-                    raise ValueError(f"{name} has shape {arr.shape}, expected {old.shape}")
-                v._check_finite(arr, name)
-                checked.append(arr)
+                checked.append(v.as_weights(new, old.shape, self.dtype, name))
         with self._lock:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn

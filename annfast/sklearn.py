@@ -206,7 +206,9 @@ class _BaseANN(BaseEstimator):
     def _validate(self, X, y="no_validation", **check_params):
         """Run scikit-learn's ``validate_data`` (C order) and add where the first non-finite value is to its error."""
         try:
-            with np.errstate(over="ignore"):     # a value too large for float32 is reported by validate_data
+            # a value too large for float32, or a y holding both inf and -inf (whose sum is NaN in scikit-learn's
+            # finiteness check), is reported by validate_data: no floating-point warning on the way
+            with np.errstate(over="ignore", invalid="ignore"):
                 return validate_data(self, X, y, order="C", **check_params)
         except ValueError as exc:
             message = str(exc)

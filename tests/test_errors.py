@@ -122,8 +122,22 @@ def test_bad_weights(net, rng):
         net.set_weights([(good[0][0], np.array([0, np.nan, 0, 0])), good[1]])
     with pytest.raises(TypeError, match=r"weights\[0\] must be a pair"):
         net.set_weights([good[0][0], good[1]])
-    with pytest.raises(ValueError, match=r"flat parameters must have shape \(26,\)"):
+    with pytest.raises(ValueError, match=r"flat parameters has shape \(25,\), expected \(26,\)"):
         net.set_parameters(np.zeros(25))
+    assert net.parameters.tobytes() == before
+
+
+def test_weights_too_large_for_float32_are_refused_before_any_layer_is_written(net):
+    """Found by tests/test_adversarial_api.py: 1e39 in a later layer was cast to inf (with a warning) after the
+    earlier layers had already been written."""
+    good = net.get_weights()
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"weights\[1\] b holds 1e\+39 at index 0, which does not fit in float32"):
+        net.set_weights([(good[0][0] * 2, good[0][1]), (good[1][0], np.array([1e39, 0.0]))])
+    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3, which does not fit in float32"):
+        net.set_parameters(np.where(np.arange(net.n_params) == 3, -1e39, 0.0))
+    with pytest.raises(TypeError, match="flat parameters must hold real numbers"):
+        net.set_parameters(np.zeros(net.n_params, dtype=complex))
     assert net.parameters.tobytes() == before
 
 

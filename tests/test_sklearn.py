@@ -649,3 +649,11 @@ def test_failed_partial_fit_is_never_visible_to_predict_in_another_thread(failur
     assert len(seen) > 0
     for got in seen:
         assert got.tobytes() == expected.tobytes()
+
+
+def test_y_holding_inf_and_minus_inf_is_refused_without_a_warning():
+    """Found by tests/test_adversarial_api.py: scikit-learn's finiteness check summed inf and -inf and warned
+    (an error under -W error) before reporting."""
+    X = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"Input y contains infinity .*\(first at row 0, column 0\)"):
+        ANNRegressor().fit(X, np.array([[np.inf, -np.inf], [0.0, 0.0]]))
