@@ -425,9 +425,11 @@ class Network:
         ----------
         X : array_like of shape (n_rows, n_inputs), np.memmap, or iterable of (X, y) chunks
             The inputs. A memory-mapped array (``np.load(path, mmap_mode="r")``, ``np.memmap``) is
-            streamed from its file block by block and never loaded whole. With ``y=None``, X is an
-            iterable of ``(X_chunk, y_chunk)`` pairs, streamed the same way (it must start over on each
-            ``iter()`` to train several epochs).
+            streamed block by block and never loaded whole; the blocks are copied from the array object
+            itself, so training sees exactly what the array holds (also a copy-on-write map changed in
+            memory), never the file as it may be now. With ``y=None``, X is an iterable of
+            ``(X_chunk, y_chunk)`` pairs, streamed the same way (it must start over on each ``iter()`` to
+            train several epochs: a one-shot iterator with ``epochs > 1`` is refused before training).
         y : array_like of shape (n_rows, n_outputs) or (n_rows,), or None
             1-D y is one column for a single output, or integer class labels for several outputs. May
             be memory-mapped too. None when X is an iterable of chunks.
@@ -461,7 +463,8 @@ class Network:
             ``on_train_end`` are called; setting ``network.stop_training = True`` ends training after
             the current epoch (see ``annfast.callbacks``).
         verbose : {0, 1, 2}, default=0
-            0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch.
+            0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch. Reports
+            go to ``sys.stderr``; when it is None (no console), training is silently not reported.
         n_threads : int, default=1
             Threads to train with; -1 uses every core. 1 (the default) is the serial, bitwise-reproducible
             path. With ``batch_size=1`` the threads run per-sample SGD on disjoint shards of each epoch,
@@ -502,9 +505,17 @@ class Network:
 
         Raises
         ------
+        ValueError, TypeError
+            For bad data or settings, raised before anything changes: shapes, dtypes, non-finite values,
+            targets that do not fit the loss (cross_entropy: in [0, 1], rows summing to 1 after a
+            softmax), callbacks that are not callbacks or watch a metric training will not report.
+        RuntimeError
+            If called from a callback of this network's own running fit.
         DivergenceError
             If the loss or the weights become non-finite; the weights are then those before the bad
-            row when finite, else those at the start of the epoch.
+            row when finite, else those at the start of the epoch. With one thread the momentum
+            velocity goes back to the same point as the weights; with ``n_threads > 1`` it is reset to
+            zero (the threads keep no copy of it at that point).
         """
         if shuffle_buffer is not None:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
@@ -663,7 +674,15 @@ class Network:
         y : array_like of shape (n_outputs,), a number for one output, or an integer class label
             for several outputs.
         learning_rate, momentum, weight_decay, nesterov
-            As in ``fit``; uses the network's ``loss``.
+            As in ``fit`` (checked exactly as ``fit`` checks them); uses the network's ``loss``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad row, target (also one that does not fit the loss) or setting; nothing changes.
+        DivergenceError
+            If the row's loss or the updated weights are non-finite; the weights and the momentum
+            velocity are then exactly those from before the step.
         """
         lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
         with self._lock:
