@@ -199,8 +199,11 @@ def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str 
 
 
 def as_weights(w, shape: tuple, dtype: np.dtype, name: str) -> np.ndarray:
-    """Return weights ``w`` as an array of ``shape`` in the network's ``dtype``: real numbers, finite after
-    the conversion (a value too large for float32 is reported, not written as inf)."""
+    """Return weights ``w`` as an array of ``shape`` in the network's ``dtype``.
+
+    They must be real numbers, finite after the conversion (a value too large for float32 is reported,
+    not written as inf).
+    """
     arr = np.asarray(w)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")

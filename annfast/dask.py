@@ -186,8 +186,11 @@ def _block(x, y, n_inputs: int, n_outputs: int, dtype: str, encode, first_row: i
 
 
 def _first_rows(xs: list) -> list:
-    """The row of the whole data each partition starts at: plain ints when the sizes are known, else
-    delayed running sums of the partitions' lengths (computed on the workers with the partitions)."""
+    """Return the row of the whole data that each partition starts at.
+
+    Delayed running sums of the partitions' lengths, computed on the workers with the partitions, so
+    that unknown sizes (dask DataFrames, filtered arrays) need no pass of their own.
+    """
     first, out = 0, []
     for x in xs:
         out.append(first)
@@ -555,8 +558,8 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
         places = _place(client, futures, groups, rows)
         val = _validation(client, net, validation_data, n_groups, held, encode)
         classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")
-        callbacks.check({"loss"} | ({"accuracy"} if classifier else set()) | (
-            ({"val_loss", "val_accuracy"} if classifier else {"val_loss"}) if val is not None else set()))
+        reported = {"loss", "accuracy"} if classifier else {"loss"}
+        callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
         spec = _spec_of(net)
         sgd = dict(learning_rate=lr, batch_size=batch_size, loss=loss, momentum=mu, nesterov=nest,
                    weight_decay=wd)

@@ -571,8 +571,8 @@ class Network:
         spec = self._spec(loss)
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
-        callbacks.check({"loss"} | ({"accuracy"} if classifier else set())
-                        | (({"val_loss", "val_accuracy"} if classifier else {"val_loss"}) if val is not None else set()))
+        reported = {"loss", "accuracy"} if classifier else {"loss"}
+        callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
         with self._fit_guard(threads > 1):
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
