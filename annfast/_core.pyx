@@ -70,13 +70,16 @@ cdef inline void predict_into(bint f32, const af_net *net, const void *params, v
 
 
 cdef af_status train_row(bint f32, const af_net *net, const af_sgd *sgd, int64_t n, void *params, void *backup,
-                         void *velocity, void *work, const void *x, const void *y, af_report *rep) noexcept nogil:
-    """One SGD step from row x, target y; on a non-finite loss or weights, the parameters are restored from
-    the backup taken first (the velocity is not: the caller reports the step as failed)."""
+                         void *velocity, void *vbackup, void *work, const void *x, const void *y,
+                         af_report *rep) noexcept nogil:
+    """One SGD step from row x, target y; on a non-finite loss or weights, the parameters and the velocity
+    (when there is one: vbackup then receives it first) are restored from the backups taken first."""
     cdef int64_t order0 = 0
     cdef af_status st
     cdef size_t size = n * (sizeof(float) if f32 else sizeof(double))
     memcpy(backup, params, size)
+    if velocity != NULL:
+        memcpy(vbackup, velocity, size)
     if f32:
         st = af_train_rows_f32(net, sgd, <float *>params, <float *>velocity, NULL, <float *>work, <const float *>x,
                                <const float *>y, &order0, 0, 1, rep)
@@ -89,6 +92,8 @@ cdef af_status train_row(bint f32, const af_net *net, const af_sgd *sgd, int64_t
             st = AF_ERR_NONFINITE
     if st == AF_ERR_NONFINITE:
         memcpy(params, backup, size)
+        if velocity != NULL:
+            memcpy(velocity, vbackup, size)
     return st
 
 
@@ -223,29 +228,40 @@ cdef int all_finite_(const real *x, int64_t n) noexcept nogil:
         return af_all_finite_f64(x, n)
 
 
-cdef str secure_weights(real[::1] params, real[::1] backup):
-    """After a failure: keep finite weights, else restore the copy taken at the start of the call."""
-    if all_finite_(&params[0], params.shape[0]):
-        return "the weights are those from before that row"
-    memcpy(&params[0], &backup[0], params.shape[0] * sizeof(real))
-    return "the weights were restored to their values at the start of the call"
+cdef str secure_weights(real[::1] params, real[::1] backup, object vstate):
+    """After a failure: keep finite weights, else restore the copy taken at the start of the call.
+
+    vstate is None (no momentum) or (velocity, its copy from the start of the call): the velocity goes back
+    with the weights, to the same point. Kept weights are those from before a row (the kernels check a row
+    before its update), and so is the velocity then; a velocity that is not finite anyway is set to zero.
+    """
+    cdef str state = "the weights are those from before that row"
+    if not all_finite_(&params[0], params.shape[0]):
+        memcpy(&params[0], &backup[0], params.shape[0] * sizeof(real))
+        state = "the weights were restored to their values at the start of the call"
+        if vstate is not None:
+            vstate[0][...] = vstate[1]
+    if vstate is not None and not all_finite(vstate[0]):
+        vstate[0][...] = 0
+    return state
 
 
-cdef int between_chunks(real[::1] params, real[::1] backup, object progress, int64_t done) except -1:
+cdef int between_chunks(real[::1] params, real[::1] backup, object vstate, object progress,
+                        int64_t done) except -1:
     """Ctrl-C and progress reports between chunks; weights are whole and kept finite on the way out."""
     try:
         PyErr_CheckSignals()
         if progress is not None:
             progress(done)
     except BaseException:
-        secure_weights(params, backup)
+        secure_weights(params, backup, vstate)
         raise
     return 0
 
 
-cdef int raise_nonfinite(real[::1] params, real[::1] backup, int64_t row, int64_t position,
+cdef int raise_nonfinite(real[::1] params, real[::1] backup, object vstate, int64_t row, int64_t position,
                          int64_t epoch) except -1:
-    state = secure_weights(params, backup)
+    state = secure_weights(params, backup, vstate)
     where = f" in epoch {epoch}" if epoch >= 0 else ""
     raise DivergenceError(
         f"non-finite loss at row {row} of X (position {position} of the order){where}; {state}. "
@@ -296,7 +312,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     Returns (summed loss of the rows, each taken before its own update; number of rows classified
     right, see af_report). Raises
     DivergenceError on a non-finite loss or non-finite weights; the weights are then those before
-    the bad row if they are finite, else those at the start of the call.
+    the bad row if they are finite, else those at the start of the call, and the velocity (momentum > 0)
+    is put back to the same point (a copy of it is taken at the start of the call).
     """
     cdef int64_t n_params = spec.n_params, n = order.shape[0], pos = 0, end, sub, sub_end
     cdef int64_t chunk, bs = batch_size
@@ -316,6 +333,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
     memcpy(&backup[0], &params[0], n_params * sizeof(real))
+    vel_arr = np.asarray(velocity) if vel != NULL else None
+    vstate = (vel_arr, vel_arr.copy()) if vel != NULL else None
     if bs > 1:
         memset(g, 0, n_params * sizeof(real))   # af_train_rows wants it zeroed and leaves it so
     chunk = spec.chunk_rows
@@ -335,10 +354,10 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
                     st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
                                            &Y[0, 0], &order[0], pos, end, &rep)
             if st == AF_ERR_NONFINITE:
-                raise_nonfinite(params, backup, order[rep.bad_row], rep.bad_row, epoch)
+                raise_nonfinite(params, backup, vstate, order[rep.bad_row], rep.bad_row, epoch)
             elif st != AF_OK:
                 raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
-            between_chunks(params, backup, progress, end)
+            between_chunks(params, backup, vstate, progress, end)
         else:
             # a batch larger than a chunk: sum its gradient in chunks, then update once
             end = min(pos + bs, n)
@@ -354,8 +373,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
                         st = af_gradient_rows_f64(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
                                                   &order[0], sub, sub_end, &rep)
                 if st == AF_ERR_NONFINITE:
-                    raise_nonfinite(params, backup, order[rep.bad_row], rep.bad_row, epoch)
-                between_chunks(params, backup, progress, sub_end)
+                    raise_nonfinite(params, backup, vstate, order[rep.bad_row], rep.bad_row, epoch)
+                between_chunks(params, backup, vstate, progress, sub_end)
                 sub = sub_end
             with nogil:
                 if real is float:
@@ -365,7 +384,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
             memset(g, 0, n_params * sizeof(real))
         pos = end
     if not all_finite_(&params[0], n_params):
-        memcpy(&params[0], &backup[0], n_params * sizeof(real))
+        secure_weights(params, backup, vstate)
         where = f" in epoch {epoch}" if epoch >= 0 else ""
         raise DivergenceError(
             f"the weights became non-finite{where}; they were restored to their values at the start of "
@@ -633,7 +652,9 @@ cdef Py_ssize_t acquire_rows(object x, Py_buffer *buf, bint f32, Py_ssize_t widt
     wrong."""
     if type(x) is not ndarray:
         return -1
-    PyObject_GetBuffer(x, buf, PyBUF_RECORDS_RO)   # any ndarray exports this
+    if cnp.PyArray_TYPE(<cnp.ndarray>x) != (cnp.NPY_FLOAT32 if f32 else cnp.NPY_FLOAT64):
+        return -1   # before asking for a buffer: some dtypes (datetime64) export none; the caller converts
+    PyObject_GetBuffer(x, buf, PyBUF_RECORDS_RO)
     cdef char want = b'd'
     if f32:
         want = b'f'
@@ -666,10 +687,11 @@ cdef class Engine:
     cdef readonly object params
     cdef readonly object backup
     cdef readonly object velocity
+    cdef readonly object vbackup
     cdef readonly bint f32
     cdef readonly int64_t n_params
-    cdef float[::1] p32, b32, v32
-    cdef double[::1] p64, b64, v64
+    cdef float[::1] p32, b32, v32, vb32
+    cdef double[::1] p64, b64, v64, vb64
 
     def __init__(self, int64_t n_params, bint f32):
         dtype = np.float32 if f32 else np.float64
@@ -678,6 +700,7 @@ cdef class Engine:
         self.params = aligned_zeros(n_params, dtype)
         self.backup = aligned_zeros(n_params, dtype)
         self.velocity = np.zeros(0, dtype=dtype)
+        self.vbackup = self.velocity
         if f32:
             self.p32 = self.params
             self.b32 = self.backup
@@ -689,17 +712,19 @@ cdef class Engine:
         """Allocate the (zero) momentum velocity if there is none; return it."""
         if self.velocity.shape[0] != self.n_params:
             self.velocity = aligned_zeros(self.n_params, self.params.dtype)
+            self.vbackup = aligned_zeros(self.n_params, self.params.dtype)
             if self.f32:
-                self.v32 = self.velocity
+                self.v32, self.vb32 = self.velocity, self.vbackup
             else:
-                self.v64 = self.velocity
+                self.v64, self.vb64 = self.velocity, self.vbackup
         return self.velocity
 
     def reset_velocity(self):
         """Forget the momentum velocity."""
         self.velocity = np.zeros(0, dtype=self.params.dtype)
-        self.v32 = None
-        self.v64 = None
+        self.vbackup = self.velocity
+        self.v32 = self.vb32 = None
+        self.v64 = self.vb64 = None
 
     def predict_small(self, Spec spec, object X, int ndim):
         """Outputs for one row X (ndim 1: shape (n_inputs,), giving (n_outputs,)) or a 2-D X of a few rows
@@ -740,7 +765,7 @@ cdef class Engine:
         """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss.
 
         Returns None (changing nothing) if x or y needs converting first. Raises DivergenceError on a
-        non-finite loss or weights, after restoring the weights from before the step.
+        non-finite loss or weights, after restoring the weights and the velocity from before the step.
         """
         cdef Py_buffer xb, yb
         cdef int64_t n = self.n_params
@@ -752,6 +777,7 @@ cdef class Engine:
         cdef void *p
         cdef void *b
         cdef void *v
+        cdef void *vb
         cdef float[::1] heap32
         cdef double[::1] heap64
         check_len(n, spec.n_params, "params")
@@ -785,20 +811,23 @@ cdef class Engine:
             if self.f32:
                 p, b = <void *>&self.p32[0], <void *>&self.b32[0]
                 v = <void *>&self.v32[0] if momentum > 0 else NULL
+                vb = <void *>&self.vb32[0] if momentum > 0 else NULL
             else:
                 p, b = <void *>&self.p64[0], <void *>&self.b64[0]
                 v = <void *>&self.v64[0] if momentum > 0 else NULL
+                vb = <void *>&self.vb64[0] if momentum > 0 else NULL
             if n >= NOGIL_MACS:
                 with nogil:
-                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, w, xb.buf, yb.buf, &rep)
+                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xb.buf, yb.buf, &rep)
             else:
-                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, w, xb.buf, yb.buf, &rep)
+                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xb.buf, yb.buf, &rep)
         finally:
             PyBuffer_Release(&xb)
             PyBuffer_Release(&yb)
         if st == AF_ERR_NONFINITE:
-            raise DivergenceError("non-finite loss or weights from this row; the weights were restored to their "
-                                  "values before it. Lower the learning rate or scale the inputs and targets.")
+            raise DivergenceError("non-finite loss or weights from this row; the weights and the velocity were "
+                                  "restored to their values before it. Lower the learning rate or scale the "
+                                  "inputs and targets.")
         elif st != AF_OK:
             raise RuntimeError(f"annfast kernel failed: {status_name(st)}")
         return rep.loss_sum

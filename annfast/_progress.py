@@ -2,7 +2,9 @@
 
 The bar uses tqdm when it is installed and a plain single-line fallback otherwise. Updates come between
 chunks of rows (every few milliseconds), never per sample, and the fallback redraws at most ten times a
-second, so progress costs nothing measurable.
+second, so progress costs nothing measurable. Without a stream to write to (``sys.stderr`` is None, as in
+a windowed app without a console or some service managers), the report falls back silently to nothing:
+training never fails because it cannot be reported.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Progress:
     n_rows : int or None
         Rows per epoch; None when not known in advance (a stream of chunks).
     stream : file-like, default=sys.stderr
+        When it is None (``sys.stderr`` None too), nothing is reported.
     """
 
     def __init__(self, verbose: int, epochs: int, n_rows: int, stream=None):
@@ -39,6 +42,7 @@ class Progress:
         self.epochs = epochs
         self.n_rows = n_rows
         self.stream = stream if stream is not None else sys.stderr
+        self.silent = self.stream is None
         self._bar = None
         self._t0 = 0.0
         self._last_draw = 0.0
@@ -50,6 +54,8 @@ class Progress:
 
     def epoch_begin(self, epoch: int) -> None:
         """Start the report of one epoch."""
+        if self.silent:
+            return
         self._t0 = time.perf_counter()
         self._epoch = epoch
         if self.verbose == 1 and self._tqdm:
@@ -63,7 +69,7 @@ class Progress:
 
     def update(self, done: int) -> None:
         """Report that ``done`` rows of the current epoch are trained (called between chunks)."""
-        if self.verbose != 1:
+        if self.verbose != 1 or self.silent:
             return
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
@@ -84,6 +90,8 @@ class Progress:
 
     def epoch_end(self, logs: dict, rows: int | None = None) -> None:
         """Finish the report of the epoch (of ``rows`` rows, default n_rows) with its metrics."""
+        if self.silent:
+            return
         seconds = time.perf_counter() - self._t0
         rate = (rows or self.n_rows or 0) / max(seconds, 1e-9)
         if self._bar is not None:

@@ -5,14 +5,18 @@ shuffling the rows within each buffer (so shuffling is bounded by the buffer siz
 
 - ``InMemory``: the usual case, all rows in one buffer (a full shuffle).
 - ``MappedRows``: a 2-D ``np.memmap`` (``np.load(..., mmap_mode="r")`` gives one), with targets in memory or
-  mapped too. Blocks of rows are read with plain file reads into reused buffers, in a fresh random block
-  order each epoch, so the file's pages are never mapped into the process and its resident memory stays
-  at a few buffers, whatever the file's size. Every block is checked (finite, right shape) in a first
-  pass before any training, so a bad value still leaves the model untouched.
+  mapped too. Blocks of rows are sliced from the array object and copied into buffers, in a fresh random
+  block order each epoch: training sees exactly what the array holds (a copy-on-write map changed in memory
+  trains on its changes; the file is never opened again, so replacing it after mapping changes nothing).
+  The pages of a read-only or shared map are released after each copy, so resident memory stays at a few
+  buffers whatever the file's size (see ``_MappedReader``). Every block is checked (finite, right shape,
+  targets fitting the loss) in a first pass before any training, so a bad value still leaves the model
+  untouched; errors name the row of the whole array.
 - ``ChunkStream``: an iterable of ``(X, y)`` chunks, gathered into buffers of about ``buffer_rows`` rows.
   A chunk is checked when it arrives; if one is bad, the rows before it have been trained on. For several
   epochs the iterable must start over on each ``iter()`` (a list, or an object whose ``__iter__``
-  re-reads its files); a one-shot generator allows one epoch.
+  re-reads its files); a one-shot iterator (``iter(x) is x``, a generator) allows one epoch, and ``fit``
+  refuses it with more epochs before training (``check_epochs``).
 """
 from __future__ import annotations
 
@@ -42,52 +46,55 @@ class InMemory:
         yield self.X, self.Y
 
 
-class _FileRows:
-    """Reads rows [r0, r1) of a C-contiguous 2-D memmap with file reads (no pages mapped)."""
+class _MappedReader:
+    """Copies rows [r0, r1) out of a memory-mapped array: what the array holds, never its file.
 
-    def __init__(self, arr: np.memmap):
-        mm = arr._mmap                       # numpy's mmap object of the file
-        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-        start = arr.offset - arr.offset % mmap.ALLOCATIONGRANULARITY
-        self.pos = start + (arr.ctypes.data - base)
-        self.path = arr.filename
-        self.dtype = arr.dtype
-        self.cols = arr.shape[1]
-        self.row_bytes = self.cols * arr.dtype.itemsize
+    The rows are sliced from the array object itself and copied, block by block, so the training
+    data are exactly the array's values: a copy-on-write map (``mmap_mode="c"``) with values changed in
+    memory trains on the changed values, and replacing or renaming the file after mapping changes
+    nothing (the map keeps the file it was made from). For a read-only or shared map (modes "r", "r+",
+    "w+") of a C-contiguous array, the pages of a block are released right after the copy
+    (``madvise(MADV_DONTNEED)``: the kernel reads them again from the file if they are needed), so resident
+    memory stays at a few buffers whatever the file's size. A copy-on-write map keeps its pages (releasing
+    them would discard the changes made in memory): the pages read stay resident until the kernel needs
+    the memory.
+    """
 
-    def read(self, r0: int, r1: int, out: np.ndarray) -> np.ndarray:
-        view = out[: r1 - r0]
-        with open(self.path, "rb", buffering=0) as fh:
-            fh.seek(self.pos + r0 * self.row_bytes)
-            got = fh.readinto(memoryview(view).cast("B"))
-        if got != (r1 - r0) * self.row_bytes:
-            raise OSError(f"{self.path}: the file ended early (truncated while training?)")
-        return view
+    def __init__(self, arr: np.ndarray):
+        self.arr = arr
+        self._release = None
+        mm = getattr(arr, "_mmap", None)
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if (mm is not None and advice is not None and hasattr(mm, "madvise") and arr.ndim >= 1
+                and arr.flags.c_contiguous and getattr(arr, "mode", None) in ("r", "r+", "w+")):
+            try:
+                base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+            except (TypeError, ValueError, BufferError):
+                return
+            pos = arr.ctypes.data - base
+            row_bytes = int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.dtype.itemsize
+            if 0 <= pos and pos + arr.shape[0] * row_bytes <= len(mm):
+                self._release = (mm, advice, pos, row_bytes)
 
-
-def _reader(arr):
-    """Return a function (r0, r1) -> rows of arr that reads files directly for plain memmaps."""
-    if isinstance(arr, np.memmap) and arr.ndim == 2 and arr.flags.c_contiguous and getattr(arr, "filename", None):
-        try:
-            rows = _FileRows(arr)
-        except (AttributeError, TypeError, ValueError):
-            rows = None
-        if rows is not None:
-            buf = {}
-
-            def read(r0, r1):
-                if buf.get("n", 0) < r1 - r0:
-                    buf["a"] = np.empty((r1 - r0, rows.cols), dtype=rows.dtype)
-                    buf["n"] = r1 - r0
-                return rows.read(r0, r1, buf["a"])
-            return read
-    return lambda r0, r1: np.asarray(arr[r0:r1])
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        """Return a copy of rows [r0, r1) of the array."""
+        out = np.array(self.arr[r0:r1], copy=True)
+        if self._release is not None:
+            mm, advice, pos, row_bytes = self._release
+            first = (pos + r0 * row_bytes) // mmap.PAGESIZE * mmap.PAGESIZE
+            last = pos + r1 * row_bytes
+            try:
+                mm.madvise(advice, first, last - first)
+            except (OSError, ValueError):
+                self._release = None
+        return np.asarray(out)
 
 
 class MappedRows:
     """Rows of memory-mapped arrays, read block by block (see the module docstring)."""
 
-    def __init__(self, X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int):
+    def __init__(self, X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
+                 loss: str | None = None, activation: str | None = None):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_rows, n_inputs), got shape {X.shape}")
         if X.shape[1] != n_inputs:
@@ -95,21 +102,21 @@ class MappedRows:
         if X.shape[0] == 0:
             raise ValueError("X has no rows")
         y = y if isinstance(y, np.memmap) else np.asarray(y)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D (n_rows, n_outputs), got shape {y.shape}")
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
         self.n_rows = X.shape[0]
         self.block = min(buffer_rows, self.n_rows)
-        self._dims = (n_inputs, n_outputs, dtype)
-        self._rx, self._ry = _reader(X), _reader(y)
+        self._dims = (n_inputs, n_outputs, dtype, loss, activation)
+        self._rx = _MappedReader(X).read if isinstance(X, np.memmap) else (lambda r0, r1: X[r0:r1])
+        self._ry = _MappedReader(y).read if isinstance(y, np.memmap) else (lambda r0, r1: y[r0:r1])
         self._check_all()
 
     def _block(self, r0: int, r1: int):
-        n_in, n_out, dtype = self._dims
-        try:
-            Xb = v.as_inputs(self._rx(r0, r1), n_in, dtype)
-            Yb = v.as_targets(self._ry(r0, r1), r1 - r0, n_out, dtype)
-        except ValueError as exc:
-            raise ValueError(f"rows {r0} to {r1 - 1} of the data: {exc} (row numbers within that block)") from None
+        n_in, n_out, dtype, loss, activation = self._dims
+        Xb = v.as_inputs(self._rx(r0, r1), n_in, dtype, first_row=r0)
+        Yb = v.as_targets(self._ry(r0, r1), r1 - r0, n_out, dtype, first_row=r0, loss=loss, activation=activation)
         return Xb, Yb
 
     def _check_all(self) -> None:
@@ -128,15 +135,23 @@ class MappedRows:
 class ChunkStream:
     """An iterable of (X, y) chunks gathered into buffers of about ``buffer_rows`` rows."""
 
-    def __init__(self, chunks, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int):
+    def __init__(self, chunks, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
+                 loss: str | None = None, activation: str | None = None):
         if isinstance(chunks, (np.ndarray, str, bytes)) or not hasattr(chunks, "__iter__"):
             raise TypeError("with y=None, X must be an iterable of (X, y) chunks")
         self.chunks = chunks
         self.n_rows = None
-        self._dims = (n_inputs, n_outputs, dtype)
+        self._dims = (n_inputs, n_outputs, dtype, loss, activation)
         self.buffer_rows = buffer_rows
         self._one_shot = iter(chunks) is chunks
         self._used = False
+
+    def check_epochs(self, epochs: int) -> None:
+        """Refuse, before any training, more than one epoch from a one-shot iterator."""
+        if self._one_shot and epochs > 1:
+            raise ValueError(f"X is a one-shot iterator of chunks (iter(X) is X, a generator, say), which can feed "
+                             f"only one epoch, but epochs={epochs}; pass a list of chunks or an object whose "
+                             f"__iter__ starts over, or train one epoch per call")
 
     def buffers(self, rng):
         """Yield buffers of converted, checked chunks (the chunks of one pass over the iterable)."""
@@ -144,7 +159,7 @@ class ChunkStream:
             raise ValueError("the chunk iterable is a one-shot iterator, already consumed by the first epoch; "
                              "pass a list or an object whose __iter__ starts over to train several epochs")
         self._used = True
-        n_in, n_out, dtype = self._dims
+        n_in, n_out, dtype, loss, activation = self._dims
         xs, ys, held, seen = [], [], 0, 0
         for k, chunk in enumerate(self.chunks):
             try:
@@ -153,7 +168,7 @@ class ChunkStream:
                 raise TypeError(f"chunk {k} must be a pair (X, y)") from None
             try:
                 Xc = v.as_inputs(Xc, n_in, dtype)
-                Yc = v.as_targets(yc, Xc.shape[0], n_out, dtype)
+                Yc = v.as_targets(yc, Xc.shape[0], n_out, dtype, loss=loss, activation=activation)
             except ValueError as exc:
                 raise ValueError(f"chunk {k} (rows {seen} onwards): {exc}") from None
             xs.append(Xc)
@@ -170,15 +185,19 @@ class ChunkStream:
         self.n_rows = seen
 
 
-def source(X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int | None):
-    """Return the data source for fit's X and y (see the module docstring)."""
+def source(X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int | None,
+           loss: str | None = None, activation: str | None = None):
+    """Return the data source for fit's X and y (see the module docstring).
+
+    With ``loss`` and the output ``activation``, the targets are checked to fit the loss too.
+    """
     rows = buffer_rows or default_buffer_rows(n_inputs, dtype.itemsize)
     if y is None:
-        return ChunkStream(X, n_inputs, n_outputs, dtype, rows)
+        return ChunkStream(X, n_inputs, n_outputs, dtype, rows, loss, activation)
     if isinstance(X, np.memmap):
-        return MappedRows(X, y, n_inputs, n_outputs, dtype, rows)
+        return MappedRows(X, y, n_inputs, n_outputs, dtype, rows, loss, activation)
     Xa = v.as_inputs(X, n_inputs, dtype)
-    return InMemory(Xa, v.as_targets(y, Xa.shape[0], n_outputs, dtype))
+    return InMemory(Xa, v.as_targets(y, Xa.shape[0], n_outputs, dtype, loss=loss, activation=activation))
 
 
 __all__ = ["ChunkStream", "InMemory", "MappedRows", "source"]

@@ -75,7 +75,11 @@ def check_float(value, name: str, low: float | None = None, high: float | None =
 
 
 def check_sgd(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, float, float, bool]:
-    """Check SGD settings: learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0."""
+    """Check SGD settings: learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0, all finite real numbers.
+
+    The one check of every training entry point (fit, partial_fit, train_step, the estimators): bools,
+    strings, NaN and inf are refused with the same TypeError or ValueError everywhere.
+    """
     lr = check_float(learning_rate, "learning_rate", low=0.0, low_open=True)
     mu = check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True)
     wd = check_float(weight_decay, "weight_decay", low=0.0)
@@ -93,11 +97,12 @@ def _numeric(a, name: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str, original=None) -> None:
+def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0) -> None:
     """Raise a ValueError naming the first non-finite value of ``arr`` (rows and columns for 2-D).
 
     ``arr`` may be a converted copy of ``original``: a finite value that does not fit the new dtype
-    is then reported as such.
+    is then reported as such. Rows are numbered from ``first_row`` (the row of a larger whole that
+    ``arr`` starts at).
     """
     if arr.dtype.kind != "f":
         return
@@ -105,14 +110,17 @@ def _check_finite(arr: np.ndarray, name: str, original=None) -> None:
     if flat.size == 0 or _core.all_finite(flat if flat.dtype in (np.float32, np.float64) else flat.astype(np.float64)):
         return
     idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-    where = f"row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
+    where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
     if original is not None and np.isfinite(original[idx]):
         raise ValueError(f"{name} holds {float(original[idx])!r} at {where}, which does not fit in {arr.dtype}")
     raise ValueError(f"{name} holds a non-finite value ({arr[idx]}) at {where}")
 
 
-def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
-    """Return X as a C-contiguous (n_rows, n_inputs) array of ``dtype``, checked finite and non-empty."""
+def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X", first_row: int = 0) -> np.ndarray:
+    """Return X as a C-contiguous (n_rows, n_inputs) array of ``dtype``, checked finite and non-empty.
+
+    Errors name rows counted from ``first_row`` (X's first row is that row of a larger whole).
+    """
     arr = _numeric(X, name)
     if arr.ndim != 2:
         hint = (f"; for one row use {name}.reshape(1, -1)" if arr.ndim == 1 and n_inputs > 1
@@ -124,15 +132,18 @@ def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
         raise ValueError(f"{name} has no rows")
     with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr)
+    _check_finite(out, name, arr, first_row)
     return out
 
 
-def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y", first_row: int = 0,
+               loss: str | None = None, activation: str | None = None) -> np.ndarray:
     """Return y as a C-contiguous (n_rows, n_outputs) array of ``dtype``.
 
     A 1-D y is one column when the network has one output, and integer class labels (one-hot
-    encoded here) when it has several.
+    encoded here) when it has several. With ``loss`` (and the output ``activation``), the targets are
+    also checked to fit that loss (see ``check_targets_fit_loss``). Errors name rows counted from
+    ``first_row``.
     """
     arr = _numeric(y, name)
     if arr.ndim == 1 and n_outputs > 1:
@@ -141,7 +152,7 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y")
                              f"(n_rows, {n_outputs}) targets or integer class labels")
         bad = np.flatnonzero((arr < 0) | (arr >= n_outputs))
         if bad.size:
-            raise ValueError(f"{name}[{bad[0]}] = {arr[bad[0]]} is not a class label in "
+            raise ValueError(f"{name}[{bad[0] + first_row}] = {arr[bad[0]]} is not a class label in "
                              f"[0, {n_outputs}) for a network with {n_outputs} outputs")
         onehot = np.zeros((arr.shape[0], n_outputs), dtype=dtype)
         onehot[np.arange(arr.shape[0]), arr] = 1
@@ -154,6 +165,52 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y")
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_outputs} outputs")
     if arr.shape[0] != n_rows:
         raise ValueError(f"X has {n_rows} rows but {name} has {arr.shape[0]}")
+    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr, first_row)
+    if loss is not None:
+        check_targets_fit_loss(out, loss, activation, name, first_row)
+    return out
+
+
+def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str = "y", first_row: int = 0) -> None:
+    """Raise a ValueError naming the first row of targets ``Y`` (n_rows, n_outputs) that does not fit ``loss``.
+
+    The one rule for every entry point: cross-entropy needs targets in [0, 1] (probabilities or 0/1
+    labels), and after a softmax output each row must sum to 1 (within a few rounding errors of the
+    dtype: one-hot rows, from integer class labels, always do). The half squared error takes any finite
+    target.
+    """
+    if loss != "cross_entropy" or Y.size == 0:
+        return
+    outside = (Y < 0) | (Y > 1)
+    if outside.any():
+        r, c = (int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(f"{name} holds {float(Y[r, c])!r} at row {r + first_row}, column {c}, but cross_entropy "
+                         f"needs targets in [0, 1] (probabilities or 0/1 labels); use integer class labels, "
+                         f"or loss='half_squared_error' for other targets")
+    if activation == "softmax":
+        sums = Y.sum(axis=1, dtype=np.float64)
+        tol = max(1e-4, 8 * Y.shape[1] * float(np.finfo(Y.dtype).eps))
+        bad = np.flatnonzero(np.abs(sums - 1) > tol)
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(f"row {r + first_row} of {name} sums to {sums[r]:.6g}, but cross_entropy after a softmax "
+                             f"output needs each row of targets to be class probabilities summing to 1; pass "
+                             f"one-hot rows or integer class labels")
+
+
+def as_weights(w, shape: tuple, dtype: np.dtype, name: str) -> np.ndarray:
+    """Return weights ``w`` as an array of ``shape`` in the network's ``dtype``.
+
+    They must be real numbers, finite after the conversion (a value too large for float32 is reported,
+    not written as inf).
+    """
+    arr = np.asarray(w)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
     with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr)

@@ -3,13 +3,17 @@
 A callback is any object with some of the methods of ``Callback``; ``fit`` calls them between epochs
 (never per sample), with ``logs``: a dict of the epoch's metrics ("loss", "val_loss", "accuracy",
 "val_accuracy" where they apply). Setting ``network.stop_training = True`` ends training after the
-current epoch.
+current epoch. Before the first update, ``fit`` checks the callbacks (``CallbackList``) and calls each one's
+``_check`` with the names of the metrics training will report, so that a callback that cannot work
+(EarlyStopping watching "val_loss" without validation data) fails before the weights change.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["Callback", "EarlyStopping"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping"]
+
+_METHODS = ("set_network", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end")
 
 
 class Callback:
@@ -26,6 +30,12 @@ class Callback:
     def set_network(self, network) -> None:
         """Remember the network that ``fit`` is about to train."""
         self.network = network
+
+    def _check(self, logs_keys) -> None:
+        """Raise ValueError/TypeError, before training, if the callback cannot work with these metrics.
+
+        ``logs_keys`` is the set of names of the metrics every epoch will report ("loss", ...).
+        """
 
     def on_train_begin(self, logs: dict) -> None:
         """Call before the first epoch."""
@@ -81,6 +91,12 @@ class EarlyStopping(Callback):
         self.restore_best_weights = bool(restore_best_weights)
         self._reset()
 
+    def _check(self, logs_keys) -> None:
+        """Refuse, before training, a monitored metric that training will not report."""
+        if self.monitor not in logs_keys:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r} but training reports only "
+                             f"{sorted(logs_keys)}; pass validation_data or validation_split for val_* metrics")
+
     def _reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
@@ -113,3 +129,62 @@ class EarlyStopping(Callback):
         """Restore the best weights if asked to."""
         if self.restore_best_weights and self._best_weights is not None:
             self.network.set_parameters(self._best_weights)
+
+
+class CallbackList:
+    """The callbacks of one training call, checked up front and called in order.
+
+    Parameters
+    ----------
+    callbacks : iterable of callbacks or None
+        Each one a ``Callback`` or any object with at least one of its methods (only the methods it has
+        are called); anything else is refused with a TypeError naming its index.
+    """
+
+    def __init__(self, callbacks):
+        if callbacks is None:
+            callbacks = []
+        elif isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+            raise TypeError(f"callbacks must be a list of callbacks, got {type(callbacks).__name__}")
+        self.callbacks = list(callbacks)
+        for k, cb in enumerate(self.callbacks):
+            if isinstance(cb, type) or not any(callable(getattr(cb, m, None)) for m in _METHODS):
+                raise TypeError(f"callbacks[{k}] is {type(cb).__name__} {cb!r}, not a callback: it has none of "
+                                f"the methods {', '.join(_METHODS)} (subclass annfast.callbacks.Callback)")
+
+    def __bool__(self) -> bool:
+        return bool(self.callbacks)
+
+    def check(self, logs_keys) -> None:
+        """Let every callback refuse, before training, the metrics training will report."""
+        keys = frozenset(logs_keys)
+        for cb in self.callbacks:
+            check = getattr(cb, "_check", None)
+            if callable(check):
+                check(keys)
+
+    def _call(self, method: str, *args) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, method, None)
+            if callable(fn):
+                fn(*args)
+
+    def set_network(self, network) -> None:
+        """Call ``set_network`` of every callback."""
+        self._call("set_network", network)
+
+    def on_train_begin(self, logs: dict) -> None:
+        """Call ``on_train_begin`` of every callback."""
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs: dict) -> None:
+        """Call ``on_train_end`` of every callback."""
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch: int, logs: dict) -> None:
+        """Call ``on_epoch_begin`` of every callback."""
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        """Call ``on_epoch_end`` of every callback."""
+        self._call("on_epoch_end", epoch, logs)

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import time
 import uuid
 
@@ -71,6 +72,7 @@ import numpy as np
 
 from . import _validation as v
 from ._core import DivergenceError
+from .callbacks import CallbackList
 from .history import History
 from .network import Dense, Network
 
@@ -160,20 +162,40 @@ def _network(spec: tuple, params: np.ndarray) -> Network:
     return net
 
 
-def _block(x, y, n_inputs: int, n_outputs: int, dtype: str, encode) -> tuple[np.ndarray, np.ndarray]:
-    """Convert one partition pair to checked C-contiguous (rows, n_inputs) and (rows, n_outputs) arrays."""
+def _block(x, y, n_inputs: int, n_outputs: int, dtype: str, encode, first_row: int = 0,
+           loss: str | None = None, activation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Convert one partition pair to checked C-contiguous (rows, n_inputs) and (rows, n_outputs) arrays.
+
+    ``first_row`` is the row of the whole data that the partition starts at: errors name global rows.
+    """
     x = np.asarray(x)
     y = np.asarray(y) if encode is None else encode(np.asarray(y))
     dtype = np.dtype(dtype)
     if x.ndim == 2 and x.shape[0] == 0:          # an empty partition (dask DataFrames may have some)
         if y.shape[0] != 0:
-            raise ValueError(f"a partition of X has 0 rows but the matching partition of y has {y.shape[0]}")
+            raise ValueError(f"a partition of X has 0 rows but the matching partition of y has {y.shape[0]} "
+                             f"(rows {first_row} onwards of y)")
         return np.empty((0, n_inputs), dtype), np.empty((0, n_outputs), dtype)
-    X = v.as_inputs(x, n_inputs, dtype, "X")
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(f"a partition of X has {X.shape[0]} rows but the matching partition of y has "
-                         f"{y.shape[0]}; X and y must be partitioned alike")
-    return X, v.as_targets(y, X.shape[0], n_outputs, dtype, "y")
+    X = v.as_inputs(x, n_inputs, dtype, "X", first_row=first_row)
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"the partition of X of rows {first_row} to {first_row + X.shape[0] - 1} has {X.shape[0]} "
+                         f"rows but the matching partition of y has {y.shape[0] if y.ndim else 'none'}; X and y must "
+                         f"be partitioned alike")
+    return X, v.as_targets(y, X.shape[0], n_outputs, dtype, "y", first_row=first_row, loss=loss,
+                           activation=activation)
+
+
+def _first_rows(xs: list) -> list:
+    """Return the row of the whole data that each partition starts at.
+
+    Delayed running sums of the partitions' lengths, computed on the workers with the partitions, so
+    that unknown sizes (dask DataFrames, filtered arrays) need no pass of their own.
+    """
+    first, out = 0, []
+    for x in xs:
+        out.append(first)
+        first = dask.delayed(operator.add, pure=True)(first, dask.delayed(len, pure=True)(x))
+    return out
 
 
 def _rows(block: tuple) -> int:
@@ -257,8 +279,12 @@ def _partitions(X, y, n_groups: int):
         X = da.from_array(X, chunks=(math.ceil(X.shape[0] / n_groups), -1))
     if not dask.is_dask_collection(y):
         y = np.asarray(y)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D (n_rows, n_outputs), got shape {y.shape}")
         if _is_frame(X):
             X = X.to_dask_array(lengths=True)
+        elif any(math.isnan(c) for c in X.chunks[0]):   # unknown chunk sizes (from a filter, say): compute them
+            X = X.compute_chunk_sizes()
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
         y = da.from_array(y, chunks=(X.chunks[0],) + tuple((s,) for s in y.shape[1:]))
@@ -292,11 +318,16 @@ def _partitions(X, y, n_groups: int):
     return list(X.to_delayed()[:, 0]), list(y.to_delayed().reshape(-1))
 
 
-def _persist(client, net: Network, X, y, n_groups: int, encode=None):
-    """Convert and persist the partition pairs on the workers; return their futures and row counts."""
+def _persist(client, net: Network, X, y, n_groups: int, encode=None, loss: str | None = None):
+    """Convert and persist the partition pairs on the workers; return their futures and row counts.
+
+    Errors found in a partition name rows of the whole data; with ``loss``, the targets must fit it.
+    """
     xs, ys = _partitions(X, y, n_groups)
-    pairs = [dask.delayed(_block, pure=False)(x, t, net.n_inputs, net.n_outputs, net.dtype.name, encode)
-             for x, t in zip(xs, ys)]
+    act = net.layers[-1].activation
+    pairs = [dask.delayed(_block, pure=False)(x, t, net.n_inputs, net.n_outputs, net.dtype.name, encode, first,
+                                              loss, act)
+             for x, t, first in zip(xs, ys, _first_rows(xs))]
     futures = client.compute(pairs)
     rows = client.gather(client.map(_rows, futures, pure=False))
     return futures, [int(r) for r in rows]
@@ -506,7 +537,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
     if seed is None:
         seed = int(net._rng.integers(2**63))
     seed = v.check_int(seed, "seed", minimum=0)
-    callbacks = list(callbacks or [])
+    callbacks = CallbackList(callbacks)
 
     if n_groups is None:
         client.wait_for_workers(1, timeout=_WAIT_FOR_WORKERS)
@@ -514,7 +545,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
     run = uuid.uuid4().hex[:8]
     held = []                      # every future of this call, released at the end
     try:
-        futures, rows = _persist(client, net, X, y, n_groups, encode)
+        futures, rows = _persist(client, net, X, y, n_groups, encode, loss)
         held.append(futures)
         if sum(rows) == 0:
             raise ValueError("X has no rows")
@@ -526,6 +557,9 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
             n_rounds = rounds_per_epoch or 1
         places = _place(client, futures, groups, rows)
         val = _validation(client, net, validation_data, n_groups, held, encode)
+        classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")
+        reported = {"loss", "accuracy"} if classifier else {"loss"}
+        callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
         spec = _spec_of(net)
         sgd = dict(learning_rate=lr, batch_size=batch_size, loss=loss, momentum=mu, nesterov=nest,
                    weight_decay=wd)
@@ -537,15 +571,12 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
         hist.setup_seconds = time.perf_counter() - t_start
         net.history = hist
         net.stop_training = False
-        classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")
-        for cb in callbacks:
-            cb.set_network(net)
-            cb.on_train_begin({})
+        callbacks.set_network(net)
+        callbacks.on_train_begin({})
         logs: dict = {}
         for epoch in range(epochs):
             t_epoch = time.perf_counter()
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, logs)
+            callbacks.on_epoch_begin(epoch, logs)
             totals = np.zeros(3)           # loss sum, hits, rows
             for rnd in range(n_rounds):
                 t_round = time.perf_counter()
@@ -582,12 +613,10 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
                 logs.update(val(loss, classifier, max_retries, f"validation after epoch {epoch}"))
             hist.record(epoch, **logs)
             hist.epoch_seconds.append(time.perf_counter() - t_epoch)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
+            callbacks.on_epoch_end(epoch, logs)
             if net.stop_training:
                 break
-        for cb in callbacks:
-            cb.on_train_end(logs)
+        callbacks.on_train_end(logs)
     finally:
         held.clear()               # the partitions on the workers are released with the last reference
     hist.wall_time = time.perf_counter() - t_start

@@ -6,6 +6,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -14,7 +15,9 @@ import numpy as np
 
 from . import _core, _io, _parallel, _stream
 from . import _validation as v
+from ._core import DivergenceError
 from ._progress import Progress
+from .callbacks import CallbackList
 from .history import History
 
 __all__ = ["Dense", "Network", "load"]
@@ -178,6 +181,7 @@ class Network:
             n_in = layer.units
         self._grad = np.empty(0, dtype=self.dtype)
         self._lock = threading.RLock()
+        self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
@@ -312,14 +316,7 @@ class Network:
         flat : array_like of shape (n_params,)
             Finite values; converted to the network's dtype.
         """
-        arr = np.asarray(flat)
-        if arr.shape != (self.n_params,):
-            raise ValueError(f"flat parameters must have shape ({self.n_params},), got {arr.shape}")
-        if arr.dtype.kind not in "iuf":
-            raise TypeError(f"flat parameters must be real numbers, got dtype {arr.dtype}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"flat parameters hold a non-finite value at index "
-                             f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters")
         with self._lock:
             self._params[...] = arr
             self._engine.reset_velocity()
@@ -345,13 +342,7 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError(f"weights[{k}] must be a pair (W, b)") from None
             for name, new, old in ((f"weights[{k}] W", Wn, W), (f"weights[{k}] b", bn, b)):
-                arr = np.asarray(new)
-                if arr.dtype.kind not in "iuf":
-                    raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-                if arr.shape != old.shape:
-                    raise ValueError(f"{name} has shape {arr.shape}, expected {old.shape}")
-                v._check_finite(arr, name)
-                checked.append(arr)
+                checked.append(v.as_weights(new, old.shape, self.dtype, name))
         with self._lock:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn
@@ -364,6 +355,57 @@ class Network:
             self._engine.reset_velocity()
 
     # ---- training ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _fit_guard(self, threaded: bool):
+        """Hold the lock for one fit; refuse a fit nested in it; reset the velocity after threaded divergence.
+
+        The lock is reentrant, so a callback of this network's fit that calls fit again (on the same thread)
+        would get it and start a second fit in the middle of the first one's epoch loop: refused with a
+        RuntimeError before it changes anything. After a DivergenceError of threaded training (whose threads
+        keep no copy of the velocity at the point the weights are restored to) the velocity is reset to zero;
+        serial training restores it with the weights (see ``_core.train_rows``).
+        """
+        with self._lock:
+            if self._fitting:
+                raise RuntimeError("fit (or partial_fit) called on a network while its own fit runs (from a "
+                                   "callback?); a callback must not train the network it watches: train a "
+                                   "copy.deepcopy of it, or act after fit returns")
+            self._fitting = True
+            try:
+                yield
+            except DivergenceError:
+                if threaded:
+                    self._engine.reset_velocity()
+                raise
+            finally:
+                self._fitting = False
+
+    def _snapshot(self) -> dict:
+        """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
+        with self._lock:
+            return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
+                    "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
+                    "spec": self._cur_spec, "stop_training": self.stop_training}
+
+    def _restore(self, snap: dict) -> None:
+        """Put back a ``_snapshot``, under the lock: other threads see the state before or after, never between.
+
+        Everything is built aside first; the swap writes the weights in place (readers hold the same lock)
+        and never re-creates the network's buffers, lock or threads.
+        """
+        velocity = snap["velocity"]
+        with self._lock:
+            self._params[...] = snap["params"]
+            if velocity.shape[0] == self.n_params:
+                self._engine.ensure_velocity()[...] = velocity
+            else:
+                self._engine.reset_velocity()
+            self._rng.bit_generator.state = snap["rng"]
+            self.history = snap["history"]
+            self.loss = snap["loss"]
+            self._cur_spec = snap["spec"]
+            self.stop_training = snap["stop_training"]
 
     def _buffers(self, momentum: float, batch_size: int) -> None:
         if momentum > 0:
@@ -383,9 +425,11 @@ class Network:
         ----------
         X : array_like of shape (n_rows, n_inputs), np.memmap, or iterable of (X, y) chunks
             The inputs. A memory-mapped array (``np.load(path, mmap_mode="r")``, ``np.memmap``) is
-            streamed from its file block by block and never loaded whole. With ``y=None``, X is an
-            iterable of ``(X_chunk, y_chunk)`` pairs, streamed the same way (it must start over on each
-            ``iter()`` to train several epochs).
+            streamed block by block and never loaded whole; the blocks are copied from the array object
+            itself, so training sees exactly what the array holds (also a copy-on-write map changed in
+            memory), never the file as it may be now. With ``y=None``, X is an iterable of
+            ``(X_chunk, y_chunk)`` pairs, streamed the same way (it must start over on each ``iter()`` to
+            train several epochs: a one-shot iterator with ``epochs > 1`` is refused before training).
         y : array_like of shape (n_rows, n_outputs) or (n_rows,), or None
             1-D y is one column for a single output, or integer class labels for several outputs. May
             be memory-mapped too. None when X is an iterable of chunks.
@@ -419,7 +463,8 @@ class Network:
             ``on_train_end`` are called; setting ``network.stop_training = True`` ends training after
             the current epoch (see ``annfast.callbacks``).
         verbose : {0, 1, 2}, default=0
-            0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch.
+            0 silent; 1 a live progress bar per epoch (tqdm when installed); 2 one line per epoch. Reports
+            go to ``sys.stderr``; when it is None (no console), training is silently not reported.
         n_threads : int, default=1
             Threads to train with, 1 to 1024; -1 uses every core this process may use. 1 (the default) is
             the serial, bitwise-reproducible path. ``history.params["n_threads"]`` and
@@ -465,14 +510,26 @@ class Network:
 
         Raises
         ------
+        ValueError, TypeError
+            For bad data or settings, raised before anything changes: shapes, dtypes, non-finite values,
+            targets that do not fit the loss (cross_entropy: in [0, 1], rows summing to 1 after a
+            softmax), callbacks that are not callbacks or watch a metric training will not report.
+        RuntimeError
+            If called from a callback of this network's own running fit.
         DivergenceError
             If the loss or the weights become non-finite; the weights are then those before the bad
-            row when finite, else those at the start of the epoch.
+            row when finite, else those at the start of the epoch. With one thread the momentum
+            velocity goes back to the same point as the weights; with ``n_threads > 1`` it is reset to
+            zero (the threads keep no copy of it at that point).
         """
         if shuffle_buffer is not None:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
-        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer)
+        loss = self.loss if loss is None else self._check_loss(loss)
+        out_act = self.layers[-1].activation
+        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act)
         epochs = v.check_int(epochs, "epochs", minimum=0)
+        if isinstance(data, _stream.ChunkStream):
+            data.check_epochs(epochs)
         lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
@@ -486,7 +543,8 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError("validation_data must be a pair (X_val, y_val)") from None
             Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
-            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val"))
+            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
+                                    activation=out_act))
         elif split > 0:
             if not isinstance(data, _stream.InMemory):
                 raise ValueError("validation_split needs the data in memory; for streamed data pass "
@@ -499,7 +557,7 @@ class Network:
             data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val])
         if batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
-        callbacks = list(callbacks or [])
+        callbacks = CallbackList(callbacks)
         threads = _parallel.resolve_threads(n_threads)
         if sync_every is not None:
             sync_every = v.check_int(sync_every, "sync_every", minimum=1, maximum=_parallel.MERGED_ROWS_IN_FLIGHT)
@@ -509,7 +567,6 @@ class Network:
         bs = n if batch_size is None else v.check_int(batch_size, "batch_size", minimum=1)
         if n is not None:
             bs = min(bs, n)
-        loss = self.loss if loss is None else self._check_loss(loss)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         spec = self._spec(loss)
         mode, threads = _parallel.choose(spec, threads, bs, bool(hogwild), sync_every)
@@ -518,15 +575,16 @@ class Network:
                             threading=mode, n_validation_rows=0 if val is None else val[0].shape[0]))
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
-        with self._lock:
+        reported = {"loss", "accuracy"} if classifier else {"loss"}
+        callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
+        with self._fit_guard(threads > 1):
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
             self._cur_spec = spec
             self.stop_training = False
             self._buffers(mu, bs)
-            for cb in callbacks:
-                cb.set_network(self)
-                cb.on_train_begin({})
+            callbacks.set_network(self)
+            callbacks.on_train_begin({})
             logs: dict = {}
             pool = self._workers.get(threads) if threads > 1 else None
             merged = mode == "merged"
@@ -553,8 +611,7 @@ class Network:
             hbuf = _core.aligned_zeros(_core.split_hbuf_len(spec), self.dtype) if mode == "split" else None
             try:
                 for epoch in range(epochs):
-                    for cb in callbacks:
-                        cb.on_epoch_begin(epoch, logs)
+                    callbacks.on_epoch_begin(epoch, logs)
                     if progress:
                         progress.epoch_begin(epoch)
                     total, correct, rows = 0.0, 0, 0
@@ -595,8 +652,7 @@ class Network:
                     hist.record(epoch, **logs)
                     if progress:
                         progress.epoch_end(logs, rows)
-                    for cb in callbacks:
-                        cb.on_epoch_end(epoch, logs)
+                    callbacks.on_epoch_end(epoch, logs)
                     if self.stop_training:
                         break
             except BaseException:
@@ -606,8 +662,7 @@ class Network:
             finally:
                 if progress:
                     progress.close()
-            for cb in callbacks:
-                cb.on_train_end(logs)
+            callbacks.on_train_end(logs)
         return hist
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
@@ -633,15 +688,25 @@ class Network:
         y : array_like of shape (n_outputs,), a number for one output, or an integer class label
             for several outputs.
         learning_rate, momentum, weight_decay, nesterov
-            As in ``fit``; uses the network's ``loss``.
+            As in ``fit`` (checked exactly as ``fit`` checks them); uses the network's ``loss``.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad row, target (also one that does not fit the loss) or setting; nothing changes.
+        DivergenceError
+            If the row's loss or the updated weights are non-finite; the weights and the momentum
+            velocity are then exactly those from before the step.
         """
+        lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
         with self._lock:
-            loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay, nesterov)
+            if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
+                y = self._target_row(y)
+            loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
             if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
                 x = v.as_row(x, self.n_inputs, self.dtype, "x")
                 y = self._target_row(y)
-                loss = self._engine.train_one(self._cur_spec, x, y, learning_rate, momentum, weight_decay,
-                                              nesterov)
+                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
         return loss
 
     def _target_row(self, y) -> np.ndarray:
@@ -651,7 +716,9 @@ class Network:
             row = np.zeros(self.n_outputs, dtype=self.dtype)
             row[y] = 1
             return row
-        return v.as_row(y, self.n_outputs, self.dtype, "y")
+        row = v.as_row(y, self.n_outputs, self.dtype, "y")
+        v.check_targets_fit_loss(row.reshape(1, -1), self.loss, self.layers[-1].activation, "y")
+        return row
 
     # ---- inference --------------------------------------------------------------------------
 
@@ -701,9 +768,9 @@ class Network:
         -------
         float or dict
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         with self._lock:
             total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
         if not return_dict:
@@ -724,9 +791,9 @@ class Network:
         ndarray of shape (n_params,)
             Laid out like ``parameters``.
         """
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype)
         loss = self.loss if loss is None else self._check_loss(loss)
+        X = v.as_inputs(X, self.n_inputs, self.dtype)
+        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         grad = np.zeros(self.n_params, dtype=self.dtype)
         with self._lock:
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)

@@ -8,8 +8,11 @@ score, ``partial_fit``), but train with annfast's C kernels, by default one samp
 in ``Pipeline``, ``GridSearchCV`` (also with process-based ``n_jobs``) and every other scikit-learn tool,
 and pass scikit-learn's estimator checks.
 
-A call that fails (bad input, a diverging run, Ctrl-C) leaves the estimator as it was before the call:
-the input is checked before anything changes, and a training run that raises is rolled back.
+A call that fails (bad input, a diverging run, Ctrl-C) leaves the estimator as it was before the call,
+and no other thread ever sees it otherwise: the input is checked before anything changes, the call works
+on a staged copy of the estimator's attributes (a new network is built aside) that replaces them only on
+success, and a run that trains the fitted network holds that network's lock from its snapshot to its
+rollback, so a concurrent ``predict`` sees the weights from before the call or from after a successful one.
 """
 from __future__ import annotations
 
@@ -203,7 +206,9 @@ class _BaseANN(BaseEstimator):
     def _validate(self, X, y="no_validation", **check_params):
         """Run scikit-learn's ``validate_data`` (C order) and add where the first non-finite value is to its error."""
         try:
-            with np.errstate(over="ignore"):     # a value too large for float32 is reported by validate_data
+            # a value too large for float32, or a y holding both inf and -inf (whose sum is NaN in scikit-learn's
+            # finiteness check), is reported by validate_data: no floating-point warning on the way
+            with np.errstate(over="ignore", invalid="ignore"):
                 return validate_data(self, X, y, order="C", **check_params)
         except ValueError as exc:
             message = str(exc)
@@ -231,19 +236,22 @@ class _BaseANN(BaseEstimator):
     # ---- training ----------------------------------------------------------------------------
 
     def _fit(self, X, y, incremental: bool, classes=None):
-        """Fit (or continue fitting) as one transaction: on any exception the estimator is left as it was."""
+        """Fit (or continue fitting) as one transaction: on any exception the estimator is left as it was.
+
+        The work runs on a staged copy of the estimator's attributes, which replace the estimator's only
+        when it succeeds; a fitted network that is trained further is rolled back under its own lock if
+        training raises (see ``_train``). Nothing is rebuilt in place: readers in other threads never see
+        a failed call.
+        """
         p = self._checked_params()
         reuse = self.__sklearn_is_fitted__() and (incremental or p["warm_start"])
-        saved = dict(self.__dict__)
-        net_state = self.network_.__getstate__() if reuse else None
-        try:
-            warning = self._fit_work(X, y, p, reuse, incremental, classes)
-        except BaseException:
-            if net_state is not None:
-                saved["network_"].__setstate__(net_state)     # weights, momentum and random stream as they were
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        staged = object.__new__(type(self))
+        staged.__dict__.update(self.__dict__)
+        warning = staged._fit_work(X, y, p, reuse, incremental, classes)
+        gone = set(self.__dict__) - set(staged.__dict__)
+        self.__dict__.update(staged.__dict__)
+        for key in gone:
+            self.__dict__.pop(key, None)
         if warning:
             warnings.warn(warning, ConvergenceWarning, stacklevel=3)
         return self
@@ -287,23 +295,29 @@ class _BaseANN(BaseEstimator):
         bs = p["batch_size"]
         bs = min(_AUTO_BATCH, n_rows) if bs == "auto" else bs
         monitor = _Monitor(p["tol"], p["n_iter_no_change"], stop=not incremental, score=score)
-        try:
-            net.fit(X, targets, epochs=1 if incremental else p["max_iter"], learning_rate=p["learning_rate_init"],
-                    batch_size=bs, shuffle=p["shuffle"], momentum=p["momentum"],
-                    nesterov=p["nesterovs_momentum"] and p["momentum"] > 0, weight_decay=p["alpha"],
-                    callbacks=[monitor], verbose=p["verbose"])
-        except DivergenceError as exc:
-            raise DivergenceError(
-                f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
-                f"learning_rate_init={p['learning_rate_init']}; scaling X (a StandardScaler in a Pipeline) also "
-                f"helps. The estimator is unchanged.") from exc
+        with net._lock:       # reentrant: net.fit takes it again; no reader sees the run until it is kept
+            snapshot = net._snapshot() if reuse else None
+            try:
+                net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
+                        learning_rate=p["learning_rate_init"], batch_size=bs, shuffle=p["shuffle"],
+                        momentum=p["momentum"], nesterov=p["nesterovs_momentum"] and p["momentum"] > 0,
+                        weight_decay=p["alpha"], callbacks=[monitor], verbose=p["verbose"])
+                if early and monitor.best_params is not None:
+                    net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
+            except BaseException as exc:
+                if snapshot is not None:
+                    net._restore(snapshot)     # weights, momentum, random stream and history as they were
+                if isinstance(exc, DivergenceError):
+                    raise DivergenceError(
+                        f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
+                        f"learning_rate_init={p['learning_rate_init']}; scaling X (a StandardScaler in a Pipeline) "
+                        f"also helps. The estimator is unchanged.") from exc
+                raise
 
         self.n_iter_ += len(monitor.losses)
         self.t_ += len(monitor.losses) * n_rows
         self.loss_curve_ = self.loss_curve_ + monitor.losses
         if early:
-            if monitor.best_params is not None:
-                net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
             self.validation_scores_ = (self.validation_scores_ or []) + monitor.scores
             self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None

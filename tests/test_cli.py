@@ -177,7 +177,7 @@ def test_training_options_reach_fit_and_the_model_file(tmp_path, capsys):
     assert header["training"] == {"epochs": 3, "learning_rate": 0.05, "batch_size": 8, "shuffle": False,
                                   "loss": "cross_entropy", "momentum": 0.9, "nesterov": True,
                                   "weight_decay": 0.0001, "n_rows": 288, "n_validation_rows": 96,
-                                  "n_threads": 1}
+                                  "n_threads": 1, "threading": "serial"}
     assert [layer["units"] for layer in header["layers"]] == [6, 4, 2]
 
 

@@ -185,12 +185,43 @@ def test_errors(client, digits):
     with pytest.raises(TypeError, match="client must be a distributed.Client"):
         afd.fit(net, X_train, y_train, client="tcp://scheduler:8786")
     bad = X_train.copy()
-    bad[700, 3] = np.nan                      # found on a worker, reported with the row within its partition
-    with pytest.raises(ValueError, match="X holds a non-finite value"):
+    bad[700, 3] = np.nan                      # found on a worker, reported with its row in the whole X
+    with pytest.raises(ValueError, match=r"X holds a non-finite value \(nan\) at row 700, column 3"):
         afd.fit(net, da.from_array(bad, chunks=(500, 64)), da.from_array(y_train, chunks=500), client=client)
     with pytest.raises(ValueError, match="not a class label"):
         afd.fit(net, X_train, y_train + 1, client=client)
     assert net.parameters.tobytes() == before.tobytes()
+
+
+def test_errors_name_global_rows_and_unknown_chunk_sizes_are_computed(client, rng):
+    """Issue 18, item 12: a NaN at row 503 was reported as "row 3" (its row within the partition), and a
+    dask X of unknown chunk sizes with a NumPy y gave "X has nan rows but y has 1000"."""
+    X = rng.normal(size=(1000, 4))
+    y = X @ np.array([1.0, -1.0, 0.5, 0.0])
+    net = af.Network(4, [af.Dense(8, "tanh"), af.Dense(1)], seed=0)
+    before = net.parameters.tobytes()
+    bad = X.copy()
+    bad[503, 1] = np.nan
+    with pytest.raises(ValueError, match=r"X holds a non-finite value \(nan\) at row 503, column 1"):
+        afd.fit(net, da.from_array(bad, chunks=(250, 4)), da.from_array(y, chunks=250), client=client)
+    yb = y.copy()
+    yb[777] = np.inf
+    with pytest.raises(ValueError, match=r"y holds a non-finite value \(inf\) at row 777, column 0"):
+        afd.fit(net, da.from_array(X, chunks=(250, 4)), da.from_array(yb, chunks=250), client=client)
+    # unknown chunk sizes (a boolean mask): still global rows, and a NumPy y is matched after computing them
+    Xd = da.from_array(bad, chunks=(250, 4))
+    keep = da.from_array(np.ones(1000, dtype=bool), chunks=250)
+    Xu = Xd[keep]
+    assert np.isnan(Xu.shape[0])
+    with pytest.raises(ValueError, match=r"X holds a non-finite value \(nan\) at row 503, column 1"):
+        afd.fit(net, Xu, da.from_array(y, chunks=250)[keep], client=client)
+    with pytest.raises(ValueError, match=r"at row 503, column 1"):
+        afd.fit(net, Xu, y, client=client)
+    with pytest.raises(ValueError, match="X has 1000 rows but y has 999"):
+        afd.fit(net, da.from_array(X, chunks=(250, 4))[keep], y[:-1], client=client)
+    assert net.parameters.tobytes() == before
+    hist = afd.fit(net, da.from_array(X, chunks=(250, 4))[keep], y, client=client, epochs=1, seed=0)
+    assert hist.params["n_rows"] == 1000
 
 
 def test_divergence_is_raised_and_the_network_keeps_the_last_average(client, rng):

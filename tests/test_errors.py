@@ -106,7 +106,7 @@ def test_bad_train_step_rows(net):
         net.train_step([1.0, 2.0, 3.0], [0.0])
     with pytest.raises(ValueError, match=r"x holds a non-finite value \(nan\) at index 1"):
         net.train_step(np.array([1.0, np.nan, 3.0], dtype=np.float32), [0.0, 0.0])
-    with pytest.raises(ValueError, match="learning_rate > 0"):
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
         net.train_step([1.0, 2.0, 3.0], [0.0, 0.0], learning_rate=-1.0)
     assert net.parameters.tobytes() == before
 
@@ -122,8 +122,22 @@ def test_bad_weights(net, rng):
         net.set_weights([(good[0][0], np.array([0, np.nan, 0, 0])), good[1]])
     with pytest.raises(TypeError, match=r"weights\[0\] must be a pair"):
         net.set_weights([good[0][0], good[1]])
-    with pytest.raises(ValueError, match=r"flat parameters must have shape \(26,\)"):
+    with pytest.raises(ValueError, match=r"flat parameters has shape \(25,\), expected \(26,\)"):
         net.set_parameters(np.zeros(25))
+    assert net.parameters.tobytes() == before
+
+
+def test_weights_too_large_for_float32_are_refused_before_any_layer_is_written(net):
+    """Found by tests/test_adversarial_api.py: 1e39 in a later layer was cast to inf (with a warning) after the
+    earlier layers had already been written."""
+    good = net.get_weights()
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"weights\[1\] b holds 1e\+39 at index 0, which does not fit in float32"):
+        net.set_weights([(good[0][0] * 2, good[0][1]), (good[1][0], np.array([1e39, 0.0]))])
+    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3, which does not fit in float32"):
+        net.set_parameters(np.where(np.arange(net.n_params) == 3, -1e39, 0.0))
+    with pytest.raises(TypeError, match="flat parameters must hold real numbers"):
+        net.set_parameters(np.zeros(net.n_params, dtype=complex))
     assert net.parameters.tobytes() == before
 
 
@@ -166,3 +180,199 @@ def test_value_too_large_for_float32_is_reported_not_turned_into_inf(net):
     with pytest.raises(ValueError, match="does not fit in float32"):
         net.predict(X)
     assert net.parameters.tobytes() == before
+
+
+# ---- issue 18: every setting and input refused before the first update --------------------------------
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(learning_rate=float("inf")), ValueError, "learning_rate must be finite"),
+    (dict(learning_rate=True), TypeError, "learning_rate must be a real number"),
+    (dict(learning_rate="0.1"), TypeError, "learning_rate must be a real number"),
+    (dict(weight_decay=float("inf")), ValueError, "weight_decay must be finite"),
+    (dict(momentum=True), TypeError, "momentum must be a real number"),
+    (dict(momentum=float("nan")), ValueError, "momentum must be finite"),
+    (dict(nesterov=1), TypeError, "nesterov must be True or False"),
+])
+def test_train_step_checks_its_settings_exactly_as_fit_does(net, data, kwargs, exc, match):
+    before = net.parameters.tobytes()
+    with pytest.raises(exc, match=match):
+        net.fit(*data, **kwargs)
+    for x, y in ((data[0][0], data[1][0]), (list(data[0][0]), list(data[1][0]))):   # fast path and converted
+        with pytest.raises(exc, match=match):
+            net.train_step(x, y, **kwargs)
+    assert net.parameters.tobytes() == before
+
+
+@pytest.mark.parametrize("call", ["predict", "predict_one", "train_step", "evaluate", "gradient", "fit"])
+@pytest.mark.parametrize("dtype", ["datetime64[s]", "timedelta64[s]", "complex128", "object", "U3"])
+def test_every_entry_point_converts_its_input_the_same_way(net, call, dtype):
+    X = np.zeros((4, 3)).astype(dtype) if dtype != "object" else np.full((4, 3), None)
+    row = X[0]
+    Y = np.zeros((4, 2))
+    args = {"predict": (X,), "predict_one": (row,), "train_step": (row, Y[0]), "evaluate": (X, Y),
+            "gradient": (X, Y), "fit": (X, Y)}[call]
+    before = net.parameters.tobytes()
+    with pytest.raises(TypeError, match=r"(X|x) must hold real numbers, got an array of dtype"):
+        getattr(net, call)(*args)
+    assert net.parameters.tobytes() == before
+
+
+def test_bad_callbacks_are_refused_up_front_and_history_is_kept(net, data):
+    net.fit(*data, epochs=1)
+    hist, before = net.history, net.parameters.tobytes()
+    with pytest.raises(TypeError, match=r"callbacks\[1\] is int 1, not a callback"):
+        net.fit(*data, epochs=2, callbacks=[af.callbacks.Callback(), 1])
+    with pytest.raises(TypeError, match="callbacks must be a list of callbacks"):
+        net.fit(*data, callbacks=5)
+    assert net.history is hist and net.parameters.tobytes() == before
+
+    class OnlyEpochEnd:                        # duck-typed: only the methods it has are called
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs):
+            self.epochs.append(epoch)
+    cb = OnlyEpochEnd()
+    net.fit(*data, epochs=2, callbacks=[cb])
+    assert cb.epochs == [0, 1]
+
+
+def test_early_stopping_on_a_metric_training_does_not_report_fails_before_training(net, data):
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss' but training reports only \['loss'\]"):
+        net.fit(*data, epochs=3, callbacks=[af.EarlyStopping(monitor="val_loss")])
+    assert net.parameters.tobytes() == before and net.history is None
+    net.fit(*data, epochs=2, validation_split=0.2, callbacks=[af.EarlyStopping(monitor="val_loss")])
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_without_stderr_trains_silently(net, data, verbose, monkeypatch):
+    monkeypatch.setattr("sys.stderr", None)
+    hist = net.fit(*data, epochs=2, verbose=verbose)
+    assert len(hist) == 2
+
+
+def test_fit_from_a_callback_of_the_same_network_is_a_clear_error(net, data):
+    class Nested(af.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs):
+            self.network.fit(*data, epochs=1, n_threads=2)
+    with pytest.raises(RuntimeError, match="called on a network while its own fit runs"):
+        net.fit(*data, epochs=2, n_threads=2, callbacks=[Nested()])
+    net.fit(*data, epochs=1, n_threads=2)      # the network and its threads still work
+    net.fit(*data, epochs=1)
+
+
+# ---- issue 18: targets must fit the loss -----------------------------------------------------------
+
+@pytest.fixture
+def sigmoid_net():
+    return af.Network(3, [af.Dense(4, "tanh"), af.Dense(2, "sigmoid")], seed=0, loss="cross_entropy")
+
+
+@pytest.fixture
+def softmax_net():
+    return af.Network(3, [af.Dense(4, "tanh"), af.Dense(3, "softmax")], seed=0)
+
+
+def _calls(net, X, Y, tmp_path):
+    np.save(tmp_path / "Y.npy", Y)
+    return {
+        "fit": lambda: net.fit(X, Y),
+        "partial_fit": lambda: net.partial_fit(X, Y),
+        "validation_data": lambda: net.fit(X, np.clip(Y, 0, 1) / np.clip(Y, 0, 1).sum(1, keepdims=True).clip(1)
+                                           if net.layers[-1].activation == "softmax" else np.clip(Y, 0, 1),
+                                           validation_data=(X, Y)),
+        "memmap_y": lambda: net.fit(X, np.load(tmp_path / "Y.npy", mmap_mode="r")),
+        "chunks": lambda: net.fit([(X, Y)], None),
+        "train_step": lambda: [net.train_step(x, t) for x, t in zip(X, Y)],
+        "evaluate": lambda: net.evaluate(X, Y),
+        "gradient": lambda: net.gradient(X, Y),
+    }
+
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit", "validation_data", "memmap_y", "chunks", "train_step",
+                                  "evaluate", "gradient"])
+def test_cross_entropy_targets_outside_0_1_are_refused_everywhere(sigmoid_net, call, tmp_path, rng):
+    X = rng.normal(size=(5, 3))
+    Y = np.zeros((5, 2))
+    Y[3] = [-5, 6]
+    before = sigmoid_net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"holds -5\.0 at row 3, column 0, but cross_entropy needs targets in "
+                                         r"\[0, 1\]" if call != "train_step" else r"holds -5\.0 at row 0"):
+        _calls(sigmoid_net, X, Y, tmp_path)[call]()
+    if call != "train_step":     # train_step trains the good rows before the bad one, each checked first
+        assert sigmoid_net.parameters.tobytes() == before
+
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit", "validation_data", "memmap_y", "chunks", "train_step",
+                                  "evaluate", "gradient"])
+def test_softmax_target_rows_must_sum_to_one(softmax_net, call, tmp_path, rng):
+    X = rng.normal(size=(5, 3))
+    Y = np.tile([0.2, 0.3, 0.5], (5, 1))
+    Y[2] = [1, 1, 1]
+    before = softmax_net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"row (2|0) of y(_val)? sums to 3, but cross_entropy after a softmax"):
+        _calls(softmax_net, X, Y, tmp_path)[call]()
+    if call != "train_step":
+        assert softmax_net.parameters.tobytes() == before
+
+
+def test_labels_beyond_one_on_a_single_sigmoid_output_are_refused(rng):
+    net = af.Network(3, [af.Dense(1, "sigmoid")], seed=0, loss="cross_entropy")
+    X = rng.normal(size=(6, 3))
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"y holds 2\.0 at row 2, column 0, but cross_entropy needs targets"):
+        net.fit(X, np.array([0, 1, 2, 0, 1, 2]))
+    with pytest.raises(ValueError, match="cross_entropy needs targets in"):
+        net.train_step(X[0], 2)
+    assert net.parameters.tobytes() == before
+    net.fit(X, np.array([0, 1, 1, 0, 1, 0]))                       # 0/1 labels and
+    net.fit(X, np.array([0.1, 0.9, 1.0, 0.0, 0.5, 0.5]))         # probabilities are fine
+    # the half squared error takes any target, also on a sigmoid output
+    net.fit(X, np.array([0, 1, 2, 0, 1, 2]), loss="half_squared_error")
+
+
+# ---- issue 18: divergence with momentum leaves a usable velocity ----------------------------------------
+
+def _diverging(rng):
+    X = rng.normal(size=(200, 3)) * 100
+    return X, X @ np.array([[3e3], [-2e3], [1e3]])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(batch_size=8), dict(nesterov=True), dict(n_threads=2),
+                                    dict(n_threads=2, batch_size=4)], ids=str)
+def test_training_after_divergence_with_momentum_works(rng, kwargs):
+    """After a DivergenceError the velocity is finite (restored with the weights, or zero), so a fit with a
+    sane learning rate trains instead of diverging at once."""
+    X, y = _diverging(rng)
+    net = af.Network(3, [af.Dense(16, "relu"), af.Dense(1)], seed=0)
+    net.fit(X / 100, y / 1e5, epochs=1, learning_rate=1e-3, momentum=0.9)      # a finite velocity to keep
+    params = net.parameters.copy()
+    # so large a step that the weights overflow: they go back to the start of the epoch (serial) or were
+    # never merged (threads), not to a huge "before that row"
+    with pytest.raises(af.DivergenceError, match="restored to their values at the start|finite but mid-epoch"):
+        net.fit(X, y, epochs=20, learning_rate=1e10, momentum=0.9, shuffle=False, **kwargs)
+    assert np.abs(net.parameters).max() <= np.abs(params).max()
+    assert np.isfinite(net._engine.velocity).all()
+    hist = net.fit(X / 100, y / 1e5, epochs=2, learning_rate=1e-4, momentum=0.9, **kwargs)
+    assert np.isfinite(hist.history["loss"]).all() and np.isfinite(net.parameters).all()
+
+
+def test_velocity_goes_back_with_the_weights(rng):
+    X, y = _diverging(rng)
+    net = af.Network(3, [af.Dense(16, "relu"), af.Dense(1)], seed=0)
+    net.fit(X / 100, y / 1e5, epochs=1, learning_rate=1e-3, momentum=0.9)
+    params, velocity = net.parameters.tobytes(), net._engine.velocity.tobytes()
+    # train_step: a diverging row leaves the weights and the velocity exactly as before it
+    with pytest.raises(af.DivergenceError, match="the weights and the velocity were restored"):
+        net.train_step(np.array([1e30, 1e30, 1e30]), np.array([1e30]), learning_rate=1e30, momentum=0.9)
+    assert net.parameters.tobytes() == params and net._engine.velocity.tobytes() == velocity
+    # fit: weights restored to the start of the call come with the velocity of that moment
+    with pytest.raises(af.DivergenceError, match="restored to their values at the start") as err:
+        net.fit(X, y, epochs=50, learning_rate=1e10, momentum=0.9, shuffle=False)
+    assert net.parameters.tobytes() == params, err.value
+    assert net._engine.velocity.tobytes() == velocity
+    # partial_fit is fit
+    with pytest.raises(af.DivergenceError):
+        net.partial_fit(X, y, learning_rate=1e3, momentum=0.9)
+    assert np.isfinite(net._engine.velocity).all()

@@ -82,3 +82,37 @@ def test_all_finite():
         x[30] = bad
         assert not _core.all_finite(x)
     assert _core.all_finite(np.full(5, np.finfo(np.float64).max))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_of_infinite_pre_activations_takes_the_limit(dtype):
+    z = np.array([np.inf, -np.inf, np.inf], dtype=dtype)
+    a = np.empty_like(z)
+    _core._activate(ACTIVATIONS["softmax"], 0.0, z, a)
+    np.testing.assert_array_equal(a, [0.5, 0.0, 0.5])
+    z = np.array([-np.inf, 1.0, -np.inf, 3.0], dtype=dtype)   # -inf beside finite entries: exp(-inf) = 0
+    _core._activate(ACTIVATIONS["softmax"], 0.0, z, a := np.empty_like(z))
+    np.testing.assert_allclose(a, [0, 1 / (1 + np.exp(2)), 0, 1 / (1 + np.exp(-2))], rtol=1e-6)
+    z = np.full(3, -np.inf, dtype=dtype)                      # every entry -inf: equal shares
+    _core._activate(ACTIVATIONS["softmax"], 0.0, z, a := np.empty_like(z))
+    np.testing.assert_array_equal(a, np.full(3, 1 / np.asarray(3, dtype=dtype)))
+
+
+@pytest.mark.parametrize("kernel", ["base", "avx2", "avx512"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_output_overflowing_from_finite_inputs_predicts_the_limit(dtype, kernel):
+    """Finite weights and inputs whose products overflow z to +-inf: softmax gives 1/count on the +inf
+    entries and 0 elsewhere (as sigmoid gives 0 and 1), in predict, predict_one and blocks of rows."""
+    net = af.Network(2, [af.Dense(3, "softmax")], dtype=dtype, seed=0)
+    if not _core.isa_supported(af._validation.KERNELS[kernel]):
+        pytest.skip(f"this CPU cannot run {kernel}")
+    net.kernel = kernel
+    big = float(np.finfo(dtype).max) / 2
+    net.set_weights([(np.array([[big, 0], [big, 0], [-big, 0]]), np.zeros(3))])
+    x = np.array([4.0, 0.0], dtype=dtype)
+    np.testing.assert_array_equal(net.predict_one(x), [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(net.predict(np.tile(x, (40, 1))), np.tile([0.5, 0.5, 0.0], (40, 1)))
+    np.testing.assert_array_equal(net.predict_one(-x), [0.0, 0.0, 1.0])
+    sig = af.Network(2, [af.Dense(1, "sigmoid")], dtype=dtype, seed=0)
+    sig.set_weights([(np.array([[big, 0]]), np.zeros(1))])
+    assert sig.predict_one(x)[0] == 1.0

@@ -8,6 +8,7 @@ from enum import Enum
 
 import numpy as np
 import pytest
+from conftest import QUICK
 
 pytest.importorskip("sklearn", minversion="1.6")      # validate_data, __sklearn_tags__, expected_failed_checks
 
@@ -596,3 +597,63 @@ def test_missing_sklearn_gives_install_hint(tmp_path):
     assert run.returncode == 1
     assert 'ImportError: annfast.sklearn needs scikit-learn >= 1.6, an optional extra of annfast: pip install ' \
            '"annfast[sklearn]"' in run.stderr
+
+
+@pytest.mark.parametrize("failure", ["nan_input", "divergence", "interrupt"])
+def test_failed_partial_fit_is_never_visible_to_predict_in_another_thread(failure, monkeypatch):
+    """A reader hammering predict while a writer's partial_fit fails again and again sees exactly the
+    predictions from before the failures, every time (issue 18, item 2: the rollback re-ran
+    Network.__init__ on the live network, so readers saw zeroed or half-trained weights)."""
+    import threading
+
+    import annfast.sklearn as ann_sklearn
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    reg = ANNRegressor(hidden_layer_sizes=(8,), random_state=0, max_iter=2, momentum=0.5, tol=0.0)
+    with pytest.warns(ConvergenceWarning):
+        reg.fit(X, y)
+    probe = X[:50]
+    expected = reg.predict(probe)
+    bad = X.copy()
+    bad[150, 2] = np.nan
+    if failure == "divergence":
+        reg.set_params(learning_rate_init=1e12)
+        args, error = (X * 1e6, y * 1e6), af.DivergenceError
+    elif failure == "interrupt":
+        def interrupt(self, epoch, logs):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(ann_sklearn._Monitor, "on_epoch_end", interrupt)
+        args, error = (X, y), KeyboardInterrupt
+    else:
+        args, error = (bad, y), ValueError
+    stop = threading.Event()
+    seen = []
+
+    def reader():
+        while not stop.is_set():
+            seen.append(reg.predict(probe))
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(30 if QUICK else 200):
+            with pytest.raises(error):
+                reg.partial_fit(*args)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(seen) > 0
+    for got in seen:
+        assert got.tobytes() == expected.tobytes()
+
+
+def test_y_holding_inf_and_minus_inf_is_refused_without_a_warning():
+    """Found by tests/test_adversarial_api.py: scikit-learn's finiteness check summed inf and -inf and warned
+    (an error under -W error) before reporting."""
+    X = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"Input y contains infinity .*\(first at row 0, column 0\)"):
+        ANNRegressor().fit(X, np.array([[np.inf, -np.inf], [0.0, 0.0]]))

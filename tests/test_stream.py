@@ -58,8 +58,7 @@ def test_bad_value_in_a_memmap_is_found_before_training(tmp_path, data):
     Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
     net = make_net()
     before = net.parameters.tobytes()
-    with pytest.raises(ValueError, match=r"rows 2100 to 2799 of the data: X holds a non-finite value \(nan\) "
-                                         r"at row 245, column 3"):
+    with pytest.raises(ValueError, match=r"X holds a non-finite value \(nan\) at row 2345, column 3"):
         net.fit(Xm, y, epochs=1, shuffle_buffer=700)
     assert net.parameters.tobytes() == before
 
@@ -77,10 +76,19 @@ def test_chunk_iterables(data):
 
 
 def test_one_shot_generator_cannot_feed_two_epochs(data):
+    """Refused before the first epoch trains (it used to raise only after the first epoch had)."""
     X, y = data
     gen = ((X[i:i + 500], y[i:i + 500]) for i in range(0, len(X), 500))
-    with pytest.raises(ValueError, match="one-shot iterator, already consumed by the first epoch"):
-        make_net().fit(gen, None, epochs=2)
+    net = make_net()
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"one-shot iterator of chunks .* only one epoch, but epochs=2"):
+        net.fit(gen, None, epochs=2)
+    assert net.parameters.tobytes() == before and net.history is None
+    assert next(gen)[0].shape == (500, 5)        # not even started: the generator is still whole
+    it = iter([(X[:100], y[:100])])
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        net.fit(it, None, epochs=3)
+    net.fit(iter([(X[:100], y[:100])]), None, epochs=1)    # one epoch is fine
 
 
 def test_bad_chunks(data):
@@ -134,3 +142,44 @@ def test_memmap_larger_than_the_data_memory_streams_with_flat_rss(tmp_path):
     # 32k rows of 64 float32 are 8 MB a buffer; allow a few buffers and copies, far below the file
     assert peak - base < size / 8, (peak - base, size)
     assert mapped - base > size / 2        # the measurement can see a file's pages when they are mapped
+
+
+def test_memmap_trains_on_what_the_array_holds_not_on_its_file(tmp_path, data):
+    """A memory-mapped X is read from the array object, never by reopening its file (issue 18, item 6)."""
+    X, y = data
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    # a copy-on-write map with a NaN written in memory: refused like the same NaN in memory
+    Xc = np.load(path, mmap_mode="c")
+    Xc[1234, 2] = np.nan
+    net = make_net()
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"X holds a non-finite value \(nan\) at row 1234, column 2"):
+        net.fit(Xc, y, epochs=1, shuffle_buffer=500)
+    assert net.parameters.tobytes() == before
+    # zeroed in memory: trains on the zeros, exactly as the same array in memory does
+    Xz = np.load(path, mmap_mode="c")
+    Xz[:] = 0
+    a, b = make_net(), make_net()
+    a.fit(Xz, y, epochs=1, shuffle=False, shuffle_buffer=500)
+    b.fit(np.zeros_like(X), y, epochs=1, shuffle=False)
+    assert a.parameters.tobytes() == b.parameters.tobytes()
+    # the file replaced after mapping (a new file renamed over it): the map, and training, keep the old data
+    Xr = np.load(path, mmap_mode="r")
+    np.save(tmp_path / "new.npy", np.ones_like(X))
+    (tmp_path / "new.npy").replace(path)
+    a, b = make_net(), make_net()
+    a.fit(Xr, y, epochs=1, shuffle=False, shuffle_buffer=500)
+    b.fit(X, y, epochs=1, shuffle=False)
+    assert a.parameters.tobytes() == b.parameters.tobytes()
+
+
+def test_memmap_with_a_scalar_or_bad_y_is_a_clear_error(tmp_path, data):
+    X, y = data
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    net = make_net()
+    with pytest.raises(ValueError, match=r"y must be 1-D or 2-D \(n_rows, n_outputs\), got shape \(\)"):
+        net.fit(Xm, 3.0)
+    with pytest.raises(TypeError, match="y must hold real numbers"):
+        net.fit(Xm, np.array(["a"] * len(X)))
