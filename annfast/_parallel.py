@@ -35,8 +35,10 @@ from . import _core
 
 # a batch is split across threads only when each thread gets at least this many of its rows
 SPLIT_ROWS = 256
-# the split kernel gives each thread at least this many units of the first hidden layer
+# the split kernel gives each thread at least this many units of the first hidden layer, and this many of its
+# multiply-adds per row (see split_threads)
 SPLIT_UNITS = 4
+SPLIT_MIN_MACS = 16384
 
 
 class Workers:
@@ -95,8 +97,9 @@ MERGED_ROWS_IN_FLIGHT = 256
 #: split kernel: how many times a thread waiting for the others spins before it yields its core (a few
 #: microseconds; a barrier between threads on cores of their own takes well under one)
 SPIN = 4000
-#: split kernel: never more threads than cores (a barrier per row makes extra threads wait for a core). Tests
-#: set it False to run 8-32 threads on a 2-core machine and shake out races.
+#: split kernel: never more threads than cores (a barrier per row makes extra threads wait for a core), nor
+#: threads with too little work per row (split_threads). Tests set it False to run 8-32 threads on a 2-core
+#: machine, on small networks, and shake out races.
 CLAMP_TO_CORES = True
 
 
@@ -262,14 +265,23 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
 
 
 def split_threads(spec, n_threads: int) -> int:
-    """How many threads the split kernel uses for ``n_threads`` asked: no more than the cores this process may use,
-    and each owns at least ``SPLIT_UNITS`` units of the first hidden layer (a thread with fewer would spend its
-    time waiting at the barrier). 1 means serial."""
+    """How many threads the split kernel uses for ``n_threads`` asked (1 means serial).
+
+    No more than the cores this process may use, and enough work per thread and row to pay for the row's barrier
+    (a cross-core round trip, under a microsecond): each thread owns at least ``SPLIT_UNITS`` units of the first
+    hidden layer and ``SPLIT_MIN_MACS`` of its multiply-adds, and its slice is at least half the work of the
+    layers past the first, which every thread computes itself. (On the 16-core run of bench/threads.py: 784-256-10
+    was fastest at 8 threads, 16 slower; large, whose 512 x 512 second layer every thread computes, at 2-4.)
+    ``CLAMP_TO_CORES = False`` lifts all three limits but the units (tests oversubscribe with it).
+    """
     if spec.n_layers < 2:
         return 1
+    k = min(n_threads, spec.first_width // SPLIT_UNITS)
     if CLAMP_TO_CORES:
-        n_threads = min(n_threads, usable_cores())
-    return max(1, min(n_threads, spec.first_width // SPLIT_UNITS))
+        first = spec.n_inputs * spec.first_width
+        upper = spec.n_params - (spec.n_inputs + 1) * spec.first_width
+        k = min(k, usable_cores(), first // SPLIT_MIN_MACS, max(1, 2 * first // max(upper, 1)))
+    return max(1, k)
 
 
 def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf, X, Y, order, lr: float,

@@ -474,8 +474,10 @@ class Network:
               same order as one thread, each owning a slice of the first hidden layer's units (its weights,
               their velocity and all the work on them) and meeting once per row; every thread computes the
               layers past the first on its own bitwise-equal copy. The result is serial SGD's up to
-              rounding, at every thread count. A thread needs at least 4 units of the first hidden layer:
-              a 32-unit layer uses at most 8 threads, and a network without a hidden layer one.
+              rounding, at every thread count. It uses no more threads than cores, and only as many as
+              have work enough to pay for a barrier per row: each thread gets at least 4 units and 16,384
+              multiply-adds of the first hidden layer, and at least half the work of the later layers
+              (784-256-10: up to 12 threads; a 64-32-10 network or one without a hidden layer: one).
             - mini-batches of at least 256 rows per thread, "batch": each batch's gradient is summed by
               the threads and applied once (serial mini-batch SGD up to rounding). Smaller batches train on
               fewer threads (at least 256 rows each), or on one.

@@ -155,11 +155,18 @@ def test_thread_counts_beyond_what_the_network_can_use_fall_back_and_say_so(rng)
     assert np.array_equal(net.parameters, before)
 
 
-def test_threads_are_clamped_to_the_cores_by_default(rng):
-    X, y = rng.normal(size=(200, 5)), rng.normal(size=(200, 1))
-    net = af.Network(5, [af.Dense(512, "tanh"), af.Dense(1)], seed=0)
+def test_threads_are_clamped_to_the_cores_and_the_work_by_default(rng):
+    X, y = rng.normal(size=(200, 64)), rng.normal(size=(200, 1))
+    net = af.Network(64, [af.Dense(1024, "tanh"), af.Dense(1)], seed=0)   # 65,536 multiply-adds: 4 threads' worth
     hist = net.fit(X, y, epochs=1, n_threads=64)
-    assert hist.params["n_threads"] == min(64, _parallel.usable_cores())
+    assert hist.params["n_threads"] == min(4, _parallel.usable_cores())
+    # too little work per row for a barrier: one thread, whatever was asked
+    net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
+    hist = net.fit(X, rng.integers(0, 10, 200), epochs=1, n_threads=8)
+    assert (hist.params["n_threads"], hist.params["threading"]) == (1, "serial")
+    # a large second layer that every thread repeats: few threads
+    net = af.Network(784, [af.Dense(512, "sigmoid"), af.Dense(512, "sigmoid"), af.Dense(10)], seed=0)
+    assert _parallel.split_threads(net._spec(net.loss), 16) == min(3, _parallel.usable_cores())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
