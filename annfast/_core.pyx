@@ -7,8 +7,17 @@ caller; C borrows it for the call. Private: the public API is in annfast.network
 """
 from cpython.buffer cimport PyBUF_RECORDS_RO, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
+
+
+cdef extern from "af_fpenv.h" nogil:
+    # the floating-point control state that every C entry point saves and restores (test hooks only)
+    uint64_t af_fp_control_get()
+    void af_fp_control_set(uint64_t control)
+    unsigned int AF_FP_FLUSH
+    unsigned int AF_FP_ROUND_TOWARD_ZERO
+    unsigned int AF_FP_ROUND_MASK
 
 import numpy as np
 
@@ -847,3 +856,22 @@ def _activation_deriv(int activation, double alpha, const real[::1] z, const rea
         af_activation_deriv_f32(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])
     else:
         af_activation_deriv_f64(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])
+
+
+# ---- test hooks: the floating-point control state ------------------------------------------------
+
+#: bits of the control word (see _fp_control) that the C calls set for their duration (FTZ and DAZ on x86,
+#: FZ on AArch64), that select rounding toward zero, and that hold the rounding mode; all 0 where
+#: csrc/af_fpenv.h has no implementation for this platform (the calls then leave the state alone)
+_FP_FLUSH = AF_FP_FLUSH
+_FP_ROUND_TOWARD_ZERO = AF_FP_ROUND_TOWARD_ZERO
+_FP_ROUND_MASK = AF_FP_ROUND_MASK
+
+
+def _fp_control(control=None):
+    """This thread's floating-point control word (x86: MXCSR without the exception flags; AArch64: FPCR;
+    0 elsewhere). With ``control``, set it first (exception flags are kept). Test hook: every C entry point
+    must leave it as it found it."""
+    if control is not None:
+        af_fp_control_set(<uint64_t>control)
+    return af_fp_control_get()
