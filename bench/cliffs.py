@@ -25,9 +25,9 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+import machine
 import numpy as np
 import timing
 from data import SHAPES, make_data
@@ -41,12 +41,12 @@ FANN_DIR = Path("..") / "shared" / "datasets" / "fann"
 LIMIT = 2.0   # the issue's bound: no way of calling annfast may cost more than this times the plain path
 
 MODES = {
-    "full": {"reps": 9, "fit_rows": {"medium": 2048, "thyroid": 3600}, "settle_epochs": 90,
+    "full": {"reps": 15, "fit_rows": {"medium": 2048, "thyroid": 3600}, "settle_epochs": 90,
              "settle_rows": {"tiny": 16384, "small": 4096, "medium": 1024, "large": 256, "thyroid": 3600},
-             "row_calls": 4000},
+             "row_calls": 1000, "row_reps": 45},
     "quick": {"reps": 3, "fit_rows": {"medium": 256, "thyroid": 3600}, "settle_epochs": 8,
               "settle_rows": {"tiny": 2048, "small": 512, "medium": 64, "large": 16, "thyroid": 3600},
-              "row_calls": 500},
+              "row_calls": 500, "row_reps": 5},
 }
 
 
@@ -154,39 +154,38 @@ def fit_table(name: str, rows: int, reps: int, fann_dir: Path, say) -> dict:
     return table
 
 
-class EpochTimes(Callback):
-    """Seconds of every epoch of a fit."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs):
-        self.t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs):
-        self.seconds.append(time.perf_counter() - self.t0)
-
-
 SETTLE_OPTIONS = {"plain": {}, "momentum=0.9": {"momentum": 0.9}, "nesterov=True": {"momentum": 0.9, "nesterov": True},
                   "weight_decay=1e-4": {"weight_decay": 1e-4}}
 
 
+def one_epoch(net, X, Y, kwargs):
+    """A measurement: seconds of ``net.fit(X, Y, epochs=1, **kwargs)``."""
+    def run(count):
+        t0 = timing.now()
+        net.fit(X, Y, epochs=1, **kwargs)
+        return timing.now() - t0
+    return run
+
+
 def settled_table(names, settle_rows: dict, epochs: int, fann_dir: Path, say) -> dict:
-    """Milliseconds per epoch over the last third of ``epochs`` epochs, per optimizer option, per task."""
+    """Milliseconds per epoch over the last third of ``epochs`` epochs, per optimizer option, per task.
+
+    One network per option, trained an epoch at a time in turns (one ``fit(epochs=1)`` call each), so that a
+    change of the machine's load hits every option alike.
+    """
     out = {}
     for name in names:
         rows = settle_rows[name]
         X, Y, make, lr = task(name, rows, fann_dir)
         X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
-        # with momentum mu the step is lr / (1 - mu) in the long run: scale it so that every option trains alike
-        late = {}
+        measures = {}
         for key, opts in SETTLE_OPTIONS.items():
-            rate = lr * (1 - opts.get("momentum", 0.0))
-            clock = EpochTimes()
-            timing.settle()
-            make().fit(X32, Y32, epochs=epochs, learning_rate=rate, callbacks=[clock], **opts)
-            late[key] = timing.median(clock.seconds[-max(1, epochs // 3):]) * 1e3
+            # with momentum mu the step is lr / (1 - mu) in the long run: scale it so that every option trains alike
+            kwargs = {"learning_rate": lr * (1 - opts.get("momentum", 0.0)), **opts}
+
+            measures[key] = one_epoch(make(), X32, Y32, kwargs)
+        times = timing.interleave(measures, {k: 1 for k in measures}, epochs)
+        late = {key: timing.median(ts[-max(1, epochs // 3):]) * 1e3 for key, ts in times.items()}
         out[name] = {key: {"ms_per_epoch": ms, "ratio": ms / late["plain"]} for key, ms in late.items()}
         say(f"  [cliffs] settled {name} ({rows} rows, {epochs} epochs): done")
     return out
@@ -247,20 +246,31 @@ def single_row_table(calls: int, reps: int, fann_dir: Path, say) -> dict:
     return out
 
 
-def measure(quick: bool, repo: Path, say=print, shapes=None, fann_dir: Path | None = None) -> dict:
-    """All three tables; ``shapes`` limits the settled table's bench shapes (thyroid is timed where its file is)."""
+TABLES = ("fit", "settled", "single-row")
+
+
+def measure(quick: bool, repo: Path, say=print, shapes=None, fann_dir: Path | None = None, tables=TABLES) -> dict:
+    """The tables named in ``tables``; ``shapes`` limits the settled table's bench shapes (thyroid is timed where
+    its file is)."""
     cfg = MODES["quick" if quick else "full"]
+    load_start = machine.load_average()
     fann_dir = repo / FANN_DIR if fann_dir is None else fann_dir
     have_thyroid = (fann_dir / "thyroid.train").is_file()
     fit_tasks = ["medium"] + (["thyroid"] if have_thyroid else [])
     settle = [s for s in SHAPES if shapes is None or s in shapes] + (["thyroid"] if have_thyroid else [])
     results = {"mode": "quick" if quick else "full", "reps": cfg["reps"], "limit": LIMIT,
                "skipped": {} if have_thyroid else {"thyroid": "no thyroid.train in the FANN data folder"}}
-    results["fit"] = {name: fit_table(name, cfg["fit_rows"][name], cfg["reps"], fann_dir, say) for name in fit_tasks}
-    results["fit_rows"] = {name: cfg["fit_rows"][name] for name in fit_tasks}
-    results["settled"] = settled_table(settle, cfg["settle_rows"], cfg["settle_epochs"], fann_dir, say)
-    results["settle_epochs"] = cfg["settle_epochs"]
-    results["single_row"] = single_row_table(cfg["row_calls"], cfg["reps"], fann_dir, say) if have_thyroid else {}
+    results["kernel"] = os.environ.get("ANNFAST_KERNEL", "auto") or "auto"
+    if "fit" in tables:
+        results["fit"] = {name: fit_table(name, cfg["fit_rows"][name], cfg["reps"], fann_dir, say)
+                          for name in fit_tasks}
+        results["fit_rows"] = {name: cfg["fit_rows"][name] for name in fit_tasks}
+    if "settled" in tables:
+        results["settled"] = settled_table(settle, cfg["settle_rows"], cfg["settle_epochs"], fann_dir, say)
+        results["settle_epochs"] = cfg["settle_epochs"]
+    if "single-row" in tables and have_thyroid:
+        results["single_row"] = single_row_table(cfg["row_calls"], cfg["row_reps"], fann_dir, say)
+    results["load_average"] = {"start": load_start, "end": machine.load_average()}
     return results
 
 
@@ -272,6 +282,19 @@ def _ratio(r) -> str:
 
 def markdown(results: dict) -> str:
     """The three tables as Markdown."""
+    load = results.get("load_average") or {}
+    lines = [f"{results['mode']} mode, {results['reps']} repetitions, kernel {results.get('kernel', 'auto')}; load "
+             f"average (1, 5, 15 min) {load.get('start')} at the start, {load.get('end')} at the end", ""]
+    if results.get("fit"):
+        lines += _fit_lines(results) + [""]
+    if results.get("settled"):
+        lines += _settled_lines(results) + [""]
+    if results.get("single_row"):
+        lines += _single_row_lines(results)
+    return "\n".join(lines).rstrip("\n")
+
+
+def _fit_lines(results: dict) -> list[str]:
     lines = []
     tasks = list(results["fit"])
     rows = results.get("fit_rows", {})
@@ -285,7 +308,11 @@ def markdown(results: dict) -> str:
             us = e.get("us_per_row")
             cells += [f"{us:.3f}" if us is not None else "-", _ratio(e.get("ratio"))]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    lines.append("")
+    return lines
+
+
+def _settled_lines(results: dict) -> list[str]:
+    lines = []
     settled = results["settled"]
     epochs = results.get("settle_epochs")
     lines.append(f"| settled, ms/epoch (median of the last third of {epochs} epochs) | "
@@ -297,14 +324,18 @@ def markdown(results: dict) -> str:
         for k in SETTLE_OPTIONS:
             cells += [f"{per[k]['ms_per_epoch']:.2f}", _ratio(per[k]["ratio"])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _single_row_lines(results: dict) -> list[str]:
+    lines = []
     if results["single_row"]:
-        lines.append("")
         lines.append("| single-row call (thyroid's network) | input form | us/call | ratio |")
         lines.append("|---|---|---:|---:|")
         for call, forms in results["single_row"].items():
             for form, e in forms.items():
                 lines.append(f"| {call} | {form} | {e['us_per_call']:.3f} | {_ratio(e['ratio'])} |")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv=None) -> int:
@@ -313,10 +344,19 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also save the numbers to this file")
     p.add_argument("--fann-dir", type=Path, default=HERE.parent / FANN_DIR,
                    help=f"folder of thyroid.train (default: {FANN_DIR.as_posix()} relative to the repository root)")
+    p.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated tables (default: all of "
+                   f"{','.join(TABLES)})")
+    p.add_argument("--kernel", default=None, help="run every network on this kernel variant (sets ANNFAST_KERNEL: "
+                   "base, avx2, avx512; default: annfast's choice per network)")
     args = p.parse_args(argv)
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+    if set(tables) - set(TABLES):
+        p.error(f"unknown table {', '.join(sorted(set(tables) - set(TABLES)))}; choose from {', '.join(TABLES)}")
+    if args.kernel:
+        os.environ["ANNFAST_KERNEL"] = args.kernel
     timing.pin_to_one_core()   # as bench/run.py does; n_threads=2 gets the other cores back (timing.on_cpus)
     results = measure(args.quick, HERE.parent, say=lambda s: print(s, file=sys.stderr, flush=True),
-                      fann_dir=args.fann_dir)
+                      fann_dir=args.fann_dir, tables=tables)
     print(markdown(results))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=1))
