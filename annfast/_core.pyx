@@ -7,8 +7,21 @@ caller; C borrows it for the call. Private: the public API is in annfast.network
 """
 from cpython.buffer cimport PyBUF_RECORDS_RO, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
+from cpython.list cimport PyList_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.tuple cimport PyTuple_CheckExact
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
+
+
+cdef extern from "af_fpenv.h" nogil:
+    # the floating-point control state that every C entry point saves and restores (test hooks only)
+    uint64_t af_fp_control_get()
+    void af_fp_control_set(uint64_t control)
+    unsigned int AF_FP_FLUSH
+    unsigned int AF_FP_ROUND_TOWARD_ZERO
+    unsigned int AF_FP_ROUND_MASK
 
 import numpy as np
 
@@ -670,6 +683,181 @@ cdef Py_ssize_t acquire_rows(object x, Py_buffer *buf, bint f32, Py_ssize_t widt
     return rows
 
 
+# Most values (of x and y together) that a single-row call converts itself, on the C stack.
+cdef enum:
+    CONVERT_MAX = 2048
+# Integers beyond this magnitude might round differently through a double: the general path takes them.
+cdef double EXACT_INT = 9007199254740992.0   # 2**53
+cdef object np_generic = np.generic
+cdef object np_integer = np.integer
+
+
+cdef inline bint put(void *dst, Py_ssize_t i, double value, bint f32) noexcept:
+    """dst[i] = value in the engine's dtype; False if the result is not finite (non-finite input, or too
+    large for float32: the general path reports which)."""
+    cdef float f
+    if f32:
+        f = <float>value
+        (<float *>dst)[i] = f
+        return f - f == 0
+    (<double *>dst)[i] = value
+    return value - value == 0
+
+
+cdef bint put_number(void *dst, Py_ssize_t i, object v, bint f32) except -1:
+    """A Python float or int into dst[i]; False if it needs the general path (another type, an integer
+    beyond 2**53, a non-finite or too large value)."""
+    cdef int overflow = 0
+    cdef long long n
+    if PyFloat_Check(v):
+        return put(dst, i, PyFloat_AS_DOUBLE(v), f32)
+    if PyLong_CheckExact(v):
+        n = PyLong_AsLongLongAndOverflow(v, &overflow)
+        if overflow or not (-EXACT_INT <= <double>n <= EXACT_INT):
+            return False
+        return put(dst, i, <double>n, f32)
+    return False
+
+
+cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width, Py_ssize_t row_stride,
+                     Py_ssize_t col_stride, bint f32) noexcept:
+    """Values of a strided buffer of a real or boolean format (bool, ints of 1 to 8 bytes, float32, float64)
+    into dst, rows x width, row-major; False for any other format or a value the general path must take."""
+    cdef char kind = b.format[0]
+    cdef Py_ssize_t size = b.itemsize, r, c, k = 0
+    cdef const char *p
+    cdef double value
+    if b.format[1] != 0:   # byte order or anything else spelled out: not native
+        return False
+    if kind == b'f' and size == 4 or kind == b'd' and size == 8:
+        pass
+    elif kind in b'bhilq' or kind in b'BHILQ' or kind == b'?':
+        if size != 1 and size != 2 and size != 4 and size != 8:
+            return False
+    else:
+        return False
+    for r in range(rows):
+        p = <const char *>b.buf + r * row_stride
+        for c in range(width):
+            if kind == b'd':
+                value = (<const double *>p)[0]
+            elif kind == b'f':
+                value = (<const float *>p)[0]
+            elif kind == b'?' or kind in b'BHILQ':
+                if size == 1:
+                    value = (<const uint8_t *>p)[0]
+                elif size == 2:
+                    value = (<const uint16_t *>p)[0]
+                elif size == 4:
+                    value = (<const uint32_t *>p)[0]
+                else:
+                    if (<const uint64_t *>p)[0] > <uint64_t>EXACT_INT:
+                        return False
+                    value = <double>(<const uint64_t *>p)[0]
+            else:
+                if size == 1:
+                    value = (<const int8_t *>p)[0]
+                elif size == 2:
+                    value = (<const int16_t *>p)[0]
+                elif size == 4:
+                    value = (<const int32_t *>p)[0]
+                else:
+                    value = <double>(<const int64_t *>p)[0]
+                    if not (-EXACT_INT <= value <= EXACT_INT):
+                        return False
+            if not put(dst, k, value, f32):
+                return False
+            k += 1
+            p += col_stride
+    return True
+
+
+cdef Py_ssize_t convert_rows(object x, void *dst, Py_ssize_t cap, bint f32, Py_ssize_t width, int ndim) except -2:
+    """Convert x into dst (cap reals at most) as the engine's dtype, without NumPy: ndim 1, one row
+    (as annfast._validation.as_row takes it: (width,), (1, width), or a scalar when width is 1); ndim 2, a
+    2-D block of rows. Takes ndarrays and NumPy scalars of a real or boolean dtype, any strides, Python
+    floats and ints, and lists or tuples of them (of rows of them for ndim 2). Returns the number of rows,
+    or -1 for anything else, including every value the general path rejects (non-finite, too large): the
+    caller then converts x with annfast._validation, which raises the documented errors."""
+    cdef Py_buffer b
+    cdef Py_ssize_t rows, r, c
+    cdef bint ok
+    if width > cap:
+        return -1
+    if type(x) is ndarray or isinstance(x, np_generic):
+        try:
+            PyObject_GetBuffer(x, &b, PyBUF_RECORDS_RO)
+        except (BufferError, TypeError, ValueError):   # e.g. datetimes: not numbers, the general path says so
+            return -1
+        try:
+            if ndim == 1 and b.ndim == 1 and b.shape[0] == width:
+                return 1 if put_buffer(dst, &b, 1, width, 0, b.strides[0], f32) else -1
+            if ndim == 1 and b.ndim == 0 and width == 1:
+                return 1 if put_buffer(dst, &b, 1, 1, 0, 0, f32) else -1
+            if b.ndim == 2 and b.shape[1] == width and (b.shape[0] == 1 or ndim == 2):
+                rows = b.shape[0]
+                if rows < 1 or rows * width > cap:
+                    return -1
+                return rows if put_buffer(dst, &b, rows, width, b.strides[0], b.strides[1], f32) else -1
+            return -1
+        finally:
+            PyBuffer_Release(&b)
+    if ndim == 1:
+        if width == 1 and (PyFloat_Check(x) or PyLong_CheckExact(x)):
+            return 1 if put_number(dst, 0, x, f32) else -1
+        if (PyList_CheckExact(x) or PyTuple_CheckExact(x)) and len(x) == width and width <= cap:
+            for c in range(width):
+                if not put_number(dst, c, x[c], f32):
+                    return -1
+            return 1
+        return -1
+    if not (PyList_CheckExact(x) or PyTuple_CheckExact(x)):
+        return -1
+    rows = len(x)
+    if rows < 1 or rows * width > cap:
+        return -1
+    for r in range(rows):
+        row = x[r]
+        if not (PyList_CheckExact(row) or PyTuple_CheckExact(row)) or len(row) != width:
+            return -1
+        for c in range(width):
+            if not put_number(dst, r * width + c, row[c], f32):
+                return -1
+    return rows
+
+
+cdef Py_ssize_t row_data(object x, Py_buffer *buf, bint *held, void *conv, Py_ssize_t cap, bint f32,
+                         Py_ssize_t width, int ndim, const void **data) except -2:
+    """The rows of x ready for C, as acquire_rows counts them: x's own buffer when it already is a finite
+    C-contiguous array of the dtype (held is then set: release buf), else x converted into conv (cap reals,
+    see convert_rows); -1 if neither."""
+    cdef Py_ssize_t rows = acquire_rows(x, buf, f32, width, ndim)
+    if rows >= 0:
+        held[0] = True
+        data[0] = buf.buf
+        return rows
+    held[0] = False
+    data[0] = conv
+    return convert_rows(x, conv, cap, f32, width, ndim)
+
+
+cdef bint target_data(object y, Py_buffer *buf, bint *held, void *conv, Py_ssize_t cap, bint f32,
+                      Py_ssize_t width, const void **data) except -1:
+    """row_data for one target row, which for several outputs may also be an integer class label (one-hot
+    encoded into conv, as Network._target_row does); False if y needs the general path."""
+    cdef Py_ssize_t label
+    if width > 1 and (PyLong_CheckExact(y) or isinstance(y, np_integer)):
+        held[0] = False
+        if width > cap or not 0 <= y < width:
+            return False
+        label = y
+        memset(conv, 0, width * (sizeof(float) if f32 else sizeof(double)))
+        put(conv, label, 1.0, f32)
+        data[0] = conv
+        return True
+    return row_data(y, buf, held, conv, cap, f32, width, 1, data) >= 0
+
+
 cdef class Engine:
     """The buffers of one network, and its calls on single rows without per-call allocation.
 
@@ -729,9 +917,14 @@ cdef class Engine:
     def predict_small(self, Spec spec, object X, int ndim):
         """Outputs for one row X (ndim 1: shape (n_inputs,), giving (n_outputs,)) or a 2-D X of a few rows
         (ndim 2: one chunk, giving (n_rows, n_outputs)), on a workspace on the C stack. None if X needs
-        converting first or is too large for that (then the caller uses predict_rows, in chunks)."""
+        converting first or is too large for that (then the caller uses predict_rows, in chunks). Rows of
+        another dtype or layout, Python numbers and lists are converted here when that is simple (see
+        convert_rows), else left to the caller."""
         cdef Py_buffer xb
         cdef Py_ssize_t rows
+        cdef bint held = False
+        cdef const void *x = NULL
+        cdef double conv[CONVERT_MAX]
         cdef double stack_work[STACK_WORK_ALLOC]
         cdef cnp.ndarray out
         cdef cnp.npy_intp dims[2]
@@ -740,7 +933,7 @@ cdef class Engine:
         check_len(self.n_params, spec.n_params, "params")
         if spec.row_workspace_len * itemsize > STACK_BYTES:
             return None
-        rows = acquire_rows(X, &xb, self.f32, spec.n_inputs, ndim)
+        rows = row_data(X, &xb, &held, conv, CONVERT_MAX, self.f32, spec.n_inputs, ndim, &x)
         if rows < 0:
             return None
         try:
@@ -753,21 +946,30 @@ cdef class Engine:
             p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
             if spec.n_params * rows >= NOGIL_MACS:
                 with nogil:
-                    predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, rows, cnp.PyArray_DATA(out))
+                    predict_into(self.f32, &spec.net, p, align_up(stack_work), x, rows, cnp.PyArray_DATA(out))
             else:
-                predict_into(self.f32, &spec.net, p, align_up(stack_work), xb.buf, rows, cnp.PyArray_DATA(out))
+                predict_into(self.f32, &spec.net, p, align_up(stack_work), x, rows, cnp.PyArray_DATA(out))
         finally:
-            PyBuffer_Release(&xb)
+            if held:
+                PyBuffer_Release(&xb)
         return out
 
     def train_one(self, Spec spec, object x, object y, double learning_rate, double momentum=0.0,
                   double weight_decay=0.0, bint nesterov=False):
         """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss.
 
-        Returns None (changing nothing) if x or y needs converting first. Raises DivergenceError on a
+        x and y of another dtype or layout, Python numbers, lists and (for several outputs) integer class
+        labels are converted here when that is simple (see convert_rows). Returns None (changing
+        nothing) if x or y needs the general conversion first. Raises DivergenceError on a
         non-finite loss or weights, after restoring the weights and the velocity from before the step.
         """
         cdef Py_buffer xb, yb
+        cdef bint x_held = False, y_held = False
+        cdef const void *xd = NULL
+        cdef const void *yd = NULL
+        cdef double conv[CONVERT_MAX]
+        cdef Py_ssize_t y_at
+        cdef bint ok
         cdef int64_t n = self.n_params
         cdef af_report rep
         cdef af_status st
@@ -786,10 +988,19 @@ cdef class Engine:
                              f"{learning_rate}, {momentum} and {weight_decay}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0")
-        if acquire_rows(x, &xb, self.f32, spec.n_inputs, 1) < 0:
+        if row_data(x, &xb, &x_held, conv, CONVERT_MAX, self.f32, spec.n_inputs, 1, &xd) < 0:
             return None
-        if acquire_rows(y, &yb, self.f32, spec.n_outputs, 1) < 0:
-            PyBuffer_Release(&xb)
+        y_at = 0 if x_held else (spec.n_inputs + 7) // 8 * 8   # a converted y goes after a converted x
+        try:
+            ok = y_at < CONVERT_MAX and target_data(y, &yb, &y_held, conv + y_at, CONVERT_MAX - y_at, self.f32,
+                                                    spec.n_outputs, &yd)
+        except BaseException:
+            if x_held:
+                PyBuffer_Release(&xb)
+            raise
+        if not ok:
+            if x_held:
+                PyBuffer_Release(&xb)
             return None
         memset(&rep, 0, sizeof(af_report))
         try:
@@ -818,12 +1029,14 @@ cdef class Engine:
                 vb = <void *>&self.vb64[0] if momentum > 0 else NULL
             if n >= NOGIL_MACS:
                 with nogil:
-                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xb.buf, yb.buf, &rep)
+                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, &rep)
             else:
-                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xb.buf, yb.buf, &rep)
+                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, &rep)
         finally:
-            PyBuffer_Release(&xb)
-            PyBuffer_Release(&yb)
+            if x_held:
+                PyBuffer_Release(&xb)
+            if y_held:
+                PyBuffer_Release(&yb)
         if st == AF_ERR_NONFINITE:
             raise DivergenceError("non-finite loss or weights from this row; the weights and the velocity were "
                                   "restored to their values before it. Lower the learning rate or scale the "
@@ -968,3 +1181,22 @@ def _activation_deriv(int activation, double alpha, const real[::1] z, const rea
         af_activation_deriv_f32(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])
     else:
         af_activation_deriv_f64(activation, alpha, &z[0], &a[0], &deriv[0], z.shape[0])
+
+
+# ---- test hooks: the floating-point control state ------------------------------------------------
+
+#: bits of the control word (see _fp_control) that the C calls set for their duration (FTZ and DAZ on x86,
+#: FZ on AArch64), that select rounding toward zero, and that hold the rounding mode; all 0 where
+#: csrc/af_fpenv.h has no implementation for this platform (the calls then leave the state alone)
+_FP_FLUSH = AF_FP_FLUSH
+_FP_ROUND_TOWARD_ZERO = AF_FP_ROUND_TOWARD_ZERO
+_FP_ROUND_MASK = AF_FP_ROUND_MASK
+
+
+def _fp_control(control=None):
+    """This thread's floating-point control word (x86: MXCSR without the exception flags; AArch64: FPCR;
+    0 elsewhere). With ``control``, set it first (exception flags are kept). Test hook: every C entry point
+    must leave it as it found it."""
+    if control is not None:
+        af_fp_control_set(<uint64_t>control)
+    return af_fp_control_get()

@@ -38,11 +38,11 @@ LATENCY_CALLS = {
 LATENCY_REFERENCE = "annfast_predict_one"
 #: section name -> its key in the results
 SECTION_KEYS = {"checks": "checks", "per-sample": "per_sample", "minibatch": "minibatch", "latency": "latency",
-                "threads": "threads", "limits": "limits"}
+                "threads": "threads", "limits": "limits", "cliffs": "cliffs"}
 #: how a partial run merges a section into the previous results: the sub-dicts keyed by shape (or data set) whose
 #: entries it replaces one by one (None: the section itself is keyed by shape)
 MERGE_BY = {"checks": ("fann", "peers"), "per_sample": (None,), "minibatch": (None,), "latency": (None,),
-            "threads": ("speedup", "accuracy"), "limits": ("shapes",)}
+            "threads": ("speedup", "accuracy"), "limits": ("shapes",), "cliffs": ("fit", "settled")}
 
 
 def reference_key(key: str) -> str:
@@ -517,6 +517,9 @@ def markdown_report(results: dict, machine_lines: list[str]) -> str:
         if note:
             lines += [f"{note[0].upper()}{note[1:]}.", ""]
         lines.append(markdown_table(headers, rows))
+    if results.get("cliffs"):
+        from cliffs import markdown as cliffs_markdown
+        lines += ["", "## Cliffs", "", cliffs_markdown(results["cliffs"])]
     headers, rows = targets_table(results["targets"])
     summary = checks_summary(results.get("checks", {})) + threads_summary(results.get("threads", {}))
     lines += ["", "## Targets", ""] + [f"- {line}" for line in summary + warnings(results)]

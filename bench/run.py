@@ -2,8 +2,9 @@
 
 ``python bench/run.py`` (full, several minutes) or ``python bench/run.py --quick`` (under a minute, the CI smoke
 test). The sections: agreement checks, per-sample SGD throughput, mini-batch throughput, single-row latency,
-multi-threaded training (speed-ups and accuracy at 2 threads) and the machine's limits; see bench/README.md for what
-each number means and how it is measured.
+multi-threaded training (speed-ups and accuracy at 2 threads), the machine's limits and performance cliffs (every way
+of calling annfast against the plain path, bench/cliffs.py); see bench/README.md for what each number means and how
+it is measured.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import timing  # noqa: E402
 PINNED_CORE = timing.pin_to_one_core()   # before the heavy imports, so every thread they start inherits it
 
 import checks  # noqa: E402
+import cliffs  # noqa: E402
 import limits  # noqa: E402
 import machine  # noqa: E402
 import parallel  # noqa: E402
@@ -36,7 +38,7 @@ from peers import Annfast, NumpyMLP, SklearnMLP, TorchMLP, Unavailable  # noqa: 
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SECTIONS = ("checks", "per-sample", "minibatch", "latency", "threads", "limits")
+SECTIONS = ("checks", "per-sample", "minibatch", "latency", "threads", "limits", "cliffs")
 #: where the FANN/PROBEN1 data files are looked for (--fann-dir), relative to the repository root
 FANN_DIR = Path("..") / "shared" / "datasets" / "fann"
 LATENCY_SHAPES = ("tiny", "medium")
@@ -289,6 +291,14 @@ class Run:
                 key = "annfast_fit_f32" if dtype == "float32" else "annfast_fit_f64"
                 fit = per_sample.get(name, {}).get("peers", {}).get(key)
                 lim["annfast_fraction"] = fit["samples_per_s"] / lim["limit_samples_per_s"] if fit else None
+
+    def cliffs(self) -> None:
+        """Each documented way of calling annfast against the plain float32 path (see bench/cliffs.py)."""
+        say("\n## cliffs")
+        self.results["cliffs"] = cliffs.measure(self.results["settings"]["quick"], REPO, say, shapes=self.shapes,
+                                                fann_dir=self.fann_dir)
+        say(cliffs.markdown(self.results["cliffs"]))
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options."""
