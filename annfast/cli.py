@@ -306,7 +306,8 @@ def _metrics(net, X: np.ndarray, y: np.ndarray) -> dict:
     if net.layers[-1].activation not in CLASSIFIER_OUTPUTS:
         Y = np.eye(net.n_outputs)[y] if y.ndim == 1 and net.n_outputs > 1 else y.reshape(len(y), -1)
         err = net.predict(X).astype(np.float64) - Y
-        out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+        with np.errstate(over="ignore"):     # errors beyond 1e154 give an RMSE of inf, printed as such
+            out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
     return out
 
 
@@ -338,21 +339,45 @@ def _fold_scaling(net, x_mean, x_scale, y_mean=None, y_scale=None) -> None:
     """Make a network trained on (x - x_mean) / x_scale (and y scaled alike) take and give unscaled values.
 
     The first layer computes W (x - m) / s + b = (W / s) x + (b - (W / s) m); a linear output layer
-    scaled back is (y_scale W) a + (y_scale b + y_mean).
+    scaled back is (y_scale W) a + (y_scale b + y_mean). Computed in float64; ``set_weights`` refuses
+    a folded weight that is not finite in the network's dtype (CommandError, nothing saved).
     """
     weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.get_weights()]
-    W, b = weights[0]
-    W = W / x_scale
-    weights[0] = (W, b - W @ x_mean)
-    if y_mean is not None:
-        W, b = weights[-1]
-        weights[-1] = (W * y_scale[:, None], b * y_scale + y_mean)
-    net.set_weights(weights)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow becomes inf, refused by set_weights
+        W, b = weights[0]
+        W = W / x_scale
+        weights[0] = (W, b - W @ x_mean)
+        if y_mean is not None:
+            W, b = weights[-1]
+            weights[-1] = (W * y_scale[:, None], b * y_scale + y_mean)
+    try:
+        net.set_weights(weights)
+    except ValueError as exc:
+        raise CommandError(f"--standardize: the trained network, with the scaling of the data folded into its "
+                           f"weights, does not fit in {net.dtype}: {exc}. Use --dtype float64, or rescale the "
+                           "data. No model was saved.") from None
 
 
-def _scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, std = a.mean(axis=0), a.std(axis=0)
-    return mean, np.where(std > 0, std, 1.0)
+def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (1 where 0) of each column of ``a``, for --standardize.
+
+    CommandError, naming the column, where they are not finite (values near the float64 limit) or
+    where 1 / scale would overflow ``dtype`` once folded into the weights (a column of tiny values).
+    """
+    a = a.reshape(a.shape[0], -1)            # (a 1-D column of --labels: one column)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = a.mean(axis=0), a.std(axis=0)
+        scale = np.where(std > 0, std, 1.0)
+        inverse = (1.0 / scale).astype(dtype)
+    for k in range(a.shape[1]):
+        if not (np.isfinite(mean[k]) and np.isfinite(std[k])):
+            raise CommandError(f"--standardize: the {what} column {names[k]!r} holds values too large to "
+                               "standardize in float64; rescale it")
+        if not np.isfinite(inverse[k]):
+            raise CommandError(f"--standardize: the {what} column {names[k]!r} has a standard deviation of "
+                               f"{std[k]:g}, too small for {dtype} weights (1/{std[k]:g} overflows {dtype}); "
+                               "use --dtype float64, or rescale that column")
+    return mean, scale
 
 
 def _train(args, out) -> int:
@@ -392,10 +417,10 @@ def _train(args, out) -> int:
     X_fit, y_fit = X, targets
     scaled_y = None
     if args.standardize:
-        x_mean, x_scale = _scale(X[:n_train])
+        x_mean, x_scale = _scale(X[:n_train], data.input_names, args.dtype, "input")
         X_fit = (X - x_mean) / x_scale
         if activation == "linear":
-            scaled_y = _scale(targets[:n_train])
+            scaled_y = _scale(targets[:n_train], data.target_names, args.dtype, "target")
             y_fit = (targets - scaled_y[0]) / scaled_y[1]
     validation = (X_fit[n_train:], y_fit[n_train:]) if n_val else None
 

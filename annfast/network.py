@@ -310,19 +310,38 @@ class Network:
         Parameters
         ----------
         flat : array_like of shape (n_params,)
-            Finite values; converted to the network's dtype.
+            Finite values, each finite in the network's dtype once converted to it.
+
+        Raises
+        ------
+        ValueError
+            If the shape is wrong, or a value is not finite or does not fit the network's dtype (such as
+            1e39 for float32), naming its index and the layer weight it would set; the network is then
+            unchanged.
+        TypeError
+            If the values are not real numbers.
         """
         arr = np.asarray(flat)
         if arr.shape != (self.n_params,):
             raise ValueError(f"flat parameters must have shape ({self.n_params},), got {arr.shape}")
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"flat parameters must be real numbers, got dtype {arr.dtype}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"flat parameters hold a non-finite value at index "
-                             f"{int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        arr = v.cast_finite(arr, self.dtype, "flat parameters", self._locate_parameter)
         with self._lock:
             self._params[...] = arr
             self._engine.reset_velocity()
+
+    def _locate_parameter(self, idx: tuple) -> str:
+        """Name flat parameter idx[0]: "index 7 (layers[0] W[1, 2])"."""
+        i = idx[0]
+        for k, (W, b) in enumerate(self._views):
+            if i < W.size:
+                return f"index {idx[0]} (layers[{k}] W[{i // W.shape[1]}, {i % W.shape[1]}])"
+            i -= W.size
+            if i < b.size:
+                return f"index {idx[0]} (layers[{k}] b[{i}])"
+            i -= b.size
+        return f"index {idx[0]}"  # pragma: no cover -- the shape was checked
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Return copies of the weights: a list of ``(W, b)`` per layer, W of shape (units, n_in)."""
@@ -334,6 +353,14 @@ class Network:
 
         Everything is checked before anything is written: on error the network is unchanged.
         Resets the momentum state.
+
+        Raises
+        ------
+        ValueError
+            If a shape is wrong, or a value is not finite or does not fit the network's dtype (such as
+            1e39 for float32), naming the layer, W or b, and the position.
+        TypeError
+            If an item is not a pair or does not hold real numbers.
         """
         weights = list(weights)
         if len(weights) != len(self.layers):
@@ -350,8 +377,7 @@ class Network:
                     raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
                 if arr.shape != old.shape:
                     raise ValueError(f"{name} has shape {arr.shape}, expected {old.shape}")
-                v._check_finite(arr, name)
-                checked.append(arr)
+                checked.append(v.cast_finite(arr, self.dtype, name))   # a value too large for dtype: ValueError
         with self._lock:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn

@@ -413,3 +413,47 @@ def test_python_m_annfast_train(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("annfast: error: xor.csv: there is no column named 'nope'")
+
+
+# ---- --standardize and values that overflow float32 (issue 18, item 3) ------------------------------
+
+def test_standardize_tiny_column_is_a_clear_error_not_a_warning(tmp_path, capsys):
+    """A column of 0 and 1e-40 has standard deviation 5e-41: 1/5e-41 is beyond float32 (it used to leak a
+    RuntimeWarning from the cast in set_weights and save a model with inf weights)."""
+    data = tmp_path / "tiny.csv"
+    write_csv(data, ["x", "z", "y"], [[0.0 if k % 2 else 1e-40, k % 3, k % 2] for k in range(8)])
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert "--standardize: the input column 'x' has a standard deviation of 5e-41" in err
+    assert "use --dtype float64" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.annf").exists()
+    # float64 weights hold 1/5e-41: the same data trains and saves
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--dtype", "float64",
+                         "--out", tmp_path / "m.annf", "--seed", "0")
+    assert code == 0, err
+    assert np.isfinite(af.load(tmp_path / "m.annf").parameters).all()
+
+
+def test_standardize_fold_that_overflows_is_refused(tmp_path, capsys, monkeypatch):
+    """A folded weight beyond float32 after training is refused by set_weights: exit 2, nothing saved."""
+    data = tmp_path / "d.csv"
+    write_csv(data, ["x", "y"], [[k * 1e-37, k % 2] for k in range(8)])    # std ~2.3e-37: 1/std fits float32
+    real = af.Network.fit
+
+    def fit_then_grow(self, *args, **kwargs):
+        history = real(self, *args, **kwargs)
+        self.set_parameters(np.full(self.n_params, 1e3))                   # x 1/std = 4e39: overflows
+        return history
+
+    monkeypatch.setattr(af.Network, "fit", fit_then_grow)
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert "does not fit in float32" in err and "No model was saved" in err
+    assert not (tmp_path / "m.annf").exists()
+
+
+def test_standardize_column_too_large_for_float64(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    write_csv(data, ["x", "y"], [[1.7e308 * (-1) ** k, k % 2] for k in range(8)])
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2 and "the input column 'x' holds values too large to standardize" in err
