@@ -457,3 +457,15 @@ def test_standardize_column_too_large_for_float64(tmp_path, capsys):
     write_csv(data, ["x", "y"], [[1.7e308 * (-1) ** k, k % 2] for k in range(8)])
     code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
     assert code == 2 and "the input column 'x' holds values too large to standardize" in err
+
+
+@pytest.mark.parametrize("pairs", [10 ** 8, 10 ** 9])
+def test_tiny_fann_file_announcing_huge_counts_exits_2(tmp_path, capsys, pairs):
+    data = tmp_path / "big.data"
+    data.write_text(f"{pairs} 1 1\n0\n1\n")
+    assert data.stat().st_size <= 19
+    code, out, err = run(capsys, "train", data, "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert err.startswith("annfast: error: ") and len(err.strip().splitlines()) == 1
+    assert f"announces {pairs} pairs of 1 input and 1 output" in err
+    assert os.listdir(tmp_path) == ["big.data"]
