@@ -1,18 +1,26 @@
 r"""Model files: save and load a Network's architecture, settings and flat parameter buffer.
 
 The format is a small self-describing container that loading can check completely before it trusts
-anything, and that never executes code:
+anything, and that never executes code. Version 2 (written since issue 18):
 
     offset 0   8 bytes   magic b"ANNFAST\\x00"
-           8   4 bytes   format version, uint32 little-endian
+           8   4 bytes   format version, uint32 little-endian (2)
           12   4 bytes   header length H, uint32 little-endian (at most MAX_HEADER)
           16   H bytes   header: UTF-8 JSON object (architecture, dtype, loss, settings, sizes, CRC-32)
       16 + H   P bytes   the flat parameters, little-endian float32 or float64 (P = n_params * itemsize)
+  16 + H + P   4 bytes   CRC-32 (zlib, uint32 little-endian) of every byte before it
 
-The file must end exactly after the parameters; the CRC-32 of the parameter bytes is in the header.
-The header holds exactly the fields ``format`` ("annfast-model"), ``annfast_version``, ``n_inputs``,
-``layers`` (objects with ``units``, ``activation``, ``negative_slope``), ``dtype``, ``loss``, ``seed``,
-``n_params``, ``params_crc32`` and ``training`` (the scalar settings of the latest ``fit``, or null).
+The file must end exactly after the final CRC-32, which covers the whole file (prefix, header and
+parameters), so that any changed bit anywhere -- also in the header, such as a slope 0.01 read as
+0.11 -- is refused with a ModelFileError. The header also holds the CRC-32 of the parameter bytes
+alone. The header holds exactly the fields ``format`` ("annfast-model"), ``annfast_version``,
+``n_inputs``, ``layers`` (objects with ``units``, ``activation``, ``negative_slope``), ``dtype``,
+``loss``, ``seed``, ``n_params``, ``params_crc32`` and ``training`` (the scalar settings of the latest
+``fit``, or null).
+
+Version 1 files (written before issue 18) are the same without the final CRC-32. They still load,
+with every check of version 2 except that a damaged header is only caught when it no longer makes
+sense; saving them again writes version 2.
 
 Reading is strict and bounded: every field must be present, of its type and in range, and describe a
 network that ``Network`` accepts; duplicated keys, NaN/Infinity literals, unknown fields, integers of
@@ -37,7 +45,8 @@ import zlib
 import numpy as np
 
 MAGIC = b"ANNFAST\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_CRC = struct.Struct("<I")        # the final CRC-32 of a version 2 file
 MAX_HEADER = 1 << 20
 MAX_LAYERS = 32               # AF_MAX_LAYERS of csrc/annfast.h
 MAX_PARAMS = 1 << 28          # 1 GiB of float32 or 2 GiB of float64 parameters
@@ -136,10 +145,12 @@ def save(net, path) -> None:
         except BaseException:
             os.close(fd)
             raise
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head))
         with fh:
-            fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)))
+            fh.write(prefix)
             fh.write(head)
             fh.write(blob)
+            fh.write(_CRC.pack(zlib.crc32(blob, zlib.crc32(head, zlib.crc32(prefix)))))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -258,16 +269,22 @@ def _read_open(fh, size: int, path: str) -> tuple[dict, np.ndarray]:
     header = _parse_header(raw, path)
     _check_header(header, path)
     n_params, dtype = header["n_params"], np.dtype(header["dtype"])
-    expected = _PREFIX.size + head_len + n_params * dtype.itemsize
+    trailer = _CRC.size if version >= 2 else 0
+    expected = _PREFIX.size + head_len + n_params * dtype.itemsize + trailer
     if size != expected:
         raise ModelFileError(f"{path}: the file has {size} bytes but its header describes {expected} "
                              f"({'truncated' if size < expected else 'trailing data'} or damaged)")
-    params = _read_params(fh, n_params, dtype, header["params_crc32"], path)
+    file_crc = zlib.crc32(raw, zlib.crc32(prefix)) if trailer else None
+    params = _read_params(fh, n_params, dtype, header["params_crc32"], file_crc, path)
     return header, params
 
 
-def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, path: str) -> np.ndarray:
-    """Read n_params little-endian values in chunks, checking the CRC-32 and finiteness."""
+def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, file_crc: int | None, path: str) -> np.ndarray:
+    """Read n_params little-endian values in chunks, checking the CRC-32s and finiteness.
+
+    ``file_crc`` (version 2) is the CRC-32 of the prefix and header: it is continued over the
+    parameters and compared with the file's final 4 bytes before anything else is trusted.
+    """
     nbytes = n_params * dtype.itemsize
     try:
         raw = np.empty(nbytes, dtype=np.uint8)
@@ -280,7 +297,16 @@ def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, path: str) -> n
         if not got:
             raise ModelFileError(f"{path}: truncated while reading the parameters")
         crc = zlib.crc32(view[pos:pos + got], crc)
+        if file_crc is not None:
+            file_crc = zlib.crc32(view[pos:pos + got], file_crc)
         pos += got
+    if file_crc is not None:
+        tail = fh.read(_CRC.size)
+        if len(tail) != _CRC.size:
+            raise ModelFileError(f"{path}: truncated while reading the final CRC-32")
+        if _CRC.unpack(tail)[0] != file_crc:
+            raise ModelFileError(f"{path}: the file is damaged (CRC-32 mismatch: a byte of its header or "
+                                 "parameters has changed)")
     if fh.read(1):
         raise ModelFileError(f"{path}: the file grew while it was read")
     if crc != crc32:

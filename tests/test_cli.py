@@ -173,7 +173,7 @@ def test_training_options_reach_fit_and_the_model_file(tmp_path, capsys):
     code, out, err = run(capsys, "info", model, "--json")
     assert code == 0, err
     header = json.loads(out)
-    assert header["format_version"] == 1 and header["dtype"] == "float64" and header["seed"] == 5
+    assert header["format_version"] == 2 and header["dtype"] == "float64" and header["seed"] == 5
     assert header["training"] == {"epochs": 3, "learning_rate": 0.05, "batch_size": 8, "shuffle": False,
                                   "loss": "cross_entropy", "momentum": 0.9, "nesterov": True,
                                   "weight_decay": 0.0001, "n_rows": 288, "n_validation_rows": 96,
@@ -192,7 +192,7 @@ def test_full_batch_and_verbose_progress(tmp_path, capsys):
 def test_info_text(capsys, diabetes_model):
     code, out, err = run(capsys, "info", diabetes_model)
     assert code == 0, err
-    assert "file:" in out and f"{diabetes_model}: annfast model, format version 1" in out
+    assert "file:" in out and f"{diabetes_model}: annfast model, format version 2" in out
     for expected in ("architecture:", "8 inputs -> 8 tanh -> 2 softmax", "dtype:", "float32", "loss:",
                      "cross_entropy", "parameters:", "90", "seed:", "training:", "settings of the last fit",
                      "learning_rate:", "0.01", "n_rows:", "384"):

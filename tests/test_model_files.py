@@ -98,7 +98,7 @@ def test_saved_file_has_the_documented_layout(tmp_path, dtype):
     net.save(path)
     raw = path.read_bytes()
     magic, version, head_len = struct.unpack("<8sII", raw[:16])
-    assert magic == b"ANNFAST\x00" and version == 1 == _io.FORMAT_VERSION
+    assert magic == b"ANNFAST\x00" and version == 2 == _io.FORMAT_VERSION
     header = json.loads(raw[16:16 + head_len].decode("utf-8"))
     assert set(header) == HEADER_KEYS
     assert header["format"] == "annfast-model" and header["annfast_version"] == af.__version__
@@ -106,8 +106,9 @@ def test_saved_file_has_the_documented_layout(tmp_path, dtype):
     assert header["layers"] == [{"units": 6, "activation": "tanh", "negative_slope": 0.2},
                                 {"units": 3, "activation": "tanh", "negative_slope": 0.1}]
     assert header["n_params"] == net.n_params and header["training"]["epochs"] == 2
-    blob = raw[16 + head_len:]
-    assert len(blob) == net.n_params * np.dtype(dtype).itemsize            # nothing after the parameters
+    blob, trailer = raw[16 + head_len:-4], raw[-4:]
+    assert len(blob) == net.n_params * np.dtype(dtype).itemsize            # then only the final CRC-32
+    assert struct.unpack("<I", trailer)[0] == zlib.crc32(raw[:-4])         # of the whole file before it
     assert zlib.crc32(blob) == header["params_crc32"]
     assert blob == net.parameters.astype(np.dtype(dtype).newbyteorder("<")).tobytes()
 
@@ -127,14 +128,16 @@ def test_newer_format_version_is_a_clear_error(tmp_path):
     path = tmp_path / "m.annf"
     trained().save(path)
     raw = bytearray(path.read_bytes())
-    raw[8:12] = struct.pack("<I", 2)
+    raw[8:12] = struct.pack("<I", 3)
     path.write_bytes(bytes(raw))
-    with pytest.raises(af.ModelFileError, match=r"format version 2 is newer .* upgrade annfast"):
+    with pytest.raises(af.ModelFileError, match=r"format version 3 is newer .* upgrade annfast"):
         af.load(path)
 
 
-@pytest.mark.parametrize("name", ["valid_float32.annf", "valid_float64.annf"])
+@pytest.mark.parametrize("name", ["valid_float32.annf", "valid_float64.annf", "v2_valid_float32.annf",
+                                  "v2_valid_float64.annf"])
 def test_reference_files_from_an_independent_writer(name):
+    """Version 2 files, and version 1 files (written before the whole-file CRC-32), load."""
     corpus = _corpus_module()
     net = af.load(CORPUS / name)
     header, _ = split((CORPUS / name).read_bytes())
@@ -148,6 +151,62 @@ def test_reference_files_from_an_independent_writer(name):
                        slope=net.layers[0].negative_slope)
     np.testing.assert_allclose(net.predict(X), ref.predict(X.astype(dtype).astype(np.float64)),
                                rtol=TOL[dtype], atol=TOL[dtype])
+
+
+# ---- the whole-file CRC-32 of version 2 (issue 18, item 7) ------------------------------------------
+
+def _small_saved_model(tmp_path) -> bytes:
+    net = af.Network(2, [af.Dense(2, "leaky_relu", negative_slope=0.01), af.Dense(1, "linear")], seed=1)
+    net.fit(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 0.0]), epochs=1)     # a "training" header too
+    net.save(tmp_path / "small.annf")
+    return (tmp_path / "small.annf").read_bytes()
+
+
+def test_every_single_bit_flip_of_the_header_is_refused(tmp_path):
+    """Flipping "negative_slope": 0.01 to 0.11 or 1.01 used to load silently and change predictions; now
+    every one of the bits of the prefix and header, flipped alone, gives a ModelFileError."""
+    raw = _small_saved_model(tmp_path)
+    head_end = 16 + struct.unpack("<I", raw[12:16])[0]
+    path = tmp_path / "flipped.annf"
+    for bit in range(head_end * 8):
+        flipped = bytearray(raw)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(af.ModelFileError):
+            af.load(path)
+    af.load(tmp_path / "small.annf")                      # the original loads
+
+
+def test_sampled_bit_flips_of_the_parameters_and_final_crc_are_refused(tmp_path):
+    raw = _small_saved_model(tmp_path)
+    head_end = 16 + struct.unpack("<I", raw[12:16])[0]
+    path = tmp_path / "flipped.annf"
+    bits_after = list(range(head_end * 8, len(raw) * 8))
+    for bit in bits_after[::3] + bits_after[-32:]:           # a third of the parameter bits, every CRC bit
+        flipped = bytearray(raw)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(af.ModelFileError, match="CRC-32 mismatch|non-finite"):
+            af.load(path)
+
+
+@pytest.mark.parametrize("old, new", [(b'"negative_slope": 0.01', b'"negative_slope": 0.11'),
+                                      (b'"negative_slope": 0.01', b'"negative_slope": 1.01'),
+                                      (b'"seed": 1', b'"seed": 3')])
+def test_header_change_that_parses_is_caught_by_the_final_crc(tmp_path, old, new):
+    raw = _small_saved_model(tmp_path)
+    assert old in raw
+    (tmp_path / "changed.annf").write_bytes(raw.replace(old, new, 1))
+    with pytest.raises(af.ModelFileError, match="CRC-32 mismatch: a byte of its header or parameters"):
+        af.load(tmp_path / "changed.annf")
+
+
+def test_version_1_files_still_load_and_are_saved_again_as_version_2(tmp_path):
+    net = af.load(CORPUS / "valid_float32.annf")
+    net.save(tmp_path / "again.annf")
+    raw = (tmp_path / "again.annf").read_bytes()
+    assert struct.unpack("<I", raw[8:12])[0] == 2 and struct.unpack("<I", raw[-4:])[0] == zlib.crc32(raw[:-4])
+    assert bits(af.load(tmp_path / "again.annf").parameters) == bits(net.parameters)
 
 
 # ---- the corpus of nasty files ---------------------------------------------------------------------
@@ -355,13 +414,16 @@ def bases(tmp_path_factory):
 
 
 def split(raw: bytes):
-    head_len = struct.unpack("<I", raw[12:16])[0]
-    return json.loads(raw[16:16 + head_len]), raw[16 + head_len:]
+    """(header, parameter bytes) of a model file of version 1 or 2 (without the final CRC-32 of version 2)."""
+    version, head_len = struct.unpack("<II", raw[8:16])
+    return json.loads(raw[16:16 + head_len]), raw[16 + head_len:len(raw) - (4 if version >= 2 else 0)]
 
 
-def assemble(header_bytes: bytes, params: bytes, version=1, head_len=None) -> bytes:
+def assemble(header_bytes: bytes, params: bytes, version=2, head_len=None) -> bytes:
+    """A model file; version 2 and above get the final CRC-32 of everything before it."""
     head_len = len(header_bytes) if head_len is None else head_len
-    return b"ANNFAST\x00" + struct.pack("<II", version, head_len) + header_bytes + params
+    raw = b"ANNFAST\x00" + struct.pack("<II", version, head_len) + header_bytes + params
+    return raw + struct.pack("<I", zlib.crc32(raw)) if version >= 2 else raw
 
 
 def bounded(net) -> bool:
