@@ -184,8 +184,10 @@ def _fann_body(lines: list[str], start: int) -> list[tuple[int, list[str]]]:
 
 
 def _check_fann_counts(lines: list[str], start: int, n_pairs: int, n_in: int, n_out: int, path) -> None:
-    """Refuse a header announcing more numbers than the rest of the file can hold, before anything is
-    built in proportion to the announced counts (an 18-byte file announcing 10**8 pairs once took 12 GB).
+    """Refuse a header announcing more numbers than the rest of the file can hold.
+
+    Checked before anything is built in proportion to the announced counts (an 18-byte file
+    announcing 10**8 pairs once took 12 GB).
 
     Each number needs at least one character and all but the last a separator after it, so n numbers
     need at least 2 n - 1 characters after the header line. The error says where the numbers end.

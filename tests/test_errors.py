@@ -222,18 +222,17 @@ def test_long_double_that_overflows_float64_is_refused():
 
 
 def test_regressor_coefs_beyond_float32_are_an_error_not_inf():
-    sklearn = pytest.importorskip("sklearn")
-    import sklearn.exceptions
+    exceptions = pytest.importorskip("sklearn.exceptions")
     from annfast.sklearn import ANNRegressor
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 2))
     y = rng.normal(size=30) * 1e100        # finite in float64; y_scale_ is far beyond float32
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)    # 2 epochs: not converged
+        warnings.simplefilter("ignore", exceptions.ConvergenceWarning)    # 2 epochs: not converged
         reg = ANNRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
     assert np.isfinite(reg.predict(X)).all()
     with pytest.raises(ValueError, match=r"coefs_\[-1\] holds .* which does not fit in float32"):
-        reg.coefs_
+        _ = reg.coefs_
     with pytest.raises(ValueError, match=r"intercepts_\[-1\] holds .* which does not fit in float32"):
-        reg.intercepts_
+        _ = reg.intercepts_
