@@ -276,10 +276,16 @@ def _load_data(args, target):
     return load_data(args.data, fmt, target=target, header=args.header, delimiter=args.delimiter)
 
 
-def _check_output_path(out: str, *inputs: str) -> None:
-    """Refuse to write over an input file or into a directory that does not exist."""
+def _check_output_path(out: str, *inputs: str, what: str) -> None:
+    """Refuse to write over an input file, a FIFO or device, or into a directory that does not exist.
+
+    Checked before any work (``write_atomic`` checks again when it writes).
+    """
+    from ._io import check_target
+
     if os.path.isdir(out):
         raise CommandError(f"cannot write to {out}: it is a directory")
+    check_target(os.path.abspath(out), out, what)          # OSError (exit 2) for a FIFO, a device, a link to one
     for path in inputs:
         if os.path.abspath(out) == os.path.abspath(path) or (
                 os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path)):
@@ -384,7 +390,7 @@ def _train(args, out) -> int:
     from ._core import DivergenceError
     from .network import Dense, Network
 
-    _check_output_path(args.out, args.data)
+    _check_output_path(args.out, args.data, what="the model")
     data = _load_data(args, args.target)
     X, y = data.X, data.y
     if y.shape[1] == 0:
@@ -466,7 +472,7 @@ def _predict(args, out) -> int:
 
     net = load(args.model)
     if args.out != "-":
-        _check_output_path(args.out, args.data, args.model)
+        _check_output_path(args.out, args.data, args.model, what="the predictions")
     data = _load_data(args, [] if args.target is None else args.target)
     X, y = data.X, data.y
     if data.fmt == "csv" and args.target is None and X.shape[1] > net.n_inputs:
@@ -506,8 +512,10 @@ def _predict(args, out) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        # like a model: atomically (an interrupted run keeps the previous file), never over a FIFO or device
+        from ._io import write_atomic
+
+        write_atomic(args.out, [text.encode("utf-8")], "the predictions")
     if targets is not None:
         report = out if args.out != "-" else sys.stderr
         print(f"{args.data}: {X.shape[0]} rows: {_format_metrics(_metrics(net, X, targets))}", file=report)

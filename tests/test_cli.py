@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -469,3 +470,53 @@ def test_tiny_fann_file_announcing_huge_counts_exits_2(tmp_path, capsys, pairs):
     assert err.startswith("annfast: error: ") and len(err.strip().splitlines()) == 1
     assert f"announces {pairs} pairs of 1 input and 1 output" in err
     assert os.listdir(tmp_path) == ["big.data"]
+
+
+# ---- --out that is not a regular file (issue 18, item 15) ------------------------------------------
+
+def _special_targets(tmp_path):
+    out = []
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        out.append((tmp_path / "fifo", "a FIFO (named pipe)"))
+    if os.path.exists("/dev/null") and hasattr(os, "symlink"):
+        os.symlink("/dev/null", tmp_path / "null-link")
+        out.append((tmp_path / "null-link", "a character device (through a symbolic link)"))
+    if not out:
+        pytest.skip("no FIFOs or /dev/null here")
+    return out
+
+
+def test_train_refuses_an_out_that_is_a_fifo_or_a_device(tmp_path, capsys):
+    """'annfast train ... --out /dev/null' as root replaced /dev/null with a model file."""
+    for target, kind in _special_targets(tmp_path):
+        before = sorted(os.listdir(tmp_path))
+        code, out, err = run(capsys, "train", DIABETES_TRAIN, "--epochs", "1", "--out", target)
+        assert code == 2, err
+        assert out == ""                                    # refused before reading the data and training
+        assert err.startswith(f"annfast: error: {target}: cannot save the model: the path is {kind}, not a regular")
+        assert len(err.strip().splitlines()) == 1
+        assert sorted(os.listdir(tmp_path)) == before
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) if os.path.exists("/dev/null") else True
+
+
+def test_predict_refuses_an_out_that_is_a_fifo_or_a_device(tmp_path, capsys, diabetes_model):
+    for target, kind in _special_targets(tmp_path):
+        before = sorted(os.listdir(tmp_path))
+        code, out, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", target)
+        assert code == 2, err
+        assert f"cannot save the predictions: the path is {kind}" in err and len(err.strip().splitlines()) == 1
+        assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_predict_out_is_written_atomically(tmp_path, capsys, diabetes_model, monkeypatch):
+    """An interrupted or failed predict --out keeps the previous predictions file and leaves no litter."""
+    out = tmp_path / "pred.csv"
+    out.write_text("previous\n")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    code, _, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", out)
+    monkeypatch.undo()
+    assert code == 2 and "No space left on device" in err
+    assert out.read_text() == "previous\n" and os.listdir(tmp_path) == ["pred.csv"]
+    code, _, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", out)
+    assert code == 0 and out.read_text().startswith("output1,output2\n")
