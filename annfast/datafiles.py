@@ -344,6 +344,8 @@ def _resolve_targets(target, names: list[str] | None, n_cols: int, path) -> list
 
 def _parse_csv(text: str, path, target, header, delimiter) -> Data:
     rows = _csv_rows(text, path, delimiter)
+    if not rows:     # only characters that are whitespace to str.strip, such as \x1c (which bytes.strip keeps)
+        raise DataFileError(f"{path}: the file holds only blank lines and whitespace, no data")
     first_line, first = rows[0]
     if header is None:
         header = not all(_is_number(cell) for cell in first)

@@ -300,3 +300,12 @@ def test_fann_room_check_is_exact(tmp_path):
     assert read_fann(write(tmp_path, "a.data", "2 1 1\n1\n2\n3\n4"))[0].shape == (2, 1)     # 7 characters, 4 numbers
     with pytest.raises(DataFileError, match="the file ends at line 4, before the outputs of pair 2"):
         read_fann(write(tmp_path, "b.data", "2 1 1\n1\n2\n3"))
+
+
+@pytest.mark.parametrize("content", [b"\x1c", b"\x1c\n\x1d\n", "\u2028\n\u3000".encode()])
+def test_csv_of_unicode_whitespace_only_is_a_data_file_error(tmp_path, content):
+    """Found by tests/test_adversarial_files.py: a file of b"\\x1c" passed the empty-file check (bytes.strip
+    keeps it) and then had no rows (str.strip drops it): IndexError instead of a DataFileError."""
+    path = write(tmp_path, "d.csv", content)
+    with pytest.raises(DataFileError, match="d.csv: the file holds only blank lines and whitespace"):
+        read_csv(path)
