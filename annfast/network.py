@@ -248,8 +248,9 @@ class Network:
 
         The file holds the architecture, dtype, loss, seed, the settings of the latest ``fit`` and
         the flat parameters (see ``annfast._io``); ``annfast.load`` reads it back. The file is written
-        under a temporary name and renamed over ``path``, so a save that is interrupted never destroys
-        an existing file there (a symbolic link at ``path`` is replaced, not written through).
+        under a temporary name and renamed over ``path``, so a save that is interrupted (also by
+        Ctrl-C) never destroys an existing file there and leaves nothing behind (a symbolic link at
+        ``path`` is replaced, not written through). The file ends with a CRC-32 of all its bytes.
 
         Parameters
         ----------
@@ -260,7 +261,12 @@ class Network:
         annfast.ModelFileError
             If the network's settings cannot be stored (they would not load back).
         OSError
-            If the directory does not exist or cannot be written.
+            If the directory does not exist or cannot be written, or ``path`` exists and is not a
+            regular file (a directory, a FIFO, a device such as /dev/null, or a link to one): such a
+            path is refused rather than replaced.
+        KeyboardInterrupt
+            On Ctrl-C: ``path`` then holds the previous file, or the complete new one if the
+            interrupt came after the rename.
         """
         with self._lock:
             _io.save(self, path)
