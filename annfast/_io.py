@@ -194,31 +194,41 @@ def write_atomic(path, chunks, what: str = "the file") -> None:
         raise NotADirectoryError(errno.ENOTDIR, f"cannot save {what}: {directory!r} is not a directory", path)
     mode = check_target(target, path, what)
     with _HeldInterrupt() as interrupt:
-        fh = tmp = None
-        try:
-            fh, tmp = _create_temp(directory, base)          # one statement: the file and its name, or neither
-            if mode is not None and hasattr(os, "fchmod"):
-                # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
-                os.fchmod(fh.fileno(), mode)
-            for chunk in chunks:
-                view = memoryview(chunk).cast("B")
-                for pos in range(0, len(view), _CHUNK):
-                    _write_all(fh, view[pos:pos + _CHUNK])
-                    interrupt.deliver()                      # a Ctrl-C held back: stop here, cleaned up below
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-            check_target(target, path, what)                # again, just before the rename
-            interrupt.deliver()
-            os.replace(tmp, target)
-            tmp = None
-        except BaseException:
-            _discard(fh, tmp)
-            raise
-        finally:
-            if fh is not None:
-                fh.close()                                   # idempotent: closes at most once
+        _write_and_replace(chunks, target, mode, interrupt, path, what)
         _fsync_directory(directory)
+
+
+def _write_and_replace(chunks, target: str, mode: int | None, interrupt, path: str, what: str) -> None:
+    """Write a temporary file next to ``target`` and rename it over ``target`` (the body of ``write_atomic``).
+
+    (A function of its own, so that its ``try`` starts a frame: an exception at the ``try`` statement
+    itself then still leaves through the ``with`` of ``write_atomic``, which restores the SIGINT handler.)
+    """
+    directory, base = os.path.split(target)
+    fh = tmp = None
+    try:
+        fh, tmp = _create_temp(directory, base)              # one statement: the file and its name, or neither
+        if mode is not None and hasattr(os, "fchmod"):
+            # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
+            os.fchmod(fh.fileno(), mode)
+        for chunk in chunks:
+            view = memoryview(chunk).cast("B")
+            for pos in range(0, len(view), _CHUNK):
+                _write_all(fh, view[pos:pos + _CHUNK])
+                interrupt.deliver()                          # a Ctrl-C held back: stop here, cleaned up below
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        check_target(target, path, what)                     # again, just before the rename
+        interrupt.deliver()
+        os.replace(tmp, target)
+        tmp = None
+    except BaseException:
+        _discard(fh, tmp)
+        raise
+    finally:
+        if fh is not None:
+            fh.close()                                       # idempotent: closes at most once
 
 
 def check_target(target: str, path: str, what: str) -> int | None:
@@ -296,10 +306,10 @@ class _HeldInterrupt:
                     signal.signal(signal.SIGINT, self._hold)
                 except (ValueError, OSError):        # not the main interpreter: signals are not ours to hold
                     self._old = None
+            return self
         except BaseException:
             self._restore()
             raise
-        return self
 
     def _hold(self, signum, frame):
         self._pending = True
