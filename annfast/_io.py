@@ -1,18 +1,26 @@
 r"""Model files: save and load a Network's architecture, settings and flat parameter buffer.
 
 The format is a small self-describing container that loading can check completely before it trusts
-anything, and that never executes code:
+anything, and that never executes code. Version 2 (written since issue 18):
 
     offset 0   8 bytes   magic b"ANNFAST\\x00"
-           8   4 bytes   format version, uint32 little-endian
+           8   4 bytes   format version, uint32 little-endian (2)
           12   4 bytes   header length H, uint32 little-endian (at most MAX_HEADER)
           16   H bytes   header: UTF-8 JSON object (architecture, dtype, loss, settings, sizes, CRC-32)
       16 + H   P bytes   the flat parameters, little-endian float32 or float64 (P = n_params * itemsize)
+  16 + H + P   4 bytes   CRC-32 (zlib, uint32 little-endian) of every byte before it
 
-The file must end exactly after the parameters; the CRC-32 of the parameter bytes is in the header.
-The header holds exactly the fields ``format`` ("annfast-model"), ``annfast_version``, ``n_inputs``,
-``layers`` (objects with ``units``, ``activation``, ``negative_slope``), ``dtype``, ``loss``, ``seed``,
-``n_params``, ``params_crc32`` and ``training`` (the scalar settings of the latest ``fit``, or null).
+The file must end exactly after the final CRC-32, which covers the whole file (prefix, header and
+parameters), so that any changed bit anywhere -- also in the header, such as a slope 0.01 read as
+0.11 -- is refused with a ModelFileError. The header also holds the CRC-32 of the parameter bytes
+alone. The header holds exactly the fields ``format`` ("annfast-model"), ``annfast_version``,
+``n_inputs``, ``layers`` (objects with ``units``, ``activation``, ``negative_slope``), ``dtype``,
+``loss``, ``seed``, ``n_params``, ``params_crc32`` and ``training`` (the scalar settings of the latest
+``fit``, or null).
+
+Version 1 files (written before issue 18) are the same without the final CRC-32. They still load,
+with every check of version 2 except that a damaged header is only caught when it no longer makes
+sense; saving them again writes version 2.
 
 Reading is strict and bounded: every field must be present, of its type and in range, and describe a
 network that ``Network`` accepts; duplicated keys, NaN/Infinity literals, unknown fields, integers of
@@ -20,24 +28,31 @@ more than MAX_INT_DIGITS digits and networks of more than MAX_PARAMS parameters 
 is allocated in proportion to a declared size before that size has been checked against the file's
 real size. Saving runs the same checks first (it never writes a file that reading would refuse), then
 writes a temporary file next to the target, flushes it to disk and renames it over the target only when
-complete, so an interrupted or failed save never destroys the previous file and leaves no temporary
-file behind. A symbolic link at the target is replaced by the new file, not written through.
+complete (``write_atomic``), so an interrupted or failed save never destroys the previous file and
+leaves no temporary file and no open descriptor behind; a Ctrl-C is held back while the files are
+inconsistent and then raised as KeyboardInterrupt. A symbolic link at the target is replaced by the new
+file, not written through; an existing target that is not a regular file (a FIFO, a device such as
+/dev/null, or a link to one) is refused rather than replaced.
 """
 from __future__ import annotations
 
 import errno
+import io
 import json
 import math
 import os
 import secrets
+import signal
 import stat
 import struct
+import threading
 import zlib
 
 import numpy as np
 
 MAGIC = b"ANNFAST\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_CRC = struct.Struct("<I")        # the final CRC-32 of a version 2 file
 MAX_HEADER = 1 << 20
 MAX_LAYERS = 32               # AF_MAX_LAYERS of csrc/annfast.h
 MAX_PARAMS = 1 << 28          # 1 GiB of float32 or 2 GiB of float64 parameters
@@ -83,8 +98,13 @@ def save(net, path) -> None:
         If the network cannot be stored in a file that ``read`` accepts (e.g. more than MAX_PARAMS
         parameters); nothing is written then.
     OSError
-        If the file cannot be written (missing directory, permissions, disk full, ...); a file that
-        was at ``path`` before is then unchanged, and no temporary file is left behind.
+        If the file cannot be written (missing directory, permissions, disk full, ...) or ``path`` is
+        not a regular file (a directory, a FIFO, a device, or a symbolic link to one: refused, errno
+        EINVAL or EISDIR); a file that was at ``path`` before is then unchanged, and no temporary file
+        is left behind.
+    KeyboardInterrupt
+        On Ctrl-C; the file at ``path`` is then the previous one, or the complete new one if the
+        interrupt came after the rename, and nothing else is left behind (see ``write_atomic``).
     """
     path = os.fspath(path)
     where = f"cannot save to {path}"
@@ -114,60 +134,222 @@ def save(net, path) -> None:
     if not np.isfinite(params).all():
         raise ModelFileError(f"{where}: the parameters hold non-finite values")
 
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head))
+    trailer = _CRC.pack(zlib.crc32(blob, zlib.crc32(head, zlib.crc32(prefix))))
+    write_atomic(path, (prefix, head, blob, trailer), "the model")
+
+
+# ---- writing a file atomically ---------------------------------------------------------------------
+
+_FileIO = io.FileIO             # the temporary file's owner (a name the fault-injection tests can replace)
+
+
+def write_atomic(path, chunks, what: str = "the file") -> None:
+    """Write the bytes-like ``chunks`` to ``path`` so that ``path`` is always either the old or the new file.
+
+    The bytes go to a new temporary file next to the target (mode 0666 less the umask, or the mode of
+    the file it replaces), which is flushed to disk and renamed over the target only when complete; the
+    directory is then synced (POSIX, best effort).
+
+    Interrupts: in the main thread a Ctrl-C (SIGINT) during the write is held back until the files are in
+    a consistent state and then raised as KeyboardInterrupt (between chunks of 16 MiB, before the rename,
+    or after it); on any exception the temporary file is closed exactly once (it is owned by one file
+    object) and removed, so nothing is left behind and no descriptor leaks.
+
+    Targets: a new path, a regular file, or a symbolic link to a regular file. The new file replaces the
+    path itself (a symbolic link is replaced by the file, and the file it pointed to is left unchanged),
+    so a save never writes outside the directory of ``path``. An existing target that is not a regular
+    file -- a FIFO, a device such as /dev/null, a socket, or a symbolic link to one -- is refused, since
+    renaming over it would replace it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    chunks : iterable of bytes-like objects
+    what : str, default="the file"
+        For messages: "cannot save {what}: ...".
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory of ``path`` does not exist.
+    IsADirectoryError
+        If ``path`` is a directory (or a symbolic link to one).
+    OSError
+        With errno EINVAL if ``path`` exists and is not a regular file; or if writing fails (permissions,
+        disk full, ...): a file that was at ``path`` before is then unchanged, and no temporary file is left.
+    KeyboardInterrupt
+        If interrupted; as for an OSError, the previous file is then intact and nothing is left behind,
+        unless the interrupt came after the rename (the new file is then complete at ``path``).
+    """
+    path = os.fspath(path)
     target = os.path.abspath(path)
     directory, base = os.path.split(target)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(errno.ENOENT, f"cannot save the model: the directory {directory!r} does not exist",
-                                path)
-    if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "cannot save the model: the path is a directory", path)
     try:
-        # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except OSError:
-        mode = None
-    tmp = None
+        st = os.stat(directory)          # (not os.path.isdir, which would turn any error into "missing")
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, f"cannot save {what}: the directory {directory!r} does not exist",
+                                path) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot save {what}: {directory!r} is not a directory", path)
+    mode = check_target(target, path, what)
+    with _HeldInterrupt() as interrupt:
+        _write_and_replace(chunks, target, mode, interrupt, path, what)
+        _fsync_directory(directory)
+
+
+def _write_and_replace(chunks, target: str, mode: int | None, interrupt, path: str, what: str) -> None:
+    """Write a temporary file next to ``target`` and rename it over ``target`` (the body of ``write_atomic``).
+
+    (A function of its own, so that its ``try`` starts a frame: an exception at the ``try`` statement
+    itself then still leaves through the ``with`` of ``write_atomic``, which restores the SIGINT handler.)
+    """
+    directory, base = os.path.split(target)
+    fh = tmp = None
     try:
-        fd, tmp = _create_temp(directory, base)
-        try:
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(fd, mode)
-            fh = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with fh:
-            fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)))
-            fh.write(head)
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fh, tmp = _create_temp(directory, base)              # one statement: the file and its name, or neither
+        if mode is not None and hasattr(os, "fchmod"):
+            # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
+            os.fchmod(fh.fileno(), mode)
+        for chunk in chunks:
+            view = memoryview(chunk).cast("B")
+            for pos in range(0, len(view), _CHUNK):
+                _write_all(fh, view[pos:pos + _CHUNK])
+                interrupt.deliver()                          # a Ctrl-C held back: stop here, cleaned up below
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        check_target(target, path, what)                     # again, just before the rename
+        interrupt.deliver()
         os.replace(tmp, target)
+        tmp = None
     except BaseException:
+        _discard(fh, tmp)
+        raise
+    finally:
+        if fh is not None:
+            fh.close()                                       # idempotent: closes at most once
+
+
+def check_target(target: str, path: str, what: str) -> int | None:
+    """Refuse a target that is a directory or not a regular file; return its mode, None if there is none.
+
+    ``target`` is the absolute path, ``path`` as given (for messages). Also used by the command line to
+    refuse an --out before any work.
+    """
+    try:
+        st = os.stat(target)                                 # follows a symbolic link
+    except FileNotFoundError:
+        return None                                          # a new file (or a dangling link, replaced)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"cannot save {what}: the path is a directory", path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _file_kind(st.st_mode)
+        link = " (through a symbolic link)" if os.path.islink(target) else ""
+        raise OSError(errno.EINVAL, f"cannot save {what}: the path is {kind}{link}, not a regular file; "
+                                    "refusing to replace it (give the path of a regular file)", path)
+    return stat.S_IMODE(st.st_mode)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _write_all(fh, view: memoryview) -> None:
+    """Write all of ``view`` (FileIO.write may write less than asked)."""
+    while view:
+        view = view[fh.write(view):]
+
+
+def _discard(fh, tmp: str | None) -> None:
+    """After a failure: close the temporary file (once) and remove it; errors here are secondary."""
+    try:
+        if fh is not None:
+            fh.close()
+    except OSError:
+        pass
+    finally:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise
-    _fsync_directory(directory)
 
 
-def _create_temp(directory: str, base: str) -> tuple[int, str]:
-    """Create a new empty temporary file next to the target; return its descriptor and path.
+class _HeldInterrupt:
+    """Hold back SIGINT (Ctrl-C) in the main thread while files are inconsistent; ``deliver`` raises it.
 
-    Unlike ``tempfile.mkstemp`` (mode 0600), the file is created with mode 0666 less the umask, as a
-    plain ``open(path, "wb")`` would create the target.
+    Python raises KeyboardInterrupt between any two bytecodes, e.g. after ``open`` returned a descriptor
+    and before it is stored: no code structure can own it then. So while a save is in progress its own
+    handler only records the signal; ``deliver`` (called where stopping is clean) and leaving the block
+    restore the previous handler and call it, which raises KeyboardInterrupt. In other threads Python
+    never runs signal handlers, so there is nothing to hold back; a handler that is not a Python
+    callable (SIG_IGN, SIG_DFL) is left alone.
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+    def __init__(self):
+        self._old = None
+        self._pending = False
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            old = signal.getsignal(signal.SIGINT)
+            if callable(old):
+                self._old = old
+                try:
+                    signal.signal(signal.SIGINT, self._hold)
+                except (ValueError, OSError):        # not the main interpreter: signals are not ours to hold
+                    self._old = None
+            return self
+        except BaseException:
+            self._restore()
+            raise
+
+    def _hold(self, signum, frame):
+        self._pending = True
+
+    def _restore(self):
+        old, self._old = self._old, None
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        return old
+
+    def deliver(self) -> None:
+        """Raise the held-back interrupt now, if there is one (by calling the previous handler)."""
+        if self._pending:
+            self._pending = False
+            old = self._restore()
+            if old is not None:
+                old(signal.SIGINT, None)
+
+    def __exit__(self, *exc_info):
+        old = self._restore()
+        if self._pending and old is not None:
+            self._pending = False
+            old(signal.SIGINT, None)        # KeyboardInterrupt takes over from any exception in flight
+        return False
+
+
+def _create_temp(directory: str, base: str):
+    """Create a new empty temporary file next to the target; return its file object and its path.
+
+    Created with mode 0666 less the umask (unlike ``tempfile.mkstemp``'s 0600), as a plain
+    ``open(path, "wb")`` would create the target; O_EXCL, so an existing file or link is never used.
+    """
     for _ in range(100):
         # "." hides it; the name matches the *.annf.tmp* pattern of .gitignore for ".annf" models
-        tmp = os.path.join(directory, f".{base[:200]}.tmp{secrets.token_hex(4)}")
+        name = os.path.join(directory, f".{base[:200]}.tmp{secrets.token_hex(8)}")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return _FileIO(name, "xb"), name
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "cannot create a temporary file next to the model", directory)
+    raise FileExistsError(errno.EEXIST, "cannot create a temporary file next to the target", directory)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -258,16 +440,22 @@ def _read_open(fh, size: int, path: str) -> tuple[dict, np.ndarray]:
     header = _parse_header(raw, path)
     _check_header(header, path)
     n_params, dtype = header["n_params"], np.dtype(header["dtype"])
-    expected = _PREFIX.size + head_len + n_params * dtype.itemsize
+    trailer = _CRC.size if version >= 2 else 0
+    expected = _PREFIX.size + head_len + n_params * dtype.itemsize + trailer
     if size != expected:
         raise ModelFileError(f"{path}: the file has {size} bytes but its header describes {expected} "
                              f"({'truncated' if size < expected else 'trailing data'} or damaged)")
-    params = _read_params(fh, n_params, dtype, header["params_crc32"], path)
+    file_crc = zlib.crc32(raw, zlib.crc32(prefix)) if trailer else None
+    params = _read_params(fh, n_params, dtype, header["params_crc32"], file_crc, path)
     return header, params
 
 
-def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, path: str) -> np.ndarray:
-    """Read n_params little-endian values in chunks, checking the CRC-32 and finiteness."""
+def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, file_crc: int | None, path: str) -> np.ndarray:
+    """Read n_params little-endian values in chunks, checking the CRC-32s and finiteness.
+
+    ``file_crc`` (version 2) is the CRC-32 of the prefix and header: it is continued over the
+    parameters and compared with the file's final 4 bytes before anything else is trusted.
+    """
     nbytes = n_params * dtype.itemsize
     try:
         raw = np.empty(nbytes, dtype=np.uint8)
@@ -280,7 +468,16 @@ def _read_params(fh, n_params: int, dtype: np.dtype, crc32: int, path: str) -> n
         if not got:
             raise ModelFileError(f"{path}: truncated while reading the parameters")
         crc = zlib.crc32(view[pos:pos + got], crc)
+        if file_crc is not None:
+            file_crc = zlib.crc32(view[pos:pos + got], file_crc)
         pos += got
+    if file_crc is not None:
+        tail = fh.read(_CRC.size)
+        if len(tail) != _CRC.size:
+            raise ModelFileError(f"{path}: truncated while reading the final CRC-32")
+        if _CRC.unpack(tail)[0] != file_crc:
+            raise ModelFileError(f"{path}: the file is damaged (CRC-32 mismatch: a byte of its header or "
+                                 "parameters has changed)")
     if fh.read(1):
         raise ModelFileError(f"{path}: the file grew while it was read")
     if crc != crc32:

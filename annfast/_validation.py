@@ -97,12 +97,12 @@ def _numeric(a, name: str) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0) -> None:
+def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0, locate=None) -> None:
     """Raise a ValueError naming the first non-finite value of ``arr`` (rows and columns for 2-D).
 
     ``arr`` may be a converted copy of ``original``: a finite value that does not fit the new dtype
     is then reported as such. Rows are numbered from ``first_row`` (the row of a larger whole that
-    ``arr`` starts at).
+    ``arr`` starts at); ``locate``, if given, turns the index tuple into the words naming it instead.
     """
     if arr.dtype.kind != "f":
         return
@@ -110,10 +110,31 @@ def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0)
     if flat.size == 0 or _core.all_finite(flat if flat.dtype in (np.float32, np.float64) else flat.astype(np.float64)):
         return
     idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-    where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
+    if locate is not None:
+        where = locate(idx)
+    else:
+        where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
     if original is not None and np.isfinite(original[idx]):
-        raise ValueError(f"{name} holds {float(original[idx])!r} at {where}, which does not fit in {arr.dtype}")
+        value = original[idx]
+        shown = repr(float(value)) if np.isfinite(np.float64(value)) else str(value)
+        raise ValueError(f"{name} holds {shown} at {where}, which does not fit in {arr.dtype} (largest "
+                         f"magnitude {float(np.finfo(arr.dtype).max):.7g}); scale it down or use float64")
     raise ValueError(f"{name} holds a non-finite value ({arr[idx]}) at {where}")
+
+
+def cast_finite(a, dtype: np.dtype, name: str, locate=None, first_row: int = 0) -> np.ndarray:
+    """Return ``a`` (real numbers) as a C-contiguous array of ``dtype``, every value finite in ``dtype``.
+
+    The one place where user numbers are narrowed (float64 -> float32, longdouble -> float64): a value
+    that overflows the target dtype raises a ValueError naming it and where it is (``locate`` maps an
+    index tuple to words; else rows count from ``first_row``), instead of becoming inf with a
+    RuntimeWarning. Nothing is modified.
+    """
+    arr = np.asarray(a)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow becomes inf, reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(out, name, arr, first_row, locate)
+    return out
 
 
 def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X", first_row: int = 0) -> np.ndarray:
@@ -130,10 +151,7 @@ def as_inputs(X, n_inputs: int, dtype: np.dtype, name: str = "X", first_row: int
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_inputs} inputs")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr, first_row)
-    return out
+    return cast_finite(arr, dtype, name, first_row=first_row)
 
 
 def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y", first_row: int = 0,
@@ -165,9 +183,7 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y",
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_outputs} outputs")
     if arr.shape[0] != n_rows:
         raise ValueError(f"X has {n_rows} rows but {name} has {arr.shape[0]}")
-    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr, first_row)
+    out = cast_finite(arr, dtype, name, first_row=first_row)
     if loss is not None:
         check_targets_fit_loss(out, loss, activation, name, first_row)
     return out
@@ -200,7 +216,7 @@ def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str 
                              f"one-hot rows or integer class labels")
 
 
-def as_weights(w, shape: tuple, dtype: np.dtype, name: str) -> np.ndarray:
+def as_weights(w, shape: tuple, dtype: np.dtype, name: str, locate=None) -> np.ndarray:
     """Return weights ``w`` as an array of ``shape`` in the network's ``dtype``.
 
     They must be real numbers, finite after the conversion (a value too large for float32 is reported,
@@ -211,10 +227,7 @@ def as_weights(w, shape: tuple, dtype: np.dtype, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape != shape:
         raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr)
-    return out
+    return cast_finite(arr, dtype, name, locate)
 
 
 def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
@@ -226,7 +239,4 @@ def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
         arr = arr.reshape(1)
     if arr.ndim != 1 or arr.shape[0] != width:
         raise ValueError(f"{name} must hold one row of {width} values, got shape {np.shape(x)}")
-    with np.errstate(over="ignore"):   # a value too large for dtype becomes inf, reported just below
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    _check_finite(out, name, arr)
-    return out
+    return cast_finite(arr, dtype, name)

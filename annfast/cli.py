@@ -276,10 +276,16 @@ def _load_data(args, target):
     return load_data(args.data, fmt, target=target, header=args.header, delimiter=args.delimiter)
 
 
-def _check_output_path(out: str, *inputs: str) -> None:
-    """Refuse to write over an input file or into a directory that does not exist."""
+def _check_output_path(out: str, *inputs: str, what: str) -> None:
+    """Refuse to write over an input file, a FIFO or device, or into a directory that does not exist.
+
+    Checked before any work (``write_atomic`` checks again when it writes).
+    """
+    from ._io import check_target
+
     if os.path.isdir(out):
         raise CommandError(f"cannot write to {out}: it is a directory")
+    check_target(os.path.abspath(out), out, what)          # OSError (exit 2) for a FIFO, a device, a link to one
     for path in inputs:
         if os.path.abspath(out) == os.path.abspath(path) or (
                 os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path)):
@@ -306,7 +312,8 @@ def _metrics(net, X: np.ndarray, y: np.ndarray) -> dict:
     if net.layers[-1].activation not in CLASSIFIER_OUTPUTS:
         Y = np.eye(net.n_outputs)[y] if y.ndim == 1 and net.n_outputs > 1 else y.reshape(len(y), -1)
         err = net.predict(X).astype(np.float64) - Y
-        out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
+        with np.errstate(over="ignore"):     # errors beyond 1e154 give an RMSE of inf, printed as such
+            out["rmse"] = float(np.sqrt(np.mean(err ** 2)))
     return out
 
 
@@ -338,28 +345,52 @@ def _fold_scaling(net, x_mean, x_scale, y_mean=None, y_scale=None) -> None:
     """Make a network trained on (x - x_mean) / x_scale (and y scaled alike) take and give unscaled values.
 
     The first layer computes W (x - m) / s + b = (W / s) x + (b - (W / s) m); a linear output layer
-    scaled back is (y_scale W) a + (y_scale b + y_mean).
+    scaled back is (y_scale W) a + (y_scale b + y_mean). Computed in float64; ``set_weights`` refuses
+    a folded weight that is not finite in the network's dtype (CommandError, nothing saved).
     """
     weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.get_weights()]
-    W, b = weights[0]
-    W = W / x_scale
-    weights[0] = (W, b - W @ x_mean)
-    if y_mean is not None:
-        W, b = weights[-1]
-        weights[-1] = (W * y_scale[:, None], b * y_scale + y_mean)
-    net.set_weights(weights)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflow becomes inf, refused by set_weights
+        W, b = weights[0]
+        W = W / x_scale
+        weights[0] = (W, b - W @ x_mean)
+        if y_mean is not None:
+            W, b = weights[-1]
+            weights[-1] = (W * y_scale[:, None], b * y_scale + y_mean)
+    try:
+        net.set_weights(weights)
+    except ValueError as exc:
+        raise CommandError(f"--standardize: the trained network, with the scaling of the data folded into its "
+                           f"weights, does not fit in {net.dtype}: {exc}. Use --dtype float64, or rescale the "
+                           "data. No model was saved.") from None
 
 
-def _scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean, std = a.mean(axis=0), a.std(axis=0)
-    return mean, np.where(std > 0, std, 1.0)
+def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (1 where 0) of each column of ``a``, for --standardize.
+
+    CommandError, naming the column, where they are not finite (values near the float64 limit) or
+    where 1 / scale would overflow ``dtype`` once folded into the weights (a column of tiny values).
+    """
+    a = a.reshape(a.shape[0], -1)            # (a 1-D column of --labels: one column)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = a.mean(axis=0), a.std(axis=0)
+        scale = np.where(std > 0, std, 1.0)
+        inverse = (1.0 / scale).astype(dtype)
+    for k in range(a.shape[1]):
+        if not (np.isfinite(mean[k]) and np.isfinite(std[k])):
+            raise CommandError(f"--standardize: the {what} column {names[k]!r} holds values too large to "
+                               "standardize in float64; rescale it")
+        if not np.isfinite(inverse[k]):
+            raise CommandError(f"--standardize: the {what} column {names[k]!r} has a standard deviation of "
+                               f"{std[k]:g}, too small for {dtype} weights (1/{std[k]:g} overflows {dtype}); "
+                               "use --dtype float64, or rescale that column")
+    return mean, scale
 
 
 def _train(args, out) -> int:
     from ._core import DivergenceError
     from .network import Dense, Network
 
-    _check_output_path(args.out, args.data)
+    _check_output_path(args.out, args.data, what="the model")
     data = _load_data(args, args.target)
     X, y = data.X, data.y
     if y.shape[1] == 0:
@@ -392,10 +423,10 @@ def _train(args, out) -> int:
     X_fit, y_fit = X, targets
     scaled_y = None
     if args.standardize:
-        x_mean, x_scale = _scale(X[:n_train])
+        x_mean, x_scale = _scale(X[:n_train], data.input_names, args.dtype, "input")
         X_fit = (X - x_mean) / x_scale
         if activation == "linear":
-            scaled_y = _scale(targets[:n_train])
+            scaled_y = _scale(targets[:n_train], data.target_names, args.dtype, "target")
             y_fit = (targets - scaled_y[0]) / scaled_y[1]
     validation = (X_fit[n_train:], y_fit[n_train:]) if n_val else None
 
@@ -441,7 +472,7 @@ def _predict(args, out) -> int:
 
     net = load(args.model)
     if args.out != "-":
-        _check_output_path(args.out, args.data, args.model)
+        _check_output_path(args.out, args.data, args.model, what="the predictions")
     data = _load_data(args, [] if args.target is None else args.target)
     X, y = data.X, data.y
     if data.fmt == "csv" and args.target is None and X.shape[1] > net.n_inputs:
@@ -481,8 +512,10 @@ def _predict(args, out) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        # like a model: atomically (an interrupted run keeps the previous file), never over a FIFO or device
+        from ._io import write_atomic
+
+        write_atomic(args.out, [text.encode("utf-8")], "the predictions")
     if targets is not None:
         report = out if args.out != "-" else sys.stderr
         print(f"{args.data}: {X.shape[0]} rows: {_format_metrics(_metrics(net, X, targets))}", file=report)

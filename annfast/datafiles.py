@@ -32,6 +32,7 @@ FANN_SUFFIXES = (".data", ".train", ".test")
 CSV_SUFFIXES = (".csv", ".tsv")
 _INT = re.compile(r"[0-9]+")
 _MAX_SHOWN = 60          # characters of a bad cell or line quoted in a message
+_MAX_COUNT_DIGITS = 18   # a FANN header count of 19 digits or more (>= 10**18 numbers) fits no file
 
 
 class DataFileError(ValueError):
@@ -135,6 +136,10 @@ def _fann_header(lines: list[str], path) -> tuple[int, int, int, int]:
                 raise DataFileError(
                     f"{path}: line {k + 1}: a FANN training file starts with a line of three integers "
                     f"'pairs inputs outputs', got {_short(line.strip())!r}")
+            if any(len(t) > _MAX_COUNT_DIGITS for t in tokens):   # int() of 5000 digits is slow or refused
+                raise DataFileError(
+                    f"{path}: line {k + 1}: the header announces a count of more than {_MAX_COUNT_DIGITS} digits "
+                    f"({_short(line.strip())!r}), more numbers than any file holds; the header is damaged")
             n_pairs, n_in, n_out = (int(t) for t in tokens)
             if n_pairs == 0:
                 raise DataFileError(f"{path}: line {k + 1}: the header announces 0 pairs: there is no data")
@@ -145,34 +150,61 @@ def _fann_header(lines: list[str], path) -> tuple[int, int, int, int]:
 
 
 def _fann_count_error(path, body, n_pairs, n_in, n_out, header_line) -> DataFileError:
-    """Explain where a FANN file's numbers stop matching its header."""
+    """Explain where a FANN file's numbers stop matching its header.
+
+    In time and memory proportional to the file (``body``), never to the announced counts.
+    """
     need = n_pairs * (n_in + n_out)
     have = sum(len(tokens) for _, tokens in body)
     announced = (f"the header (line {header_line}) announces {_count(n_pairs, 'pair')} of "
                  f"{_count(n_in, 'input')} and {_count(n_out, 'output')} ({_count(need, 'number')}) but the file "
                  f"holds {have}")
-    expected = [(pair, part, count) for pair in range(1, n_pairs + 1)
-                for part, count in (("inputs", n_in), ("outputs", n_out)) if count]
-    for (line_no, tokens), (pair, part, count) in zip(body, expected):
+    parts = [(part, count) for part, count in (("inputs", n_in), ("outputs", n_out)) if count]
+    n_lines = n_pairs * len(parts)          # the lines of the layout FANN writes
+
+    def expected(k):                        # line k (from 0) of that layout: (pair, part, count)
+        return (k // len(parts) + 1,) + parts[k % len(parts)]
+
+    for k, (line_no, tokens) in enumerate(body[:n_lines]):
+        pair, part, count = expected(k)
         if len(tokens) != count:
             return DataFileError(f"{path}: line {line_no}: expected the {part} of pair {pair} "
                                  f"({_count(count, 'number')}), found {len(tokens)}; {announced}")
-    if len(body) > len(expected):
-        return DataFileError(f"{path}: line {body[len(expected)][0]}: unexpected numbers after the last "
+    if len(body) > n_lines:
+        return DataFileError(f"{path}: line {body[n_lines][0]}: unexpected numbers after the last "
                              f"pair; {announced}")
-    pair, part, _ = expected[len(body)]
+    pair, part, _ = expected(len(body))
     last = body[-1][0] if body else header_line
     return DataFileError(f"{path}: the file ends at line {last}, before the {part} of pair {pair}; {announced}")
+
+
+def _fann_body(lines: list[str], start: int) -> list[tuple[int, list[str]]]:
+    """(line number, tokens) of every non-blank line after the header."""
+    return [(k + 1, tokens) for k, line in enumerate(lines[start:], start) if (tokens := line.split())]
+
+
+def _check_fann_counts(lines: list[str], start: int, n_pairs: int, n_in: int, n_out: int, path) -> None:
+    """Refuse a header announcing more numbers than the rest of the file can hold.
+
+    Checked before anything is built in proportion to the announced counts (an 18-byte file
+    announcing 10**8 pairs once took 12 GB).
+
+    Each number needs at least one character and all but the last a separator after it, so n numbers
+    need at least 2 n - 1 characters after the header line. The error says where the numbers end.
+    """
+    room = (sum(len(line) + 1 for line in lines[start:]) + 1) // 2
+    if n_pairs * (n_in + n_out) > room:
+        raise _fann_count_error(path, _fann_body(lines, start), n_pairs, n_in, n_out, start)
 
 
 def _parse_fann(text: str, path) -> Data:
     lines = text.splitlines()
     start, n_pairs, n_in, n_out = _fann_header(lines, path)
-    body = [(k + 1, tokens) for k, line in enumerate(lines[start:], start) if (tokens := line.split())]
+    _check_fann_counts(lines, start, n_pairs, n_in, n_out, path)
+    body = _fann_body(lines, start)
     width = n_in + n_out
     counts = [len(tokens) for _, tokens in body]
-    layout = [c for _ in range(n_pairs) for c in (n_in, n_out) if c]
-    if counts != layout and sum(counts) != n_pairs * width:
+    if sum(counts) != n_pairs * width:      # (FANN's own layout, or any other wrapping of the right count)
         raise _fann_count_error(path, body, n_pairs, n_in, n_out, start)
     tokens = [t for _, toks in body for t in toks]
     token_lines = np.repeat(np.array([no for no, _ in body], dtype=np.int64), counts)
@@ -312,6 +344,8 @@ def _resolve_targets(target, names: list[str] | None, n_cols: int, path) -> list
 
 def _parse_csv(text: str, path, target, header, delimiter) -> Data:
     rows = _csv_rows(text, path, delimiter)
+    if not rows:     # only characters that are whitespace to str.strip, such as \x1c (which bytes.strip keeps)
+        raise DataFileError(f"{path}: the file holds only blank lines and whitespace, no data")
     first_line, first = rows[0]
     if header is None:
         header = not all(_is_number(cell) for cell in first)

@@ -252,8 +252,9 @@ class Network:
 
         The file holds the architecture, dtype, loss, seed, the settings of the latest ``fit`` and
         the flat parameters (see ``annfast._io``); ``annfast.load`` reads it back. The file is written
-        under a temporary name and renamed over ``path``, so a save that is interrupted never destroys
-        an existing file there (a symbolic link at ``path`` is replaced, not written through).
+        under a temporary name and renamed over ``path``, so a save that is interrupted (also by
+        Ctrl-C) never destroys an existing file there and leaves nothing behind (a symbolic link at
+        ``path`` is replaced, not written through). The file ends with a CRC-32 of all its bytes.
 
         Parameters
         ----------
@@ -264,7 +265,12 @@ class Network:
         annfast.ModelFileError
             If the network's settings cannot be stored (they would not load back).
         OSError
-            If the directory does not exist or cannot be written.
+            If the directory does not exist or cannot be written, or ``path`` exists and is not a
+            regular file (a directory, a FIFO, a device such as /dev/null, or a link to one): such a
+            path is refused rather than replaced.
+        KeyboardInterrupt
+            On Ctrl-C: ``path`` then holds the previous file, or the complete new one if the
+            interrupt came after the rename.
         """
         with self._lock:
             _io.save(self, path)
@@ -314,12 +320,33 @@ class Network:
         Parameters
         ----------
         flat : array_like of shape (n_params,)
-            Finite values; converted to the network's dtype.
+            Finite values, each finite in the network's dtype once converted to it.
+
+        Raises
+        ------
+        ValueError
+            If the shape is wrong, or a value is not finite or does not fit the network's dtype (such as
+            1e39 for float32), naming its index and the layer weight it would set; the network is then
+            unchanged.
+        TypeError
+            If the values are not real numbers.
         """
-        arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters")
+        arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters", self._locate_parameter)
         with self._lock:
             self._params[...] = arr
             self._engine.reset_velocity()
+
+    def _locate_parameter(self, idx: tuple) -> str:
+        """Name flat parameter idx[0]: "index 7 (layers[0] W[1, 2])"."""
+        i = idx[0]
+        for k, (W, b) in enumerate(self._views):
+            if i < W.size:
+                return f"index {idx[0]} (layers[{k}] W[{i // W.shape[1]}, {i % W.shape[1]}])"
+            i -= W.size
+            if i < b.size:
+                return f"index {idx[0]} (layers[{k}] b[{i}])"
+            i -= b.size
+        return f"index {idx[0]}"  # pragma: no cover -- the shape was checked
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Return copies of the weights: a list of ``(W, b)`` per layer, W of shape (units, n_in)."""
@@ -331,6 +358,14 @@ class Network:
 
         Everything is checked before anything is written: on error the network is unchanged.
         Resets the momentum state.
+
+        Raises
+        ------
+        ValueError
+            If a shape is wrong, or a value is not finite or does not fit the network's dtype (such as
+            1e39 for float32), naming the layer, W or b, and the position.
+        TypeError
+            If an item is not a pair or does not hold real numbers.
         """
         weights = list(weights)
         if len(weights) != len(self.layers):

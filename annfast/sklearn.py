@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from . import _validation
 from ._core import DivergenceError
 from .callbacks import Callback
 from .network import Dense, Network
@@ -498,14 +499,17 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         that ``coefs_`` and ``intercepts_`` describe ``predict`` exactly.
         """
         coefs = super().coefs_
-        coefs[-1] *= self.y_scale_.astype(coefs[-1].dtype)
+        dtype = coefs[-1].dtype
+        # in float64, then narrowed with a check: a y_scale_ beyond float32 must not become inf silently
+        coefs[-1] = _validation.cast_finite(coefs[-1].astype(np.float64) * self.y_scale_, dtype, "coefs_[-1]")
         return coefs
 
     @property
     def intercepts_(self) -> list:
         """Bias vectors, one per layer, of shape (n_out,) (copies); the last one includes the un-standardization."""
         intercepts = super().intercepts_
-        intercepts[-1] = (intercepts[-1] * self.y_scale_ + self.y_mean_).astype(intercepts[-1].dtype)
+        intercepts[-1] = _validation.cast_finite(intercepts[-1].astype(np.float64) * self.y_scale_ + self.y_mean_,
+                                                 intercepts[-1].dtype, "intercepts_[-1]")
         return intercepts
 
     def _make_scorer(self, X_val, y_val):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_training_options_reach_fit_and_the_model_file(tmp_path, capsys):
     code, out, err = run(capsys, "info", model, "--json")
     assert code == 0, err
     header = json.loads(out)
-    assert header["format_version"] == 1 and header["dtype"] == "float64" and header["seed"] == 5
+    assert header["format_version"] == 2 and header["dtype"] == "float64" and header["seed"] == 5
     assert header["training"] == {"epochs": 3, "learning_rate": 0.05, "batch_size": 8, "shuffle": False,
                                   "loss": "cross_entropy", "momentum": 0.9, "nesterov": True,
                                   "weight_decay": 0.0001, "n_rows": 288, "n_validation_rows": 96,
@@ -192,7 +193,7 @@ def test_full_batch_and_verbose_progress(tmp_path, capsys):
 def test_info_text(capsys, diabetes_model):
     code, out, err = run(capsys, "info", diabetes_model)
     assert code == 0, err
-    assert "file:" in out and f"{diabetes_model}: annfast model, format version 1" in out
+    assert "file:" in out and f"{diabetes_model}: annfast model, format version 2" in out
     for expected in ("architecture:", "8 inputs -> 8 tanh -> 2 softmax", "dtype:", "float32", "loss:",
                      "cross_entropy", "parameters:", "90", "seed:", "training:", "settings of the last fit",
                      "learning_rate:", "0.01", "n_rows:", "384"):
@@ -413,3 +414,109 @@ def test_python_m_annfast_train(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("annfast: error: xor.csv: there is no column named 'nope'")
+
+
+# ---- --standardize and values that overflow float32 (issue 18, item 3) ------------------------------
+
+def test_standardize_tiny_column_is_a_clear_error_not_a_warning(tmp_path, capsys):
+    """A column of 0 and 1e-40 has standard deviation 5e-41: 1/5e-41 is beyond float32 (it used to leak a
+    RuntimeWarning from the cast in set_weights and save a model with inf weights)."""
+    data = tmp_path / "tiny.csv"
+    write_csv(data, ["x", "z", "y"], [[0.0 if k % 2 else 1e-40, k % 3, k % 2] for k in range(8)])
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert "--standardize: the input column 'x' has a standard deviation of 5e-41" in err
+    assert "use --dtype float64" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.annf").exists()
+    # float64 weights hold 1/5e-41: the same data trains and saves
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--dtype", "float64",
+                         "--out", tmp_path / "m.annf", "--seed", "0")
+    assert code == 0, err
+    assert np.isfinite(af.load(tmp_path / "m.annf").parameters).all()
+
+
+def test_standardize_fold_that_overflows_is_refused(tmp_path, capsys, monkeypatch):
+    """A folded weight beyond float32 after training is refused by set_weights: exit 2, nothing saved."""
+    data = tmp_path / "d.csv"
+    write_csv(data, ["x", "y"], [[k * 1e-37, k % 2] for k in range(8)])    # std ~2.3e-37: 1/std fits float32
+    real = af.Network.fit
+
+    def fit_then_grow(self, *args, **kwargs):
+        history = real(self, *args, **kwargs)
+        self.set_parameters(np.full(self.n_params, 1e3))                   # x 1/std = 4e39: overflows
+        return history
+
+    monkeypatch.setattr(af.Network, "fit", fit_then_grow)
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert "does not fit in float32" in err and "No model was saved" in err
+    assert not (tmp_path / "m.annf").exists()
+
+
+def test_standardize_column_too_large_for_float64(tmp_path, capsys):
+    data = tmp_path / "d.csv"
+    write_csv(data, ["x", "y"], [[1.7e308 * (-1) ** k, k % 2] for k in range(8)])
+    code, out, err = run(capsys, "train", data, "--standardize", "--epochs", "1", "--out", tmp_path / "m.annf")
+    assert code == 2 and "the input column 'x' holds values too large to standardize" in err
+
+
+@pytest.mark.parametrize("pairs", [10 ** 8, 10 ** 9])
+def test_tiny_fann_file_announcing_huge_counts_exits_2(tmp_path, capsys, pairs):
+    data = tmp_path / "big.data"
+    data.write_text(f"{pairs} 1 1\n0\n1\n")
+    assert data.stat().st_size <= 19
+    code, out, err = run(capsys, "train", data, "--out", tmp_path / "m.annf")
+    assert code == 2
+    assert err.startswith("annfast: error: ") and len(err.strip().splitlines()) == 1
+    assert f"announces {pairs} pairs of 1 input and 1 output" in err
+    assert os.listdir(tmp_path) == ["big.data"]
+
+
+# ---- --out that is not a regular file (issue 18, item 15) ------------------------------------------
+
+def _special_targets(tmp_path):
+    out = []
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")
+        out.append((tmp_path / "fifo", "a FIFO (named pipe)"))
+    if os.path.exists("/dev/null") and hasattr(os, "symlink"):
+        os.symlink("/dev/null", tmp_path / "null-link")
+        out.append((tmp_path / "null-link", "a character device (through a symbolic link)"))
+    if not out:
+        pytest.skip("no FIFOs or /dev/null here")
+    return out
+
+
+def test_train_refuses_an_out_that_is_a_fifo_or_a_device(tmp_path, capsys):
+    """'annfast train ... --out /dev/null' as root replaced /dev/null with a model file."""
+    for target, kind in _special_targets(tmp_path):
+        before = sorted(os.listdir(tmp_path))
+        code, out, err = run(capsys, "train", DIABETES_TRAIN, "--epochs", "1", "--out", target)
+        assert code == 2, err
+        assert out == ""                                    # refused before reading the data and training
+        assert err.startswith(f"annfast: error: {target}: cannot save the model: the path is {kind}, not a regular")
+        assert len(err.strip().splitlines()) == 1
+        assert sorted(os.listdir(tmp_path)) == before
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) if os.path.exists("/dev/null") else True
+
+
+def test_predict_refuses_an_out_that_is_a_fifo_or_a_device(tmp_path, capsys, diabetes_model):
+    for target, kind in _special_targets(tmp_path):
+        before = sorted(os.listdir(tmp_path))
+        code, out, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", target)
+        assert code == 2, err
+        assert f"cannot save the predictions: the path is {kind}" in err and len(err.strip().splitlines()) == 1
+        assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_predict_out_is_written_atomically(tmp_path, capsys, diabetes_model, monkeypatch):
+    """An interrupted or failed predict --out keeps the previous predictions file and leaves no litter."""
+    out = tmp_path / "pred.csv"
+    out.write_text("previous\n")
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    code, _, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", out)
+    monkeypatch.undo()
+    assert code == 2 and "No space left on device" in err
+    assert out.read_text() == "previous\n" and os.listdir(tmp_path) == ["pred.csv"]
+    code, _, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", out)
+    assert code == 0 and out.read_text().startswith("output1,output2\n")

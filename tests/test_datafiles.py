@@ -1,4 +1,5 @@
 """annfast.datafiles: CSV and FANN files read into float64 X, y; a malformed file -> a message naming file and line."""
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,53 @@ def test_read_data_rejects_csv_options_for_fann_and_unknown_formats():
         read_data(DATA / "xor.data", header=False)
     with pytest.raises(ValueError, match=r"unknown data format 'json'; expected one of 'csv', 'fann'"):
         read_data(DATA / "xor.data", fmt="json")
+
+
+# ---- declared counts against the file's size (issue 18, item 4) ----------------------------------------
+
+@pytest.mark.parametrize("pairs", [10 ** 8, 10 ** 9, 10 ** 17, 3])
+def test_fann_huge_declared_pairs_allocate_nothing(tmp_path, pairs):
+    """A tiny file announcing 10**8 pairs took 12.7 GB (lists of the announced layout); 10**9 a MemoryError.
+    The count is now checked against what the file can hold (2 characters a number) before anything is
+    built in proportion to it, and the error still says where the numbers end."""
+    path = write(tmp_path, "big.data", f"{pairs} 1 1\n0\n1\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFileError, match=rf"big\.data: the file ends at line 3, before the inputs of pair 2; "
+                                                 rf"the header \(line 1\) announces {pairs} pairs"):
+            read_fann(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, f"reading a {path.stat().st_size}-byte file allocated {peak} bytes"
+
+
+@pytest.mark.parametrize("header", ["1 100000000000 1", "1 1 100000000000", "9" * 19 + " 1 1",
+                                    "1 " + "9" * 5000 + " 1"])
+def test_fann_huge_declared_widths_and_long_counts(tmp_path, header):
+    path = write(tmp_path, "big.data", header + "\n0 1\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFileError, match=r"big\.data: line (1: the header announces a count of more than 18 "
+                                                r"digits|2: expected the inputs of pair 1 .* announces 1 pair)"):
+            read_fann(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_fann_room_check_is_exact(tmp_path):
+    """n numbers need 2n - 1 characters after the header line: a file with exactly that loads."""
+    assert read_fann(write(tmp_path, "a.data", "2 1 1\n1\n2\n3\n4"))[0].shape == (2, 1)     # 7 characters, 4 numbers
+    with pytest.raises(DataFileError, match="the file ends at line 4, before the outputs of pair 2"):
+        read_fann(write(tmp_path, "b.data", "2 1 1\n1\n2\n3"))
+
+
+@pytest.mark.parametrize("content", [b"\x1c", b"\x1c\n\x1d\n", "\u2028\n\u3000".encode()])
+def test_csv_of_unicode_whitespace_only_is_a_data_file_error(tmp_path, content):
+    """Found by tests/test_adversarial_files.py: a file of b"\\x1c" passed the empty-file check (bytes.strip
+    keeps it) and then had no rows (str.strip drops it): IndexError instead of a DataFileError."""
+    path = write(tmp_path, "d.csv", content)
+    with pytest.raises(DataFileError, match="d.csv: the file holds only blank lines and whitespace"):
+        read_csv(path)

@@ -1,4 +1,6 @@
 """Bad input gets the right exception type and a message that says what and where; nothing changes."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,8 @@ def test_weights_too_large_for_float32_are_refused_before_any_layer_is_written(n
     before = net.parameters.tobytes()
     with pytest.raises(ValueError, match=r"weights\[1\] b holds 1e\+39 at index 0, which does not fit in float32"):
         net.set_weights([(good[0][0] * 2, good[0][1]), (good[1][0], np.array([1e39, 0.0]))])
-    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3, which does not fit in float32"):
+    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3 \(layers\[0\] W\[1, 0\]\), which does not "
+                                         r"fit in float32"):
         net.set_parameters(np.where(np.arange(net.n_params) == 3, -1e39, 0.0))
     with pytest.raises(TypeError, match="flat parameters must hold real numbers"):
         net.set_parameters(np.zeros(net.n_params, dtype=complex))
@@ -376,3 +379,71 @@ def test_velocity_goes_back_with_the_weights(rng):
     with pytest.raises(af.DivergenceError):
         net.partial_fit(X, y, learning_rate=1e3, momentum=0.9)
     assert np.isfinite(net._engine.velocity).all()
+
+
+# ---- values that overflow the network's dtype (issue 18, item 3) --------------------------------------
+# A finite float64 value beyond float32's range used to become inf with a RuntimeWarning ("overflow
+# encountered in cast"); every narrowing of user numbers now goes through _validation.cast_finite.
+
+@pytest.mark.parametrize("big", [1e39, 1e300, -1e300])
+def test_set_weights_refuses_values_that_overflow_float32(net, big):
+    before = net.parameters.tobytes()
+    weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.get_weights()]
+    weights[1][0][1, 2] = big
+    with pytest.raises(ValueError, match=r"weights\[1\] W holds .* at row 1, column 2, which does not fit in float32"):
+        net.set_weights(weights)
+    weights = [(W.astype(np.float64), b.astype(np.float64)) for W, b in net.get_weights()]
+    weights[0][1][3] = big
+    with pytest.raises(ValueError, match=r"weights\[0\] b holds .* at index 3, which does not fit in float32"):
+        net.set_weights(weights)
+    assert net.parameters.tobytes() == before
+
+
+@pytest.mark.parametrize("big", [1e39, 1e300, -3.5e38])
+def test_set_parameters_refuses_values_that_overflow_float32(net, big):
+    before = net.parameters.tobytes()
+    flat = net.parameters.astype(np.float64)
+    flat[17] = big                        # layers[0]: W is 4 x 3 (0..11), b 12..15; layers[1] W[0, 1] is 17
+    with pytest.raises(ValueError, match=r"index 17 \(layers\[1\] W\[0, 1\]\), which does not fit in float32"):
+        net.set_parameters(flat)
+    flat = net.parameters.astype(np.float64)
+    flat[13] = big
+    with pytest.raises(ValueError, match=r"index 13 \(layers\[0\] b\[1\]\)"):
+        net.set_parameters(flat)
+    assert net.parameters.tobytes() == before
+
+
+def test_largest_float32_values_are_still_accepted(net):
+    flat = np.full(net.n_params, float(np.finfo(np.float32).max))
+    net.set_parameters(flat)
+    assert np.isfinite(net.parameters).all()
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="long double is float64 here")
+def test_long_double_that_overflows_float64_is_refused():
+    net = af.Network(2, [af.Dense(1)], dtype="float64", seed=0)
+    before = net.parameters.tobytes()
+    flat = np.zeros(net.n_params, dtype=np.longdouble)
+    flat[1] = np.longdouble("1e400")
+    with pytest.raises(ValueError, match=r"index 1 .* which does not fit in float64"):
+        net.set_parameters(flat)
+    with pytest.raises(ValueError, match=r"weights\[0\] W holds 1e\+400 at row 0, column 1"):
+        net.set_weights([(flat[:2].reshape(1, 2), np.zeros(1))])
+    assert net.parameters.tobytes() == before
+
+
+def test_regressor_coefs_beyond_float32_are_an_error_not_inf():
+    exceptions = pytest.importorskip("sklearn.exceptions")
+    from annfast.sklearn import ANNRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = rng.normal(size=30) * 1e100        # finite in float64; y_scale_ is far beyond float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", exceptions.ConvergenceWarning)    # 2 epochs: not converged
+        reg = ANNRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
+    assert np.isfinite(reg.predict(X)).all()
+    with pytest.raises(ValueError, match=r"coefs_\[-1\] holds .* which does not fit in float32"):
+        _ = reg.coefs_
+    with pytest.raises(ValueError, match=r"intercepts_\[-1\] holds .* which does not fit in float32"):
+        _ = reg.intercepts_

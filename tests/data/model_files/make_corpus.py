@@ -6,8 +6,12 @@ specification rather than against its own writer. Deterministic: no clock, no ra
 NumPy (the .npy and .npz samples are written by hand too).
 
 ``CASES`` maps each file name to the substring its ``annfast.load`` error must contain, or None for
-the two valid reference files (whose parameters are ``reference_params(n)``). ``expected.json``
+the valid reference files (whose parameters are ``reference_params(n)``). ``expected.json``
 stores that table next to the files for the tests.
+
+Most files are of format version 1 (no final CRC-32), which annfast still reads: they test the checks
+the two versions share. The ``v2_*`` files are of version 2, which ends with the CRC-32 of every byte
+before it.
 """
 from __future__ import annotations
 
@@ -53,7 +57,10 @@ def base_header(dtype: str = "float32") -> dict:
 
 def model(header=None, params=None, *, raw_header: bytes | None = None, version: int = 1,
           head_len: int | None = None, magic: bytes = MAGIC, fix_crc: bool = True) -> bytes:
-    """A model file: prefix, header, parameters; the CRC-32 is set from the parameters unless not fix_crc."""
+    """A model file: prefix, header, parameters; the CRC-32 is set from the parameters unless not fix_crc.
+
+    Version 2 and above end with the CRC-32 of every byte before it (uint32 little-endian).
+    """
     header = base_header() if header is None else header
     if params is None:
         params = pack_params(reference_params(26), header.get("dtype", "float32")
@@ -64,7 +71,8 @@ def model(header=None, params=None, *, raw_header: bytes | None = None, version:
         raw_header = json.dumps(header, sort_keys=True).encode("utf-8")
     if head_len is None:
         head_len = len(raw_header)
-    return magic + struct.pack("<II", version, head_len) + raw_header + params
+    raw = magic + struct.pack("<II", version, head_len) + raw_header + params
+    return raw + struct.pack("<I", zlib.crc32(raw)) if version >= 2 else raw
 
 
 def changed(**fields) -> dict:
@@ -133,6 +141,13 @@ def cases() -> dict[str, tuple[bytes, str | None]]:
     text = json.dumps(dict(base_header(), params_crc32=zlib.crc32(pack_params(reference_params(26)))),
                       sort_keys=True)
     dup = text.replace('"n_inputs": 3', '"n_inputs": 3, "n_inputs": 2')
+    v2_valid32 = model(version=2)
+    # one bit of the header: "negative_slope": 0.01 -> 0.11 (0x30 -> 0x31), and "seed": 7 -> 6
+    v2_slope_flip = bytearray(v2_valid32)
+    v2_slope_flip[v2_valid32.index(b'"negative_slope": 0.01') + len(b'"negative_slope": 0.')] ^= 0x01
+    v2_seed_flip = bytearray(v2_valid32)
+    v2_seed_flip[v2_valid32.index(b'"seed": 7') + len(b'"seed": ')] ^= 0x01
+    v2_slope_flip, v2_seed_flip = bytes(v2_slope_flip), bytes(v2_seed_flip)
     big = 2 ** 20
     c = {
         "valid_float32.annf": (valid32, None),
@@ -154,7 +169,7 @@ def cases() -> dict[str, tuple[bytes, str | None]]:
         "trailing_byte.annf": (valid32 + b"\x00", "trailing data or damaged"),
         # prefix
         "version_0.annf": (model(version=0), "invalid model format version 0"),
-        "version_2.annf": (model(version=2), "version 2 is newer than this annfast"),
+        "version_3.annf": (model(version=3), "version 3 is newer than this annfast"),
         "version_max.annf": (model(version=2 ** 32 - 1), "version 4294967295 is newer"),
         "header_len_2_31.annf": (model(head_len=2 ** 31), "header length 2147483648 exceeds the limit"),
         "header_len_max.annf": (model(head_len=2 ** 32 - 1), "exceeds the limit"),
@@ -247,6 +262,16 @@ def cases() -> dict[str, tuple[bytes, str | None]]:
         "params_inf.annf": (model(params=pack_params(inf_params)), "non-finite values (first at index 25)"),
         "params_float64_in_float32_file.annf": (model(params=pack_params(reference_params(26), "float64")),
                                                 "trailing data or damaged"),
+        # version 2: the final CRC-32 covers the whole file
+        "v2_valid_float32.annf": (v2_valid32, None),
+        "v2_valid_float64.annf": (model(f64, pack_params(reference_params(26), "float64"), version=2), None),
+        "v2_slope_bit_flip.annf": (v2_slope_flip, "CRC-32 mismatch: a byte of its header or parameters"),
+        "v2_seed_bit_flip.annf": (v2_seed_flip, "CRC-32 mismatch: a byte of its header or parameters"),
+        "v2_final_crc_flipped.annf": (v2_valid32[:-1] + bytes([v2_valid32[-1] ^ 0x80]), "CRC-32 mismatch"),
+        "v2_final_crc_missing.annf": (v2_valid32[:-4], "truncated or damaged"),
+        "v2_final_crc_short.annf": (v2_valid32[:-1], "truncated or damaged"),
+        "v2_as_version_1.annf": (v2_valid32[:8] + struct.pack("<I", 1) + v2_valid32[12:], "trailing data or damaged"),
+        "v1_as_version_2.annf": (valid32[:8] + struct.pack("<I", 2) + valid32[12:], "truncated or damaged"),
     }
     return c
 
