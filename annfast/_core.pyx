@@ -1115,10 +1115,12 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
                   real[::1] grad):
     """Add the gradient of the summed loss of all rows of X, Y to grad (n_params); return the loss.
 
-    The parameters are not modified. For gradient checks and full-batch methods.
+    The parameters are not modified. For gradient checks and full-batch methods. Runs in chunks of whole
+    blocks of rows without the GIL, with Ctrl-C checks between them (grad then holds a partial sum).
     """
-    cdef int64_t n = X.shape[0]
-    cdef af_status st
+    cdef int64_t n = X.shape[0], pos = 0, end
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows - spec.chunk_rows % AF_BLOCK_ROWS)
+    cdef af_status st = AF_OK
     cdef af_report rep
     memset(&rep, 0, sizeof(af_report))
     check_len(params.shape[0], spec.n_params, "params")
@@ -1128,15 +1130,21 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
         return 0.0
     work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     cdef real[::1] work = work_arr
-    with nogil:
-        if real is float:
-            st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                      0, n, &rep)
-        else:
-            st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                      0, n, &rep)
-    if st == AF_ERR_NONFINITE:
-        raise DivergenceError(f"non-finite loss at row {rep.bad_row}")
+    while pos < n:
+        end = min(pos + chunk, n)
+        with nogil:
+            if real is float:
+                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
+                                          pos, end, &rep)
+            else:
+                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
+                                          pos, end, &rep)
+        if st == AF_ERR_NONFINITE:
+            raise DivergenceError(f"non-finite loss at row {rep.bad_row}: the weights or that row hold "
+                                  "values too large for the network's precision")
+        pos = end
+        if pos < n:
+            PyErr_CheckSignals()
     return rep.loss_sum
 
 

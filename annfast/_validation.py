@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -42,6 +43,40 @@ def check_name(value, table: dict, what: str) -> str:
     if not isinstance(value, str) or value not in table:
         raise ValueError(f"unknown {what} {value!r}; expected one of {_names(table)}")
     return value
+
+
+#: the most units (or inputs) of a layer, and weights of one layer, that the C kernels take (af_net_check)
+MAX_UNITS = 2**31
+MAX_LAYER_WEIGHTS = 2**40
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None where it cannot be told."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_network_size(widths: list[int], dtype: np.dtype) -> None:
+    """Refuse a network whose layers the kernels cannot address, or whose parameters cannot fit in memory.
+
+    ``widths``: inputs, then each layer's units. A network needs its parameters about three times over (the
+    weights, a backup for rollbacks, a velocity with momentum): more than the machine's physical memory is a
+    ValueError here rather than a MemoryError (or minutes of swapping) later.
+    """
+    n = 0
+    for k, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        if n_in * n_out > MAX_LAYER_WEIGHTS:
+            raise ValueError(f"layers[{k}] has {n_in} x {n_out} = {n_in * n_out} weights; annfast takes at most "
+                             f"2**40 per layer")
+        n += (n_in + 1) * n_out
+    need = 3 * n * np.dtype(dtype).itemsize
+    have = _physical_memory()
+    if have is not None and need > have:
+        raise ValueError(f"a network of {n:,} parameters needs about {need / 2**30:.3g} GiB ({np.dtype(dtype)} "
+                         f"weights, their backup and velocity), more than this machine's "
+                         f"{have / 2**30:.3g} GiB of memory")
 
 
 def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:

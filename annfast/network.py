@@ -44,7 +44,7 @@ class Dense:
     """
 
     def __init__(self, units: int, activation: str = "linear", negative_slope: float = 0.01):
-        self.units = v.check_int(units, "units", minimum=1)
+        self.units = v.check_int(units, "units", minimum=1, maximum=v.MAX_UNITS)
         self.activation = v.check_name(activation, v.ACTIVATIONS, "activation")
         self.negative_slope = v.check_float(negative_slope, "negative_slope", low=0.0)
 
@@ -143,7 +143,7 @@ class Network:
 
     def __init__(self, n_inputs: int, layers, dtype="float32", seed: int | None = None,
                  loss: str | None = None):
-        self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1)
+        self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
         layers = tuple(layers) if not isinstance(layers, Dense) else (layers,)
         if not layers:
             raise ValueError("a network needs at least one layer")
@@ -165,6 +165,7 @@ class Network:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         widths = [self.n_inputs] + [layer.units for layer in layers]
+        v.check_network_size(widths, self.dtype)
         self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
         self.loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[str, _core.Spec] = {}
