@@ -914,14 +914,17 @@ cdef class Engine:
         self.v32 = self.vb32 = None
         self.v64 = self.vb64 = None
 
-    def predict_small(self, Spec spec, object X, int ndim):
+    def predict_small(self, Spec spec, object X, int ndim, object params=None):
         """Outputs for one row X (ndim 1: shape (n_inputs,), giving (n_outputs,)) or a 2-D X of a few rows
         (ndim 2: one chunk, giving (n_rows, n_outputs)), on a workspace on the C stack. None if X needs
         converting first or is too large for that (then the caller uses predict_rows, in chunks). Rows of
         another dtype or layout, Python numbers and lists are converted here when that is simple (see
-        convert_rows), else left to the caller."""
+        convert_rows), else left to the caller. ``params``: the weights to use (a published copy, of
+        ``n_params`` values of the engine's dtype), else the engine's own."""
         cdef Py_buffer xb
         cdef Py_ssize_t rows
+        cdef float[::1] q32
+        cdef double[::1] q64
         cdef bint held = False
         cdef const void *x = NULL
         cdef double conv[CONVERT_MAX]
@@ -943,7 +946,16 @@ cdef class Engine:
             dims[0] = rows
             dims[ndim - 1] = spec.n_outputs
             out = new_out(ndim, dims, self.f32)
-            p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
+            if params is None:
+                p = <void *>&self.p32[0] if self.f32 else <void *>&self.p64[0]
+            elif self.f32:
+                q32 = params
+                check_len(q32.shape[0], spec.n_params, "params")
+                p = <void *>&q32[0]
+            else:
+                q64 = params
+                check_len(q64.shape[0], spec.n_params, "params")
+                p = <void *>&q64[0]
             if spec.n_params * rows >= NOGIL_MACS:
                 with nogil:
                     predict_into(self.f32, &spec.net, p, align_up(stack_work), x, rows, cnp.PyArray_DATA(out))

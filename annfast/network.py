@@ -7,6 +7,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 from __future__ import annotations
 
 import contextlib
+import sys
 import math
 import os
 import threading
@@ -181,12 +182,74 @@ class Network:
             self._views.append((W, b))
             n_in = layer.units
         self._grad = np.empty(0, dtype=self.dtype)
+        # Readers never wait for training: they use the last published copy of the weights (see _publish)
+        self._published = self._params.copy()
+        self._spare: np.ndarray | None = None   # the copy published before it, reused once no reader holds it
+        self._dirty = False       # the weights changed since the last publish
+        self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._lock = threading.RLock()
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
         self._init_weights()
+        self._publish()
+
+    # ---- publishing: what readers see ----------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Make the current weights what readers see (caller holds the lock, or owns the network alone).
+
+        Read-copy-update: the weights are copied into a buffer no reader holds (the one published before the
+        current one, when no reader still holds it, else a new one) and that buffer replaces the published one
+        by one reference swap, atomic under the GIL. A reader takes the published buffer once per call and
+        keeps it for the call, so it sees one whole state, and training never waits for readers. Memory: the
+        weights, the published copy and the one before it, plus any older ones readers still hold.
+        """
+        if self._hold:
+            self._dirty = True
+            return
+        spare, self._spare = self._spare, None
+        # references to spare: this frame's, getrefcount's argument; more means a reader still holds it
+        if spare is None or sys.getrefcount(spare) > 2:
+            spare = np.empty_like(self._params)
+        np.copyto(spare, self._params)
+        self._spare, self._published = self._published, spare
+        self._dirty = False
+
+    def _readable(self) -> np.ndarray:
+        """The weights for one reading call: the published ones, published anew first when they are stale and
+        nobody trains; or, in a thread that holds the lock (a callback of its own fit), the live ones, which are
+        whole there."""
+        if self._lock._is_owned():
+            return self._params
+        if self._dirty and not self._hold and self._lock.acquire(blocking=False):
+            try:
+                if self._dirty and not self._hold:
+                    self._publish()
+            finally:
+                self._lock.release()
+        return self._published
+
+    def _between_chunks(self, report):
+        """The callback of train_rows between chunks: publish the weights (whole there), then report progress."""
+        def between(done: int) -> None:
+            self._publish()
+            if report is not None:
+                report(done)
+        return between
+
+    @contextlib.contextmanager
+    def _unpublished(self):
+        """Hold the lock for a call whose changes readers must not see before it ends (a failed call: never)."""
+        with self._lock:
+            self._hold += 1
+            try:
+                yield
+            finally:
+                self._hold -= 1
+                if not self._hold:
+                    self._publish()
 
     # ---- structure --------------------------------------------------------------------------
 
@@ -336,6 +399,7 @@ class Network:
         with self._lock:
             self._params[...] = arr
             self._engine.reset_velocity()
+            self._publish()
 
     def _locate_parameter(self, idx: tuple) -> str:
         """Name flat parameter idx[0]: "index 7 (layers[0] W[1, 2])"."""
@@ -384,6 +448,7 @@ class Network:
                 W[...] = Wn
                 b[...] = bn
             self._engine.reset_velocity()
+            self._publish()
 
     def reset_optimizer_state(self) -> None:
         """Forget the momentum velocity (it otherwise carries over between training calls)."""
@@ -442,6 +507,7 @@ class Network:
             self.loss = snap["loss"]
             self._cur_spec = snap["spec"]
             self.stop_training = snap["stop_training"]
+            self._publish()
 
     def _buffers(self, momentum: float, batch_size: int) -> None:
         if momentum > 0:
@@ -677,7 +743,8 @@ class Network:
                         else:
                             t, c = _core.train_rows(
                                 spec, self._params, self._engine.velocity, self._grad, self._engine.backup, Xb,
-                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, report)
+                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, self._between_chunks(report))
+                        self._publish()
                         total, correct, rows = total + t, correct + c, rows + nb
                     logs = {"loss": total / rows}
                     if classifier:
@@ -698,6 +765,7 @@ class Network:
                     self._workers.close(wait=True)
                 raise
             finally:
+                self._publish()   # the weights as they stand: whole, and finite (restored on failure)
                 if progress:
                     progress.close()
             callbacks.on_train_end(logs)
@@ -740,11 +808,16 @@ class Network:
         with self._lock:
             if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
                 y = self._target_row(y)
-            loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
-            if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
-                x = v.as_row(x, self.n_inputs, self.dtype, "x")
-                y = self._target_row(y)
+            try:
                 loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
+                if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
+                    x = v.as_row(x, self.n_inputs, self.dtype, "x")
+                    y = self._target_row(y)
+                    loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
+            finally:
+                # published by the next reader that finds nobody training (a copy per step would cost more
+                # than the step on large networks)
+                self._dirty = True
         return loss
 
     def _target_row(self, y) -> np.ndarray:
@@ -771,23 +844,23 @@ class Network:
         -------
         ndarray of shape (n_rows, n_outputs), in the network's dtype
         """
-        with self._lock:
-            out = self._engine.predict_small(self._cur_spec, X, 2)
-            if out is None:
-                X = v.as_inputs(X, self.n_inputs, self.dtype)
-                out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-                _core.predict_rows(self._cur_spec, self._params, X, out)
+        params, spec = self._readable(), self._cur_spec
+        out = self._engine.predict_small(spec, X, 2, params)
+        if out is None:
+            X = v.as_inputs(X, self.n_inputs, self.dtype)
+            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(spec, params, X, out)
         return out
 
     def predict_one(self, x) -> np.ndarray:
         """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
-        with self._lock:
-            out = self._engine.predict_small(self._cur_spec, x, 1)
-            if out is None:
-                x = v.as_row(x, self.n_inputs, self.dtype, "x")
-                out = np.empty((1, self.n_outputs), dtype=self.dtype)
-                _core.predict_rows(self._cur_spec, self._params, x.reshape(1, -1), out)
-                out = out[0]
+        params, spec = self._readable(), self._cur_spec
+        out = self._engine.predict_small(spec, x, 1, params)
+        if out is None:
+            x = v.as_row(x, self.n_inputs, self.dtype, "x")
+            out = np.empty((1, self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(spec, params, x.reshape(1, -1), out)
+            out = out[0]
         return out
 
     def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False):
@@ -809,8 +882,7 @@ class Network:
         loss = self.loss if loss is None else self._check_loss(loss)
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
-        with self._lock:
-            total, correct = _core.loss_rows(self._spec(loss), self._params, X, Y)
+        total, correct = _core.loss_rows(self._spec(loss), self._readable(), X, Y)
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}

@@ -296,7 +296,7 @@ class _BaseANN(BaseEstimator):
         bs = p["batch_size"]
         bs = min(_AUTO_BATCH, n_rows) if bs == "auto" else bs
         monitor = _Monitor(p["tol"], p["n_iter_no_change"], stop=not incremental, score=score)
-        with net._lock:       # reentrant: net.fit takes it again; no reader sees the run until it is kept
+        with net._unpublished():   # readers see the network as it was until the run is kept (a failed one: never)
             snapshot = net._snapshot() if reuse else None
             try:
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],

@@ -52,11 +52,18 @@ def test_eight_threads_predicting_on_one_network_match_the_serial_results(dtype,
 
 
 def test_predict_during_fit_sees_whole_states_only(rng):
+    # readers do not wait for the fit: they see published states (ends of chunks), never a mixture
     X = rng.normal(size=(20_000, 16)).astype(np.float32)
     y = rng.normal(size=(20_000, 4)).astype(np.float32)
     net = af.Network(16, [af.Dense(128, "tanh"), af.Dense(4)], seed=0)
     probe = X[:50]
-    before = net.predict(probe)
+    published = [net.parameters.copy()]
+    publish = net._publish
+
+    def recording_publish():
+        publish()
+        published.append(net._published.copy())
+    net._publish = recording_publish
     seen = []
     started = threading.Event()
 
@@ -70,10 +77,15 @@ def test_predict_during_fit_sees_whole_states_only(rng):
     while t.is_alive():
         seen.append(net.predict(probe))
     t.join()
-    after = net.predict(probe)
-    assert not np.array_equal(before, after)
-    for out in seen:     # never a mixture of old and new weights
-        assert np.array_equal(out, before) or np.array_equal(out, after)
+    ref = af.Network(16, [af.Dense(128, "tanh"), af.Dense(4)], seed=0)
+    outputs = []
+    for state in published:
+        ref.set_parameters(state)
+        outputs.append(ref.predict(probe))
+    assert len(published) > 3 and not np.array_equal(outputs[0], outputs[-1])
+    np.testing.assert_array_equal(net.predict(probe), outputs[-1])
+    for out in seen:     # each one of the published states
+        assert any(np.array_equal(out, o) for o in outputs)
 
 
 def test_train_step_and_predict_interleave_without_crash(rng):
