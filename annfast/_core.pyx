@@ -690,7 +690,6 @@ cdef Py_ssize_t convert_rows(object x, void *dst, Py_ssize_t cap, bint f32, Py_s
     caller then converts x with annfast._validation, which raises the documented errors."""
     cdef Py_buffer b
     cdef Py_ssize_t rows, r, c
-    cdef bint ok
     if width > cap:
         return -1
     if type(x) is ndarray or isinstance(x, np_generic):
