@@ -721,13 +721,26 @@ cdef bint put_number(void *dst, Py_ssize_t i, object v, bint f32) except -1:
 
 cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width, Py_ssize_t row_stride,
                      Py_ssize_t col_stride, bint f32) noexcept:
-    """Values of a strided buffer of a real or boolean format (bool, ints of 1 to 8 bytes, float32, float64)
-    into dst, rows x width, row-major; False for any other format or a value the general path must take."""
-    cdef char kind = b.format[0]
+    """Values of a strided buffer of a real or boolean format (bool, ints of 1 to 8 bytes, float32, float64; native
+    byte order, aligned or not) into dst, rows x width, row-major; False for any other format or a value the
+    general path must take."""
+    cdef const char *fmt = b.format
+    cdef char kind
     cdef Py_ssize_t size = b.itemsize, r, c, k = 0
     cdef const char *p
     cdef double value
-    if b.format[1] != 0:   # byte order or anything else spelled out: not native
+    cdef double f64
+    cdef float f32v
+    cdef uint64_t u
+    cdef uint32_t u32
+    cdef uint16_t u16
+    cdef int64_t i
+    cdef int32_t i32
+    cdef int16_t i16
+    if fmt[0] == b'=' or fmt[0] == b'@':   # native byte order spelled out (NumPy does so for unaligned arrays)
+        fmt += 1
+    kind = fmt[0]
+    if kind == 0 or fmt[1] != 0:   # another byte order, or not a single value: the general path
         return False
     if kind == b'f' and size == 4 or kind == b'd' and size == 8:
         pass
@@ -739,32 +752,41 @@ cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width,
     for r in range(rows):
         p = <const char *>b.buf + r * row_stride
         for c in range(width):
+            # memcpy: the values need not be aligned
             if kind == b'd':
-                value = (<const double *>p)[0]
+                memcpy(&f64, p, 8)
+                value = f64
             elif kind == b'f':
-                value = (<const float *>p)[0]
+                memcpy(&f32v, p, 4)
+                value = f32v
             elif kind == b'?' or kind in b'BHILQ':
                 if size == 1:
-                    value = (<const uint8_t *>p)[0]
+                    u = (<const uint8_t *>p)[0]
                 elif size == 2:
-                    value = (<const uint16_t *>p)[0]
+                    memcpy(&u16, p, 2)
+                    u = u16
                 elif size == 4:
-                    value = (<const uint32_t *>p)[0]
+                    memcpy(&u32, p, 4)
+                    u = u32
                 else:
-                    if (<const uint64_t *>p)[0] > <uint64_t>EXACT_INT:
-                        return False
-                    value = <double>(<const uint64_t *>p)[0]
+                    memcpy(&u, p, 8)
+                if u > <uint64_t>EXACT_INT:
+                    return False
+                value = <double>u
             else:
                 if size == 1:
-                    value = (<const int8_t *>p)[0]
+                    i = (<const int8_t *>p)[0]
                 elif size == 2:
-                    value = (<const int16_t *>p)[0]
+                    memcpy(&i16, p, 2)
+                    i = i16
                 elif size == 4:
-                    value = (<const int32_t *>p)[0]
+                    memcpy(&i32, p, 4)
+                    i = i32
                 else:
-                    value = <double>(<const int64_t *>p)[0]
-                    if not (-EXACT_INT <= value <= EXACT_INT):
-                        return False
+                    memcpy(&i, p, 8)
+                value = <double>i
+                if not (-EXACT_INT <= value <= EXACT_INT):
+                    return False
             if not put(dst, k, value, f32):
                 return False
             k += 1
@@ -781,7 +803,6 @@ cdef Py_ssize_t convert_rows(object x, void *dst, Py_ssize_t cap, bint f32, Py_s
     caller then converts x with annfast._validation, which raises the documented errors."""
     cdef Py_buffer b
     cdef Py_ssize_t rows, r, c
-    cdef bint ok
     if width > cap:
         return -1
     if type(x) is ndarray or isinstance(x, np_generic):

@@ -26,6 +26,8 @@ def row_forms(row):
         "list of ints": [int(v) for v in row],
         "tuple": tuple(float(v) for v in row),
         "list of NumPy scalars": [np.float32(v) for v in row],
+        "reversed": row[::-1].astype(np.float64)[::-1],
+        "unaligned": np.frombuffer(b"\0" + row.astype(np.float64).tobytes(), dtype=np.float64, offset=1),
     }
     if row.min() >= 0:
         forms["uint16"] = row.astype(np.uint16)
