@@ -444,7 +444,11 @@ def load_data(path, fmt: str | None = None, target=None, header: bool | None = N
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}; expected one of {', '.join(map(repr, FORMATS))}")
     text = _read_text(path)
-    fmt = fmt or detect_format(path, text)
+    return _load_text(text, path, fmt or detect_format(path, text), target, header, delimiter)
+
+
+def _load_text(text: str, path: str, fmt: str, target, header, delimiter) -> Data:
+    """``load_data`` on text already read (once: a pipe cannot be read twice), in a known format."""
     if fmt == "fann":
         for name, value in (("target", target), ("header", header), ("delimiter", delimiter)):
             if value is not None:
