@@ -261,10 +261,15 @@ inputs and targets:
 # ---- shared helpers --------------------------------------------------------------------------------
 
 def _load_data(args, target):
-    """Read args.data with the data file options; return a ``datafiles.Data``."""
-    from .datafiles import detect_format, load_data
+    """Read args.data with the data file options; return a ``datafiles.Data``.
 
-    fmt = args.format or detect_format(args.data)
+    The file is read once, and its format detected from that text: reading its first line separately
+    would consume it from a pipe (``annfast train /dev/stdin``) and silently drop the first 4 KiB.
+    """
+    from .datafiles import _load_text, _read_text, detect_format
+
+    text = _read_text(args.data)
+    fmt = args.format or detect_format(args.data, text)
     if fmt == "fann":
         given = [flag for flag, value in (("--target", args.target), ("--header", args.header),
                                           ("--delimiter", args.delimiter)) if value is not None]
@@ -273,7 +278,7 @@ def _load_data(args, target):
                                f"inputs and outputs; {', '.join(given)} applies to CSV files only (or give "
                                f"--format csv)")
         target = None
-    return load_data(args.data, fmt, target=target, header=args.header, delimiter=args.delimiter)
+    return _load_text(text, args.data, fmt, target, args.header, args.delimiter)
 
 
 def _check_output_path(out: str, *inputs: str, what: str) -> None:

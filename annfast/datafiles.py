@@ -3,7 +3,9 @@
 The readers are strict, because a silently misread file trains a wrong model: a file that is empty,
 binary, ragged, holds a cell that is not a finite number, or (FANN) holds more or fewer numbers than
 its first line announces raises a ``DataFileError`` (a ``ValueError``) that names the file, the line
-and, for CSV, the column. Lines and columns in messages count from 1, as editors count them.
+and, for CSV, the column. Lines and columns in messages count from 1, as editors count them. Nothing
+is built in proportion to a count a file announces before the count is checked against the file's
+size, and a pipe or device is read up to MAX_STREAM_BYTES only.
 
 Two formats:
 
@@ -21,6 +23,7 @@ import csv
 import io
 import os
 import re
+import stat
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +36,8 @@ CSV_SUFFIXES = (".csv", ".tsv")
 _INT = re.compile(r"[0-9]+")
 _MAX_SHOWN = 60          # characters of a bad cell or line quoted in a message
 _MAX_COUNT_DIGITS = 18   # a FANN header count of 19 digits or more (>= 10**18 numbers) fits no file
+_READ_CHUNK = 1 << 20
+MAX_STREAM_BYTES = 1 << 28   # what is read from a pipe or device (256 MiB; a regular file has no limit)
 
 
 class DataFileError(ValueError):
@@ -77,10 +82,34 @@ def _short(text: str) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
+def _read_bytes(path) -> bytes:
+    """Return the bytes of ``path``, bounded when it is not a regular file.
+
+    A regular file is read whole. A pipe or a device (such as /dev/zero) has no size to trust: it is
+    read in chunks, up to the first chunk holding a NUL byte (binary, refused by the caller) and at most
+    MAX_STREAM_BYTES, so that /dev/zero or an endless pipe cannot exhaust memory.
+    """
+    with open(path, "rb") as fh:
+        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return fh.read()
+        parts, size = [], 0
+        while True:
+            part = fh.read(_READ_CHUNK)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+            if b"\0" in part:
+                break
+            if size > MAX_STREAM_BYTES:
+                raise DataFileError(f"{path}: more than {MAX_STREAM_BYTES} bytes from a pipe or device, the limit "
+                                    "for a data file that is not a regular file; save the data to a file")
+    return b"".join(parts)
+
+
 def _read_text(path) -> str:
     """Return the text of ``path``; DataFileError if it is empty, binary or not UTF-8."""
-    with open(path, "rb") as fh:
-        raw = fh.read()
+    raw = _read_bytes(path)
     if not raw.strip():
         raise DataFileError(f"{path}: the file is empty" + (" (only blank lines)" if raw else ""))
     nul = raw.find(b"\0")
@@ -444,7 +473,11 @@ def load_data(path, fmt: str | None = None, target=None, header: bool | None = N
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown data format {fmt!r}; expected one of {', '.join(map(repr, FORMATS))}")
     text = _read_text(path)
-    fmt = fmt or detect_format(path, text)
+    return _load_text(text, path, fmt or detect_format(path, text), target, header, delimiter)
+
+
+def _load_text(text: str, path: str, fmt: str, target, header, delimiter) -> Data:
+    """``load_data`` on text already read (once: a pipe cannot be read twice), in a known format."""
     if fmt == "fann":
         for name, value in (("target", target), ("header", header), ("delimiter", delimiter)):
             if value is not None:

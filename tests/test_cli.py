@@ -520,3 +520,16 @@ def test_predict_out_is_written_atomically(tmp_path, capsys, diabetes_model, mon
     assert out.read_text() == "previous\n" and os.listdir(tmp_path) == ["pred.csv"]
     code, _, err = run(capsys, "predict", diabetes_model, DIABETES_TEST, "--out", out)
     assert code == 0 and out.read_text().startswith("output1,output2\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/stdin") or not sys.platform.startswith("linux"), reason="/dev/stdin")
+def test_train_reads_a_piped_data_file_once(tmp_path):
+    """'cat data.csv | annfast train /dev/stdin' lost its first 4 KiB: the format was detected by reading
+    the start of the file separately, which consumes it from a pipe (found while testing issue 18)."""
+    rng = np.random.default_rng(0)
+    csv_path = write_csv(tmp_path / "d.csv", ["a", "b", "y"], rng.uniform(0, 1, size=(400, 3)))
+    assert csv_path.stat().st_size > 3 * 4096
+    proc = subprocess.run([sys.executable, "-m", "annfast", "train", "/dev/stdin", "--epochs", "1", "--out", "m.annf"],
+                          input=csv_path.read_bytes(), capture_output=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"400 rows, 2 inputs, 1 target (y)" in proc.stdout

@@ -1,10 +1,13 @@
 """annfast.datafiles: CSV and FANN files read into float64 X, y; a malformed file -> a message naming file and line."""
+import os
+import threading
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from annfast import datafiles
 from annfast.datafiles import DataFileError, detect_format, load_data, read_csv, read_data, read_fann
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -309,3 +312,38 @@ def test_csv_of_unicode_whitespace_only_is_a_data_file_error(tmp_path, content):
     path = write(tmp_path, "d.csv", content)
     with pytest.raises(DataFileError, match="d.csv: the file holds only blank lines and whitespace"):
         read_csv(path)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_devices_are_refused_without_reading_them_whole(device):
+    """/dev/zero as a data file was read until memory ran out; now the first chunk shows it is binary."""
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    with pytest.raises(DataFileError, match="binary content"):
+        read_data(device, "csv")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_endless_pipe_is_cut_at_the_stream_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(datafiles, "MAX_STREAM_BYTES", 1 << 20)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def endless():
+        with open(fifo, "wb") as fh:
+            try:
+                while not stop.is_set():
+                    fh.write(b"1,2,3\n" * 10000)
+            except BrokenPipeError:
+                pass
+
+    writer = threading.Thread(target=endless)
+    writer.start()
+    try:
+        with pytest.raises(DataFileError, match="more than 1048576 bytes from a pipe or device"):
+            read_data(fifo, "csv")
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert not writer.is_alive()
