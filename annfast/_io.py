@@ -114,13 +114,30 @@ def save(net, path) -> None:
     if not np.isfinite(params).all():
         raise ModelFileError(f"{where}: the parameters hold non-finite values")
 
+    write_atomic(path, [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)), head, blob], "the model")
+
+
+def write_atomic(path, chunks, what: str) -> None:
+    """Write the byte strings ``chunks`` to ``path`` atomically: a temporary file next to it, renamed over it.
+
+    The temporary file is flushed to disk before the rename and removed on any failure, so an interrupted or
+    failed write never destroys a file that was at ``path`` and leaves nothing behind; an existing file's mode
+    is kept, and a symbolic link at ``path`` is replaced, not written through. ``what`` names the file in
+    messages ("the model", "the ONNX model", ...). Every file annfast writes goes through here.
+
+    Raises
+    ------
+    OSError
+        If the directory does not exist, ``path`` is a directory, or the file cannot be written.
+    """
+    path = os.fspath(path)
     target = os.path.abspath(path)
     directory, base = os.path.split(target)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(errno.ENOENT, f"cannot save the model: the directory {directory!r} does not exist",
+        raise FileNotFoundError(errno.ENOENT, f"cannot save {what}: the directory {directory!r} does not exist",
                                 path)
     if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "cannot save the model: the path is a directory", path)
+        raise IsADirectoryError(errno.EISDIR, f"cannot save {what}: the path is a directory", path)
     try:
         # a plain open(path, "wb") keeps the mode of an existing file; so does the replacement
         mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -137,9 +154,8 @@ def save(net, path) -> None:
             os.close(fd)
             raise
         with fh:
-            fh.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)))
-            fh.write(head)
-            fh.write(blob)
+            for chunk in chunks:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
