@@ -1,8 +1,8 @@
 """The ``annfast`` command line: train a network on a data file, predict with it, describe it, run the demo.
 
-``annfast train``, ``annfast predict``, ``annfast info`` and ``annfast demo`` (the default without a
-subcommand). Data files are read by ``annfast.datafiles`` (CSV or FANN), models are written and read
-by ``Network.save`` / ``annfast.load``. A user error (an unreadable or malformed file, impossible
+``annfast train``, ``annfast predict``, ``annfast info``, ``annfast export`` (to ONNX) and ``annfast demo``
+(the default without a subcommand). Data files are read by ``annfast.datafiles`` (CSV or FANN), models
+are written and read by ``Network.save`` / ``annfast.load``. A user error (an unreadable or malformed file, impossible
 settings, a diverging run) prints ``annfast: error: <message>`` to stderr and exits with status 2,
 as argparse does for a bad command line; anything else is a bug and shows its traceback.
 """
@@ -32,6 +32,7 @@ examples:
   annfast predict diabetes.annf diabetes.test --evaluate --out predictions.csv
   annfast train houses.csv --target price --standardize --out houses.annf
   annfast info houses.annf
+  annfast export houses.annf houses.onnx
 
 Run 'annfast COMMAND --help' for the options of a command."""
 
@@ -250,6 +251,13 @@ inputs and targets:
                                       "version and the settings of the last training of a model file.")
     info.add_argument("model", metavar="MODEL", help="a model file")
     info.add_argument("--json", action="store_true", help="print the model file's header as JSON")
+
+    export = sub.add_parser("export", help="write a saved network as an ONNX model",
+                            description="Write MODEL as a standard ONNX graph (opset 17; input 'input', output "
+                                        "'output', dynamic batch size) for onnxruntime and other ONNX tools. "
+                                        "Needs the onnx package: pip install \"annfast[onnx]\".")
+    export.add_argument("model", metavar="MODEL", help="a model file")
+    export.add_argument("onnx", metavar="ONNX", help="the ONNX file to write (replaced atomically)")
 
     demo = sub.add_parser("demo", help="train a 4-16-1 network on the bundled house-price data (the default)")
     demo.add_argument("--epochs", type=int, default=40, help="passes over the training rows (default 40)")
@@ -524,6 +532,21 @@ def _info(args, out) -> int:
     return 0
 
 
+# ---- export ----------------------------------------------------------------------------------------
+
+def _export(args, out) -> int:
+    from .network import load
+
+    net = load(args.model)
+    _check_output_path(args.onnx, args.model)
+    try:
+        net.to_onnx(args.onnx)
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"wrote {args.onnx}", file=out)
+    return 0
+
+
 # ---- demo and main ---------------------------------------------------------------------------------
 
 def _demo(args, out) -> int:
@@ -580,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(_join_negative_targets(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:   # --help, --version, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
-    command = {None: _demo, "demo": _demo, "train": _train, "predict": _predict, "info": _info}[args.command]
+    command = {None: _demo, "demo": _demo, "train": _train, "predict": _predict, "info": _info,
+               "export": _export}[args.command]
     try:
         return command(args, sys.stdout)
     except KeyboardInterrupt:

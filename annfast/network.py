@@ -269,6 +269,34 @@ class Network:
         with self._lock:
             _io.save(self, path)
 
+    def to_onnx(self, path) -> None:
+        """Export the network as an ONNX model file, atomically.
+
+        The graph has one input "input" of shape (batch, n_inputs) and one output "output" of shape
+        (batch, n_outputs), with a dynamic batch dimension, in the network's dtype; each layer is a ``Gemm``
+        and its activation (see ``annfast._onnx``), so onnxruntime's outputs equal ``predict``'s up to
+        rounding. The model's ``metadata_props`` hold ``annfast_version`` and ``annfast_network`` (JSON:
+        n_inputs, layers, dtype, loss). Needs the optional ``onnx`` package (opset 17).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        ImportError
+            If the onnx package is not installed (``pip install "annfast[onnx]"``).
+        OSError
+            If the directory does not exist or cannot be written; a file at ``path`` is then unchanged.
+
+        Examples
+        --------
+        >>> net.to_onnx("model.onnx")  # doctest: +SKIP
+        """
+        from . import _onnx
+
+        _onnx.export_network(self, path)
+
     def __getstate__(self) -> dict:
         with self._lock:
             return {
