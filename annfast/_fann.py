@@ -19,15 +19,17 @@ of layer l has one connection to each neuron of layer l-1, the bias neuron (valu
 ``fann_run`` computes for each neuron ``x = s * sum(w * input)``, clips x to +-150/s, then the activation
 (fann_activation.h, codes of ``enum fann_activationfunc_enum`` in FANN 2.2's fann_data.h):
 
-    0 FANN_LINEAR            x                        annfast "linear", W and b scaled by s
-    1 FANN_THRESHOLD         x < 0 ? 0 : 1            annfast "step" (the same at 0; s > 0 changes no sign)
-    3 FANN_SIGMOID           1 / (1 + exp(-2 x))      annfast "sigmoid", W and b scaled by 2 s
-    5 FANN_SIGMOID_SYMMETRIC tanh(x)                  annfast "tanh", W and b scaled by s
+    0 FANN_LINEAR              x                    annfast "linear", W and b scaled by s
+    1 FANN_THRESHOLD           x < 0 ? 0 : 1        annfast "step" (the same at 0; s > 0 changes no sign)
+    2 FANN_THRESHOLD_SYMMETRIC x < 0 ? -1 : 1       in a hidden layer: annfast "step", the next layer taking
+                                                    2 W' and b' - W' 1 (W' (2 step - 1) + b' is the same sum)
+    3 FANN_SIGMOID             1 / (1 + exp(-2 x))  annfast "sigmoid", W and b scaled by 2 s
+    5 FANN_SIGMOID_SYMMETRIC   tanh(x)              annfast "tanh", W and b scaled by s
 
 Scaling the weights by the steepness is exact up to one rounding per weight. Everything else is refused with a
-``FannFileError`` naming it: 2 FANN_THRESHOLD_SYMMETRIC (-1/1 has no annfast form), the stepwise (4, 6),
-gaussian (7-9), Elliot (10, 11), linear piece (12, 13) and sine/cosine (14-17) functions, unknown codes (FANN
-2.2 defines 0-17), shortcut networks (network_type 1, which cascade training makes), sparse networks
+``FannFileError`` naming it: FANN_THRESHOLD_SYMMETRIC in the output layer (annfast has no -1/1 output), the
+stepwise (4, 6), gaussian (7-9), Elliot (10, 11), linear piece (12, 13) and sine/cosine (14-17) functions, unknown
+codes (FANN 2.2 defines 0-17), shortcut networks (network_type 1, which cascade training makes), sparse networks
 (connection_rate < 1, or a neuron without one connection to each neuron of the layer before), fixed-point
 files (FANN_FIX_*), the old 1.1 format, different activation functions within one layer, and a steepness
 that is not a finite number > 0. The one difference that remains is FANN's clipping of x to +-150/s: a linear
@@ -62,7 +64,8 @@ FANN_ACTIVATIONS = ("FANN_LINEAR", "FANN_THRESHOLD", "FANN_THRESHOLD_SYMMETRIC",
                     "FANN_ELLIOT_SYMMETRIC", "FANN_LINEAR_PIECE", "FANN_LINEAR_PIECE_SYMMETRIC", "FANN_SIN_SYMMETRIC",
                     "FANN_COS_SYMMETRIC", "FANN_SIN", "FANN_COS")
 # FANN code -> (annfast activation, factor of the steepness folded into W and b)
-_FROM_FANN = {0: ("linear", 1.0), 1: ("step", 0.0), 3: ("sigmoid", 2.0), 5: ("tanh", 1.0)}
+_FROM_FANN = {0: ("linear", 1.0), 1: ("step", 0.0), 2: ("step_symmetric", 0.0), 3: ("sigmoid", 2.0),
+              5: ("tanh", 1.0)}
 # annfast activation -> (FANN code, steepness) written by save
 _TO_FANN = {"linear": (0, 1.0), "step": (1, 1.0), "sigmoid": (3, 0.5), "tanh": (5, 1.0)}
 
@@ -257,7 +260,11 @@ def parse(data: bytes, where: str = "<FANN file>"):
                 "one per layer")
         if code not in _FROM_FANN:
             bad(f"layer {k} uses {_fann_name(code)}, which annfast cannot represent exactly (it reads "
-                "FANN_LINEAR, FANN_THRESHOLD, FANN_SIGMOID and FANN_SIGMOID_SYMMETRIC)")
+                "FANN_LINEAR, FANN_THRESHOLD, FANN_SIGMOID, FANN_SIGMOID_SYMMETRIC, and FANN_THRESHOLD_SYMMETRIC in "
+                "hidden layers)")
+        if code == 2 and k == n_layers - 1:
+            bad(f"the output layer uses {_fann_name(code)}, whose -1/1 outputs annfast cannot represent (in a "
+                "hidden layer it is folded into the next layer)")
         if not (steep > 0).all():
             bad(f"layer {k}: activation steepness {float(steep[np.flatnonzero(~(steep > 0))[0]])!r}; expected > 0")
         activation, factor = _FROM_FANN[code]
@@ -274,8 +281,15 @@ def parse(data: bytes, where: str = "<FANN file>"):
             M *= (factor * steep)[:, None]
         if not np.isfinite(M).all():
             bad(f"layer {k}: a weight times the steepness overflows")
-        layers.append((M[:, :-1].copy(), M[:, -1].copy(), activation))
-    return sizes[0] - 1, layers, header
+        layers.append([M[:, :-1].copy(), M[:, -1].copy(), activation])
+    for k in range(len(layers) - 1):
+        if layers[k][2] == "step_symmetric":     # -1/1 = 2 step - 1, absorbed by the next layer
+            W, b, _ = layers[k + 1]
+            layers[k] = [layers[k][0], layers[k][1], "step"]
+            layers[k + 1][:2] = [2 * W, b - W.sum(axis=1)]
+            if not (np.isfinite(layers[k + 1][0]).all() and np.isfinite(layers[k + 1][1]).all()):
+                bad(f"layer {k + 2}: folding FANN_THRESHOLD_SYMMETRIC of the layer before overflows a weight")
+    return sizes[0] - 1, [tuple(layer) for layer in layers], header
 
 
 def _numbers(value: str, width: int, where: str, number: int) -> np.ndarray:

@@ -205,8 +205,8 @@ def test_cli_export(tmp_path, onnx, capsys):
 
 FANN_TOL = {"float32": 1e-6, "float64": 1e-12}
 # FANN 2.2's activation functions of x = steepness * sum (fann_activation.h), written out independently
-FANN_FUNCS = {0: lambda x: x, 1: lambda x: np.where(x < 0, 0.0, 1.0), 3: lambda x: 1 / (1 + np.exp(-2 * x)),
-              5: lambda x: 2 / (1 + np.exp(-2 * x)) - 1}
+FANN_FUNCS = {0: lambda x: x, 1: lambda x: np.where(x < 0, 0.0, 1.0), 2: lambda x: np.where(x < 0, -1.0, 1.0),
+              3: lambda x: 1 / (1 + np.exp(-2 * x)), 5: lambda x: 2 / (1 + np.exp(-2 * x)) - 1}
 FANN_HEAD = "FANN_FLO_2.1\nnum_layers={n}\nlearning_rate=0.700000\nconnection_rate={rate}\nnetwork_type={kind}\n" \
             "learning_momentum=0.000000\nlayer_sizes={sizes}\nscale_included=0\n"
 
@@ -243,13 +243,14 @@ XOR_OUT = np.array([[7.0, 7.5, -1.0, -5.0]])
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("hidden_code,out_code,steep", [
-    (3, 3, 0.5), (3, 3, 1.0), (5, 3, 1.0), (5, 5, 0.5), (3, 0, 0.75), (1, 3, 2.0), (5, 1, 1.0), (0, 5, 0.3)])
+    (3, 3, 0.5), (3, 3, 1.0), (5, 3, 1.0), (5, 5, 0.5), (3, 0, 0.75), (1, 3, 2.0), (5, 1, 1.0), (0, 5, 0.3),
+    (2, 3, 0.5), (2, 0, 1.0)])
 def test_fann_handwritten_xor(tmp_path, dtype, hidden_code, out_code, steep):
     layers = [(XOR_HIDDEN, hidden_code, steep), (XOR_OUT, out_code, steep)]
     path = tmp_path / "xor.net"
     path.write_text(fann_text([2, 3, 1], layers))
     net = af.load_fann(path, dtype=dtype)
-    names = {0: "linear", 1: "step", 3: "sigmoid", 5: "tanh"}
+    names = {0: "linear", 1: "step", 2: "step", 3: "sigmoid", 5: "tanh"}     # symmetric threshold: folded
     assert [d.activation for d in net.layers] == [names[hidden_code], names[out_code]]
     assert net.dtype == np.dtype(dtype) and net.n_inputs == 2 and net.n_outputs == 1
     np.testing.assert_allclose(net.predict(XOR_X.astype(dtype)), fann_forward(XOR_X, layers), rtol=0,
@@ -313,7 +314,7 @@ GOOD = fann_text([2, 3, 1], [(XOR_HIDDEN, 3, 0.5), (XOR_OUT, 3, 0.5)])
     (GOOD.replace("(3, 3, 0.5)", "(3, 4, 0.5)"), r"FANN_SIGMOID_STEPWISE \(4\), which annfast cannot"),
     (GOOD.replace("(3, 3, 0.5)", "(3, 10, 0.5)"), r"FANN_ELLIOT \(10\)"),
     (GOOD.replace("(3, 3, 0.5)", "(3, 12, 0.5)"), r"FANN_LINEAR_PIECE \(12\)"),
-    (GOOD.replace("(3, 3, 0.5)", "(3, 2, 0.5)"), r"FANN_THRESHOLD_SYMMETRIC \(2\)"),
+    (GOOD.replace("(4, 3, 0.5)", "(4, 2, 0.5)"), r"output layer uses FANN_THRESHOLD_SYMMETRIC \(2\), whose -1/1"),
     (GOOD.replace("(3, 3, 0.5)", "(3, 7, 0.5)"), r"FANN_GAUSSIAN \(7\)"),
     (GOOD.replace("(3, 3, 0.5)", "(3, 16, 0.5)"), r"FANN_SIN \(16\)"),
     (GOOD.replace("(3, 3, 0.5)", "(3, 18, 0.5)"), "unknown to FANN 2.2"),
@@ -449,7 +450,8 @@ def _fann_run(lib, real, ann, X):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("hidden,output,steep", [(3, 3, 0.5), (5, 5, 1.0), (3, 0, 0.7), (5, 3, 0.25), (1, 5, 1.0)])
+@pytest.mark.parametrize("hidden,output,steep", [(3, 3, 0.5), (5, 5, 1.0), (3, 0, 0.7), (5, 3, 0.25), (1, 5, 1.0),
+                                                (2, 3, 0.5)])
 def test_libfann_written_network_loads(tmp_path, dtype, hidden, output, steep):
     import ctypes
 
