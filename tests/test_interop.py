@@ -518,3 +518,18 @@ def test_cli_exports_a_fann_file(tmp_path, capsys, onnx):
     assert main(["export", str(tmp_path / "m.net"), str(tmp_path / "m.onnx")]) == 0
     X = np.random.default_rng(1).normal(size=(37, 4))
     _close(_run(tmp_path / "m.onnx", X), net.predict(X), "float64")
+
+
+def test_load_of_a_fann_file_points_to_load_fann(tmp_path):
+    _write(tmp_path, GOOD)
+    with pytest.raises(af.ModelFileError, match="looks like a FANN network file: read it with annfast.load_fann"):
+        af.load(tmp_path / "n.net")
+
+
+def test_import_annfast_imports_no_onnx():
+    import subprocess
+    import sys
+
+    code = ("import sys, annfast as af; af.Network(2, [af.Dense(1)]); "
+            "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, 'onnx imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
