@@ -70,7 +70,7 @@ _LOOKS_LIKE = [
     (b"PK\x05\x06", "an empty zip archive, such as a NumPy .npz file"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
     (b"\x1f\x8b", "gzip-compressed data"),
-    (b"FANN_", "a FANN network file"),
+    (b"FANN_", "a FANN network file: read it with annfast.load_fann"),
 ]
 
 

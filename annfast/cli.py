@@ -1,8 +1,8 @@
 """The ``annfast`` command line: train a network on a data file, predict with it, describe it, run the demo.
 
-``annfast train``, ``annfast predict``, ``annfast info`` and ``annfast demo`` (the default without a
-subcommand). Data files are read by ``annfast.datafiles`` (CSV or FANN), models are written and read
-by ``Network.save`` / ``annfast.load``. A user error (an unreadable or malformed file, impossible
+``annfast train``, ``annfast predict``, ``annfast info``, ``annfast export`` (to ONNX) and ``annfast demo``
+(the default without a subcommand). Data files are read by ``annfast.datafiles`` (CSV or FANN), models
+are written and read by ``Network.save`` / ``annfast.load``. A user error (an unreadable or malformed file, impossible
 settings, a diverging run) prints ``annfast: error: <message>`` to stderr and exits with status 2,
 as argparse does for a bad command line; anything else is a bug and shows its traceback.
 """
@@ -32,6 +32,7 @@ examples:
   annfast predict diabetes.annf diabetes.test --evaluate --out predictions.csv
   annfast train houses.csv --target price --standardize --out houses.annf
   annfast info houses.annf
+  annfast export houses.annf houses.onnx
 
 Run 'annfast COMMAND --help' for the options of a command."""
 
@@ -231,7 +232,8 @@ inputs and targets:
   (as many as the model has inputs) are the inputs and any further columns are targets, which is
   the layout 'annfast train' uses by default; with --target, the columns it names are the targets
   and the others the inputs. Targets are only used by --evaluate.""")
-    predict.add_argument("model", metavar="MODEL", help="a model file written by 'annfast train' or Network.save")
+    predict.add_argument("model", metavar="MODEL", help="a model file written by 'annfast train' or Network.save, "
+                                                        "or a FANN network file (.net, FANN_FLO_2.1)")
     predict.add_argument("data", metavar="DATA", help="the rows to predict: a CSV or FANN file")
     predict.add_argument("--out", "-o", default="-", metavar="FILE",
                          help="write the predictions here (default: '-', standard output)")
@@ -248,8 +250,15 @@ inputs and targets:
     info = sub.add_parser("info", help="describe a saved network",
                           description="Print the architecture, dtype, loss, number of parameters, file format "
                                       "version and the settings of the last training of a model file.")
-    info.add_argument("model", metavar="MODEL", help="a model file")
+    info.add_argument("model", metavar="MODEL", help="a model file, or a FANN network file (.net, FANN_FLO_2.1)")
     info.add_argument("--json", action="store_true", help="print the model file's header as JSON")
+
+    export = sub.add_parser("export", help="write a saved network as an ONNX model",
+                            description="Write MODEL as a standard ONNX graph (opset 17; input 'input', output "
+                                        "'output', dynamic batch size) for onnxruntime and other ONNX tools. "
+                                        "Needs the onnx package: pip install \"annfast[onnx]\".")
+    export.add_argument("model", metavar="MODEL", help="a model file, or a FANN network file (.net)")
+    export.add_argument("onnx", metavar="ONNX", help="the ONNX file to write (replaced atomically)")
 
     demo = sub.add_parser("demo", help="train a 4-16-1 network on the bundled house-price data (the default)")
     demo.add_argument("--epochs", type=int, default=40, help="passes over the training rows (default 40)")
@@ -279,6 +288,22 @@ def _load_data(args, target):
                                f"--format csv)")
         target = None
     return _load_text(text, args.data, fmt, target, args.header, args.delimiter)
+
+
+def _is_fann_net(path: str) -> bool:
+    """Whether the file at ``path`` starts as a FANN network file does ("FANN_"); False if it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(5) == b"FANN_"
+    except OSError:
+        return False
+
+
+def _load_model(path: str):
+    """Load an annfast model file, or a FANN network file (as float64, like ``annfast.load_fann``)."""
+    from .network import load, load_fann
+
+    return load_fann(path) if _is_fann_net(path) else load(path)
 
 
 def _check_output_path(out: str, *inputs: str, what: str) -> None:
@@ -473,9 +498,7 @@ def _train(args, out) -> int:
 # ---- predict ---------------------------------------------------------------------------------------
 
 def _predict(args, out) -> int:
-    from .network import load
-
-    net = load(args.model)
+    net = _load_model(args.model)
     if args.out != "-":
         _check_output_path(args.out, args.data, args.model, what="the predictions")
     data = _load_data(args, [] if args.target is None else args.target)
@@ -535,9 +558,33 @@ def _format_version(path: str) -> int:
         return struct.unpack("<8sI", fh.read(12))[1]
 
 
+def _info_fann(args, out) -> int:
+    from .network import load_fann
+
+    net = load_fann(args.model)
+    with open(args.model, "rb") as fh:
+        version = fh.readline(20).decode("ascii", "replace").strip()
+    layers = [(d.units, d.activation, d.negative_slope) for d in net.layers]
+    if args.json:
+        desc = {"format": "fann", "fann_version": version, "n_inputs": net.n_inputs,
+                "layers": [{"units": u, "activation": a} for u, a, _ in layers], "n_params": net.n_params}
+        print(json.dumps(desc, indent=2, sort_keys=True), file=out)
+        return 0
+    rows = [("file", f"{args.model}: FANN network file ({version})"),
+            ("architecture", _architecture(net.n_inputs, layers)),
+            ("parameters", str(net.n_params)),
+            ("loaded as", "float64, each neuron's steepness folded into its weights (see annfast.load_fann)")]
+    width = max(len(name) for name, _ in rows) + 2
+    for name, value in rows:
+        print(f"{name + ':':<{width}}{value}", file=out)
+    return 0
+
+
 def _info(args, out) -> int:
     from . import _io
 
+    if _is_fann_net(args.model):
+        return _info_fann(args, out)
     header, _ = _io.read(args.model)
     version = _format_version(args.model)
     if args.json:
@@ -559,6 +606,19 @@ def _info(args, out) -> int:
     width = max(len(name) for name, _ in rows + settings) + 2
     for name, value in rows + settings:
         print(f"{name + ':':<{width}}{value}", file=out)
+    return 0
+
+
+# ---- export ----------------------------------------------------------------------------------------
+
+def _export(args, out) -> int:
+    net = _load_model(args.model)
+    _check_output_path(args.onnx, args.model, what="the ONNX model")
+    try:
+        net.to_onnx(args.onnx)
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"wrote {args.onnx}", file=out)
     return 0
 
 
@@ -618,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(_join_negative_targets(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:   # --help, --version, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
-    command = {None: _demo, "demo": _demo, "train": _train, "predict": _predict, "info": _info}[args.command]
+    command = {None: _demo, "demo": _demo, "train": _train, "predict": _predict, "info": _info,
+               "export": _export}[args.command]
     try:
         return command(args, sys.stdout)
     except KeyboardInterrupt:

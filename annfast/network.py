@@ -21,7 +21,7 @@ from ._progress import Progress
 from .callbacks import CallbackList
 from .history import History
 
-__all__ = ["Dense", "Network", "load"]
+__all__ = ["Dense", "Network", "load", "load_fann"]
 
 
 class Dense:
@@ -338,6 +338,58 @@ class Network:
         """
         with self._lock:
             _io.save(self, path)
+
+    def to_onnx(self, path) -> None:
+        """Export the network as an ONNX model file, atomically.
+
+        The graph has one input "input" of shape (batch, n_inputs) and one output "output" of shape
+        (batch, n_outputs), with a dynamic batch dimension, in the network's dtype; each layer is a ``Gemm``
+        and its activation (see ``annfast._onnx``), so onnxruntime's outputs equal ``predict``'s up to
+        rounding. The model's ``metadata_props`` hold ``annfast_version`` and ``annfast_network`` (JSON:
+        n_inputs, layers, dtype, loss). Needs the optional ``onnx`` package (opset 17).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        ImportError
+            If the onnx package is not installed (``pip install "annfast[onnx]"``).
+        OSError
+            If the directory does not exist or cannot be written; a file at ``path`` is then unchanged.
+
+        Examples
+        --------
+        >>> net.to_onnx("model.onnx")  # doctest: +SKIP
+        """
+        from . import _onnx
+
+        _onnx.export_network(self, path)
+
+    def save_fann(self, path) -> None:
+        """Save the network as a FANN network file (FANN_FLO_2.1, ``.net``) that FANN's ``fann_create_from_file`` reads.
+
+        Layers map to FANN_SIGMOID with steepness 0.5 (FANN's sigmoid is 1 / (1 + exp(-2 s x))),
+        FANN_SIGMOID_SYMMETRIC with steepness 1 (tanh), FANN_LINEAR with steepness 1 and FANN_THRESHOLD (step);
+        the weights are written with every digit (a float64 round trip is exact). FANN clips each neuron's
+        steepness-scaled sum to +-150/steepness, so a linear layer of FANN stops at +-150. Written atomically,
+        like ``save``. See ``annfast._fann`` for the format.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        annfast.FannFileError
+            If a layer is relu, leaky_relu or softmax, which FANN 2.2 does not have; nothing is written then.
+        OSError
+            If the directory does not exist or cannot be written; a file at ``path`` is then unchanged.
+        """
+        from . import _fann
+
+        _fann.save(self, path)
 
     def __getstate__(self) -> dict:
         with self._lock:
@@ -936,4 +988,45 @@ def load(path) -> Network:
     layers = [Dense(layer["units"], layer["activation"], layer["negative_slope"]) for layer in header["layers"]]
     net = Network(header["n_inputs"], layers, dtype=header["dtype"], seed=header["seed"], loss=header["loss"])
     net.set_parameters(params)
+    return net
+
+
+def load_fann(path, dtype="float64") -> Network:
+    """Load a network from a FANN network file (``.net``, FANN_FLO_2.1, as ``fann_save`` writes it).
+
+    FANN_SIGMOID, FANN_SIGMOID_SYMMETRIC, FANN_LINEAR and FANN_THRESHOLD layers become sigmoid, tanh,
+    linear and step layers, each neuron's steepness folded into its weights and bias (exact up to one rounding
+    per weight), so ``predict`` equals ``fann_run`` (except where FANN clips a sum to +-150/steepness). See
+    ``annfast._fann`` for the format and for what is refused.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    dtype : {"float32", "float64"}, default="float64"
+        Precision of the new network (the file does not say which of floatfann and doublefann wrote it).
+
+    Returns
+    -------
+    Network
+        With FANN's architecture and weights, the default loss (half_squared_error) and seed None.
+
+    Raises
+    ------
+    annfast.FannFileError
+        If the file is not a FANN_FLO_2.x network file, is damaged, or describes a network that annfast cannot
+        represent exactly (shortcut or sparse connections, activation functions other than the four above,
+        different functions within one layer); the message names what.
+    OSError
+        If the file cannot be opened or read.
+    """
+    from . import _fann
+
+    dtype = v.check_dtype(dtype)
+    n_inputs, layers, _ = _fann.read(path)
+    where = os.fspath(path)
+    for k, (W, _b, _act) in enumerate(layers):
+        if np.abs(W).max(initial=0.0) > np.finfo(dtype).max or np.abs(_b).max(initial=0.0) > np.finfo(dtype).max:
+            raise _fann.FannFileError(f"{where}: layer {k + 1}: a weight does not fit in {dtype.name}")
+    net = Network(n_inputs, [Dense(W.shape[0], act) for W, _b, act in layers], dtype=dtype)
+    net.set_weights([(W, b) for W, b, _act in layers])
     return net

@@ -512,6 +512,23 @@ class ANNRegressor(RegressorMixin, _BaseANN):
                                                  intercepts[-1].dtype, "intercepts_[-1]")
         return intercepts
 
+    def to_onnx(self, path) -> None:
+        """Export the fitted regressor as an ONNX model whose float64 "output" equals ``predict``.
+
+        The graph is the network's (see ``Network.to_onnx``: input "input" of shape (batch, n_features) in
+        the network's dtype) followed by the inverse scaling of the targets (Cast to float64, Mul by
+        ``y_scale_``, Add ``y_mean_``). The output is always 2-D, (batch, n_outputs_). ``metadata_props`` add
+        ``annfast_estimator`` ("ANNRegressor"), ``annfast_y_mean`` and ``annfast_y_scale`` (JSON lists).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        check_is_fitted(self)
+        from . import _onnx
+
+        _onnx.export_regressor(self, path)
+
     def _make_scorer(self, X_val, y_val):
         return lambda net: r2_score(y_val, net.predict(X_val))
 
@@ -818,6 +835,29 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
             raise ValueError(f"{type(self).__name__}: classes must be passed on the first call to partial_fit "
                              f"(all the labels of the whole data, e.g. classes=np.unique(y_all))")
         return self._fit(X, y, incremental=True, classes=classes)
+
+    def to_onnx(self, path) -> None:
+        """Export the fitted classifier as an ONNX model whose float64 "output" equals ``predict_proba``.
+
+        The graph is the network's (see ``Network.to_onnx``: input "input" of shape (batch, n_features) in
+        the network's dtype) with its output cast to float64. The class labels, the equivalent of the
+        estimator's label mapping, are in ``metadata_props["annfast_classes"]`` as a JSON list: column k of
+        "output" is the probability of label k, and ``predict`` is that list taken at the argmax of each row.
+        ``annfast_estimator`` is "ANNClassifier".
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        ValueError
+            If the labels cannot be written as JSON (labels other than numbers, strings and booleans).
+        """
+        check_is_fitted(self)
+        from . import _onnx
+
+        _onnx.export_classifier(self, path)
 
     def predict_proba(self, X):
         """Predict the class probabilities of X.
