@@ -284,6 +284,11 @@ def split_threads(spec, n_threads: int) -> int:
     return max(1, k)
 
 
+#: the split kernel's own accounting of its last epoch (bench/threads.py): per thread, the time counter's ticks of
+#: the whole call, of waiting at the barriers and of the layers past the first (zeros without a counter)
+last_split_ticks = None
+
+
 def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf, X, Y, order, lr: float,
                 mu: float, wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
     """One per-sample epoch on ``len(works)`` threads with the split kernel (csrc/af_split.inc).
@@ -317,6 +322,8 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
         if torn or not _core.all_finite(params):
             params[...] = backup
         raise
+    global last_split_ticks
+    last_split_ticks = ctl[32:].reshape(k, 8)[:, 3:6].copy()
     bad = results[0][3]
     if bad >= 0:
         _diverged(params, backup, epoch, f"at row {int(order[bad])} of X")

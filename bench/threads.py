@@ -118,6 +118,7 @@ def speed(af, name: str, X, Y, counts, reps: int, lr: float, layers) -> list[dic
                 continue
             net = af.Network(X.shape[1], layers(), seed=0)   # every epoch from the same weights
             net.fit(X[:256], Y[:256], epochs=1, learning_rate=lr, n_threads=k, **opts)   # threads started
+            af._parallel.last_split_ticks = None
             net.set_weights(af.Network(X.shape[1], layers(), seed=0).get_weights())
             t0 = time.perf_counter()
             try:
@@ -126,7 +127,11 @@ def speed(af, name: str, X, Y, counts, reps: int, lr: float, layers) -> list[dic
                 failed[label] = str(exc).split(";")[0]
                 continue
             times[label].append(time.perf_counter() - t0)
-            nets[label] = hist.params
+            nets[label] = dict(hist.params)
+            ticks = af._parallel.last_split_ticks if hist.params["threading"] == "split" else None
+            if ticks is not None and ticks[:, 0].min() > 0:   # the split kernel's own accounting
+                nets[label]["wait"] = float(np.mean(ticks[:, 1] / ticks[:, 0]))
+                nets[label]["upper"] = float(np.mean(ticks[:, 2] / ticks[:, 0]))
     base = statistics.median(times[modes(counts)[0][0]])
     out = []
     for label, k, opts in modes(counts):
@@ -137,6 +142,7 @@ def speed(af, name: str, X, Y, counts, reps: int, lr: float, layers) -> list[dic
         med = statistics.median(times[label])
         out.append({"shape": name, "mode": label, "n_threads": k, "ran": nets[label]["n_threads"],
                     "threading": nets[label]["threading"], "samples_per_s": X.shape[0] / med,
+                    "wait": nets[label].get("wait"), "upper": nets[label].get("upper"),
                     "speedup": base / med, "times_s": times[label]})
     return out
 
@@ -174,6 +180,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     import annfast as af
+    import annfast._parallel  # noqa: F401 -- the split kernel's accounting (last_split_ticks)
 
     counts = thread_counts(args.quick)
     rows = 2000 if args.quick else 30000
@@ -195,10 +202,12 @@ def main(argv=None) -> int:
     mnist = lambda: [af.Dense(256, "relu"), af.Dense(10, "softmax")]  # noqa: E731
     Yc = np.eye(10, dtype=np.float32)[data[1][:rows]]
     results["speed"] += speed(af, "784-256-10 relu/softmax", data[0][:rows], Yc, counts, args.reps, 0.01, mnist)
-    print("| shape | mode | threads run | samples/s | speed-up vs 1 thread |\n|---|---|---|---|---|")
+    print("| shape | mode | threads run | samples/s | speed-up vs 1 thread | split: time at the barrier | "
+          "split: later layers |\n|---|---|---|---|---|---|---|")
+    pct = lambda f: "-" if f is None else f"{100 * f:.0f} %"  # noqa: E731
     for r in results["speed"]:
         print(f"| {r['shape']} | {r['mode']} | {r['ran']} ({r['threading']}) | {r['samples_per_s']:,.0f} | "
-              f"{r['speedup']:.2f}x |")
+              f"{r['speedup']:.2f}x | {pct(r['wait'])} | {pct(r['upper'])} |")
     results["accuracy"] = {"data": data[4], "epochs": epochs, "target": args.target,
                            "runs": accuracy(af, data, counts, epochs, args.target, 0.01)}
     print(f"\n{data[4]}: 784-256-10 relu/softmax, per-sample SGD lr 0.01, test accuracy after each of {epochs} "

@@ -23,7 +23,10 @@
 #define AF_CTL_SPIN 18      /* how long a waiting thread spins before it yields (set by the caller, read only) */
 #define AF_CTL_HEADER 32
 /* In thread t's line: [0] the barriers it has arrived at; in the leader's (t = 0), [1 + parity] its reading of
- * AF_CTL_STOP for the barrier of that parity, written before [0]. */
+ * AF_CTL_STOP for the barrier of that parity, written before [0]; [3], [4], [5], written once at the end of the
+ * call: the time counter's ticks of the whole call, waiting at barriers, and in the layers past the first (a
+ * measurement for bench/threads.py; 0 where there is no counter). */
+#define AF_CTL_TICKS 3
 #define AF_CTL_LINE(t) (AF_CTL_HEADER + 8 * (t))
 
 /* annfast.h states the same layout for the caller */
@@ -54,6 +57,22 @@ AF_STATIC_INLINE void af_cpu_relax(void)
 }
 AF_STATIC_INLINE void af_yield(void) { (void)sched_yield(); }
 #endif
+
+/* A cheap time counter (cycles or a fixed-rate tick), for the split kernel's own accounting. */
+AF_STATIC_INLINE int64_t af_ticks(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    return (int64_t)__builtin_ia32_rdtsc();
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    int64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+    return (int64_t)__rdtsc();
+#else
+    return 0;
+#endif
+}
 
 /* Thread t of n arrives at its next barrier (*gen counts them, from its line's value at the call's start) and
  * waits until every thread has arrived there. Everything a thread wrote before its arrival is visible to every
