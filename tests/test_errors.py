@@ -239,7 +239,7 @@ def test_bad_callbacks_are_refused_up_front_and_history_is_kept(net, data):
 
 def test_early_stopping_on_a_metric_training_does_not_report_fails_before_training(net, data):
     before = net.parameters.tobytes()
-    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss' but training reports only \['loss'\]"):
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss' but training reports only \['loss', 'lr'\]"):
         net.fit(*data, epochs=3, callbacks=[af.EarlyStopping(monitor="val_loss")])
     assert net.parameters.tobytes() == before and net.history is None
     net.fit(*data, epochs=2, validation_split=0.2, callbacks=[af.EarlyStopping(monitor="val_loss")])
