@@ -413,3 +413,16 @@ def test_python_m_annfast_train(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("annfast: error: xor.csv: there is no column named 'nope'")
+
+
+def test_train_prints_the_seed_and_it_repeats_the_run(tmp_path, capsys):
+    code, out, err = run(capsys, "train", DATA / "xor.data", "--epochs", "2", "--out", tmp_path / "a.annf")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("seed: "))
+    seed = int(line.split()[1])
+    assert f"(drawn; --seed {seed} repeats this run)" in line
+    code, out, err = run(capsys, "train", DATA / "xor.data", "--epochs", "2", "--seed", str(seed), "--out",
+                         tmp_path / "b.annf")
+    assert code == 0, err
+    assert f"seed: {seed}\n" in out
+    assert (tmp_path / "a.annf").read_bytes() == (tmp_path / "b.annf").read_bytes()
