@@ -129,7 +129,11 @@ class Network:
         Number of weights and biases.
     history : History or None
         The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
-        interrupted or diverges).
+        interrupted or diverges); a fit with ``initial_epoch > 0`` appends to it.
+    learning_rate : float or None
+        The learning rate of the epoch ``fit`` is training, or of the last one it trained (None before
+        any fit). Callbacks may set it: in ``on_epoch_begin`` for that epoch, in ``on_epoch_end`` for the
+        epochs that follow (with a constant ``learning_rate``; a schedule sets every epoch's rate).
 
     Notes
     -----
@@ -601,6 +605,9 @@ class Network:
             softmax), callbacks that are not callbacks or watch a metric training will not report.
         RuntimeError
             If called from a callback of this network's own running fit.
+        ValueError
+            Also when an epoch's learning rate from a schedule or a callback is not a finite number > 0,
+            before that epoch trains (earlier epochs stay trained and recorded).
         DivergenceError
             If the loss or the weights become non-finite; the weights are then those before the bad
             row when finite, else those at the start of the epoch. With one thread the momentum
