@@ -325,6 +325,9 @@ class LearningRateScheduler(Callback):
 class CSVLogger(Callback):
     """Write one CSV row per epoch: the epoch number and every metric of ``logs`` (Keras's CSVLogger).
 
+    Each row is appended and the file closed at once, so an interrupted fit leaves a complete file of the
+    epochs it finished and no open file behind.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -337,31 +340,26 @@ class CSVLogger(Callback):
         self.path = os.fspath(path)
         self.separator = separator
         self.append = bool(append)
-        self._fh = None
-        self._writer = None
         self._keys = None
 
     def on_train_begin(self, logs: dict) -> None:
-        """Open the file."""
-        exists = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        self._fh = open(self.path, "a" if self.append else "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._fh, delimiter=self.separator)
-        self._keys = None if not exists else False     # False: a header is already in the file
+        """Start the file anew (or, with ``append``, note whether it already has a header)."""
+        if self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                self._keys = next(csv.reader(fh, delimiter=self.separator), ["epoch"])[1:]
+        else:
+            with open(self.path, "w", encoding="utf-8"):
+                pass
+            self._keys = None
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
-        """Write the epoch's row (and the header before the first)."""
-        if not self._keys:
+        """Append the epoch's row (after the header, before the first row)."""
+        with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, delimiter=self.separator)
             if self._keys is None:
-                self._writer.writerow(["epoch", *logs])
-            self._keys = list(logs)
-        self._writer.writerow([epoch, *(repr(float(logs[k])) if k in logs else "" for k in self._keys)])
-        self._fh.flush()
-
-    def on_train_end(self, logs: dict) -> None:
-        """Close the file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+                self._keys = list(logs)
+                writer.writerow(["epoch", *self._keys])
+            writer.writerow([epoch, *(repr(float(logs[k])) if k in logs else "" for k in self._keys)])
 
 
 class CallbackList:

@@ -245,6 +245,22 @@ def test_csv_logger_writes_one_row_per_epoch(tmp_path):
     assert [float(r[1]) for r in rows[1:4]] == hist["loss"][:3]
 
 
+def test_csv_logger_keeps_the_finished_epochs_of_an_interrupted_fit(tmp_path):
+    X, y = _data()
+    path = tmp_path / "log.csv"
+
+    class Interrupt(af.Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _net().fit(X, y, epochs=5, callbacks=[af.CSVLogger(path), Interrupt()])
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert [r[0] for r in rows] == ["epoch", "0", "1"]
+
+
 def test_restore_best_weights_says_so_at_verbose_2(capsys):
     X, y = _data()
     stop = af.EarlyStopping(monitor="loss", patience=0, min_delta=10.0, restore_best_weights=True)
