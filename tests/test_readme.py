@@ -3,9 +3,8 @@
 The blocks of one document run in order, in one namespace and one temporary directory (as in a
 notebook: a block may use what an earlier one defined), each as its own test. Conventions:
 
-- ```python blocks are executed. The README's namespace starts with the scikit-learn digits data its
-  classification examples name: ``X_digits, labels`` (training rows, pixels scaled to [0, 1]) and
-  ``X_test, labels_test`` (held out).
+- ```python blocks are executed; each document provides its own data (the README's classification
+  examples load scikit-learn's digits in the block that first needs them).
 - ```bash blocks: every ``annfast ...`` command in them (split at ``&&``; ``# comments`` dropped;
   ``> FILE`` honoured) runs with the installed command line, in the temporary directory, which holds
   ``houses.csv`` (the bundled ``annfast/data/house_prices.csv``) and ``diabetes.train`` /
@@ -28,7 +27,7 @@ import pytest
 from conftest import QUICK
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DOCS = ["docs/tutorial.md"]
+DOCS = ["README.md", "docs/tutorial.md"]
 _FENCE = re.compile(r"(?:<!--\s*test:\s*(?P<marker>[^>]*?)\s*-->\s*\n)?^(?P<indent>[ \t]*)```(?P<lang>\w*)[ \t]*\n"
                     r"(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S)
 
@@ -72,18 +71,6 @@ def _skip_reason(marker: str):
 def _needs(marker: str) -> list:
     return [m for part in marker.split(",") if part.strip().startswith("needs ")
             for m in part.strip()[len("needs "):].split()]
-
-
-def _prelude(doc: str) -> dict:
-    ns = {"__name__": "__readme__"}
-    if doc == "README.md" and importlib.util.find_spec("sklearn") is not None:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        X, y = load_digits(return_X_y=True)
-        X_digits, X_test, labels, labels_test = train_test_split(X / 16.0, y, test_size=0.25, random_state=0)
-        ns.update(X_digits=X_digits, labels=labels, X_test=X_test, labels_test=labels_test)
-    return ns
 
 
 def _data_files(where: pathlib.Path) -> None:
@@ -132,7 +119,7 @@ def test_code_block_runs(doc, index, tmp_path_factory, monkeypatch):
     if state is None:
         where = tmp_path_factory.mktemp(doc.replace("/", "-").replace(".", "-"))
         _data_files(where)
-        state = _STATE[doc] = {"done": -1, "ns": _prelude(doc), "dir": where}
+        state = _STATE[doc] = {"done": -1, "ns": {"__name__": "__doc_block__"}, "dir": where}
     monkeypatch.chdir(state["dir"])
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # blocks before this one that have not run (this test selected alone): run them first, quietly
