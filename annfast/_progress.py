@@ -30,6 +30,13 @@ def _have_tqdm() -> bool:
     return _TQDM
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):    # no isatty, or a closed stream
+        return False
+
+
 def _fmt_rate(rate: float) -> str:
     for unit, scale in (("M", 1e6), ("k", 1e3)):
         if rate >= scale:
@@ -47,7 +54,8 @@ class Progress:
     Parameters
     ----------
     verbose : {1, 2}
-        1: a live bar per epoch with rows/s and the metrics at its end; 2: one line per epoch.
+        1: a live bar per epoch with rows/s and the metrics at its end; 2: one line per epoch. When the
+        stream is not a terminal (a pipe, a file, a CI log), 1 falls back to 2: no carriage-return redraws.
     epochs : int
     n_rows : int or None
         Rows per epoch; None when not known in advance (a stream of chunks).
@@ -61,6 +69,8 @@ class Progress:
         self.n_rows = n_rows
         self.stream = stream if stream is not None else sys.stderr
         self.silent = self.stream is None
+        if verbose == 1 and not self.silent and not _isatty(self.stream):
+            self.verbose = 2     # a pipe or a log file: "\r" redraws would pile up there; one line per epoch
         self._bar = None
         self._t0 = 0.0
         self._last_draw = 0.0

@@ -125,7 +125,38 @@ def check_sgd(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, f
     return lr, mu, wd, bool(nesterov)
 
 
+def _frame_problem(a, name: str) -> str | None:
+    """Name the first column of a DataFrame (anything with ``columns`` and ``dtypes``) that is not numeric.
+
+    np.asarray of a frame with one string column gives an object array of every column: the column is
+    the useful part of the message, and only the frame still knows it.
+    """
+    columns, dtypes = getattr(a, "columns", None), getattr(a, "dtypes", None)
+    if columns is None or dtypes is None:
+        return None
+    try:
+        pairs = list(zip(columns, dtypes))
+    except TypeError:
+        return None
+    for column, dtype in pairs:
+        kind = getattr(dtype, "kind", "O")      # numpy and pandas extension dtypes (Int64: "i", string: "O") alike
+        if kind in "biuf":
+            continue
+        what = {"M": "dates", "m": "time spans", "c": "complex numbers", "U": "strings", "S": "bytes"}.get(kind)
+        if what is None:
+            try:
+                what = "strings" if any(isinstance(x, str) for x in a[column]) else f"values of dtype {dtype}"
+            except (KeyError, TypeError, ValueError):
+                what = f"values of dtype {dtype}"
+        return (f"{name} column {column!r} holds {what}; annfast needs numbers (encode it, e.g. one-hot with "
+                f"pandas.get_dummies, or drop it)")
+    return None
+
+
 def _numeric(a, name: str) -> np.ndarray:
+    problem = _frame_problem(a, name)
+    if problem is not None:
+        raise TypeError(problem)
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import struct
 import sys
 import time
@@ -30,7 +31,7 @@ _EPILOG = """\
 examples:
   annfast train diabetes.train --hidden 16 --epochs 50 --seed 0 --out diabetes.annf
   annfast predict diabetes.annf diabetes.test --evaluate --out predictions.csv
-  annfast train houses.csv --target price --standardize --out houses.annf
+  annfast train houses.csv --target price_k --standardize --out houses.annf
   annfast info houses.annf
   annfast export houses.annf houses.onnx
 
@@ -194,8 +195,8 @@ output activation (--output-activation auto):
     net.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                      help="precision of the weights and of all computation (default: float32)")
     net.add_argument("--seed", type=_int_type(0), default=None,
-                     help="seed of the initial weights and of the shuffling, for reproducible runs "
-                          "(default: fresh randomness)")
+                     help="seed of the initial weights and of the shuffling (default: a fresh random seed; "
+                          "either way train prints the seed it used, and --seed with it repeats the run exactly)")
     sgd = train.add_argument_group("training")
     sgd.add_argument("--epochs", type=_int_type(0), default=50, help="passes over the training rows (default: 50)")
     sgd.add_argument("--learning-rate", "--lr", type=_float_type(0.0, low_open=True), default=0.01, metavar="LR",
@@ -462,13 +463,16 @@ def _train(args, out) -> int:
 
     layers = [Dense(units, args.activation, args.negative_slope) for units in args.hidden]
     layers.append(Dense(n_outputs, activation, args.negative_slope))
-    net = Network(X.shape[1], layers, dtype=args.dtype, seed=args.seed, loss=loss)
+    # a run without --seed draws one and says which, so that any run can be repeated (the model file keeps it too)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2 ** 31)
+    net = Network(X.shape[1], layers, dtype=args.dtype, seed=seed, loss=loss)
     kind = "FANN" if data.fmt == "fann" else "CSV"
     target_desc = (f"class labels in {data.target_names[0]!r} ({n_outputs} classes)" if args.labels
                    else f"{y.shape[1]} target{'s' if y.shape[1] > 1 else ''} ({', '.join(data.target_names)})")
     print(f"data: {args.data} ({kind}): {n} rows, {X.shape[1]} inputs, {target_desc}", file=out)
     print(f"network: {_architecture(net.n_inputs, [(d.units, d.activation, d.negative_slope) for d in layers])}; "
           f"loss {net.loss}; {net.dtype.name}; {net.n_params} parameters", file=out)
+    print(f"seed: {seed}" + ("" if args.seed is not None else f" (drawn; --seed {seed} repeats this run)"), file=out)
     t0 = time.perf_counter()
     try:
         net.fit(X_fit[:n_train], y_fit[:n_train], epochs=args.epochs, learning_rate=args.learning_rate,

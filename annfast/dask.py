@@ -717,7 +717,8 @@ def fit_estimator(estimator, X, y, *, classes=None, epochs: int | None = None, c
     The estimator's network is trained by ``fit`` with the estimator's own settings: ``learning_rate_init``,
     ``batch_size`` ("auto" is 200 rows), ``momentum``, ``nesterovs_momentum``, ``alpha`` (weight decay),
     ``shuffle`` and an int ``random_state`` (the shuffling seed). ``tol``, ``n_iter_no_change`` and
-    ``early_stopping`` are not applied: training runs ``epochs`` epochs.
+    ``early_stopping`` are not applied: training runs ``epochs`` epochs; a ``learning_rate`` other than
+    "constant" is refused (ValueError) rather than ignored.
 
     An unfitted estimator is first initialized by ``partial_fit`` on the first two rows (the only rows
     that reach the client); a classifier's labels are ``classes`` or, when None, the distinct labels of y
@@ -758,6 +759,10 @@ def fit_estimator(estimator, X, y, *, classes=None, epochs: int | None = None, c
     if not isinstance(estimator, (ANNClassifier, ANNRegressor)):
         raise TypeError(f"estimator must be an annfast.sklearn ANNClassifier or ANNRegressor, "
                         f"got {type(estimator).__name__}")
+    if getattr(estimator, "learning_rate", "constant") != "constant":
+        raise ValueError(f"fit_estimator trains at the constant rate learning_rate_init; the estimator's "
+                         f"learning_rate={estimator.learning_rate!r} schedule is not applied across rounds: set "
+                         f"learning_rate='constant'")
     client = _get_client(client)
     classifier = isinstance(estimator, ANNClassifier)
     if not hasattr(estimator, "network_"):

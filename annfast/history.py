@@ -3,7 +3,10 @@ from __future__ import annotations
 
 
 class History:
-    """Per-epoch records of one ``fit`` call, in the style of Keras.
+    """Per-epoch records of a ``fit`` call (and of the calls continuing it), in the style of Keras.
+
+    Subscriptable like a dict of metrics: ``hist["loss"]`` is ``hist.history["loss"]``. A fit with
+    ``initial_epoch > 0`` appends to the network's history instead of starting a new one.
 
     Attributes
     ----------
@@ -20,6 +23,27 @@ class History:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.params = dict(params or {})
+
+    def __getitem__(self, name: str) -> list[float]:
+        """Return the per-epoch values of one metric: ``hist["loss"]`` is ``hist.history["loss"]``."""
+        try:
+            return self.history[name]
+        except KeyError:
+            raise KeyError(f"no metric {name!r} in this history; it has {sorted(self.history)}") from None
+
+    def __contains__(self, name) -> bool:
+        return name in self.history
+
+    def keys(self):
+        """Return the names of the metrics recorded (as ``hist.history.keys()``)."""
+        return self.history.keys()
+
+    def continued(self, params: dict) -> History:
+        """Return a copy of this history to which a fit with ``initial_epoch`` appends (settings: ``params``)."""
+        out = History(dict(self.params, **params))
+        out.history = {name: list(values) for name, values in self.history.items()}
+        out.epoch = list(self.epoch)
+        return out
 
     def record(self, epoch: int, **metrics: float) -> None:
         """Append the metrics of one epoch."""

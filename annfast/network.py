@@ -16,6 +16,8 @@ import numpy as np
 
 from . import _core, _io, _parallel, _stream
 from . import _validation as v
+from . import metrics as _metrics
+from . import schedules as _schedules
 from ._core import DivergenceError
 from ._progress import Progress
 from .callbacks import CallbackList
@@ -84,6 +86,15 @@ def _default_kernel(dtype: np.dtype, shapes: list[tuple[int, int]]) -> str:
     return name
 
 
+def _epoch_rate(value, epoch: int) -> float:
+    """Check the learning rate an epoch is about to use (from a schedule or a callback): a finite number > 0."""
+    try:
+        return v.check_float(value, "learning_rate", low=0.0, low_open=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"epoch {epoch}: the learning rate from the schedule or a callback is not usable: {exc}; "
+                        f"nothing of this epoch was trained") from None
+
+
 def _init_limit(activation: str, n_in: int, n_out: int) -> float:
     """Half-width of the uniform initial weights: He for (leaky) ReLU, Glorot otherwise."""
     if activation in ("relu", "leaky_relu"):
@@ -119,7 +130,11 @@ class Network:
         Number of weights and biases.
     history : History or None
         The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
-        interrupted or diverges).
+        interrupted or diverges); a fit with ``initial_epoch > 0`` appends to it.
+    learning_rate : float or None
+        The learning rate of the epoch ``fit`` is training, or of the last one it trained (None before
+        any fit). Callbacks may set it: in ``on_epoch_begin`` for that epoch, in ``on_epoch_end`` for the
+        epochs that follow (with a constant ``learning_rate``; a schedule sets every epoch's rate).
 
     Notes
     -----
@@ -192,6 +207,8 @@ class Network:
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
+        self.learning_rate: float | None = None   # the rate of the epoch fit trains now (callbacks may change it)
+        self._verbose = 0
         self._init_weights()
         self._publish()
 
@@ -309,7 +326,47 @@ class Network:
         layers = ", ".join(repr(layer) for layer in self.layers)
         return f"Network({self.n_inputs}, [{layers}], dtype={self.dtype.name!r})"
 
+    def summary(self) -> str:
+        """Describe the network as Keras's ``model.summary()`` does: layers, shapes, parameters; return the text.
+
+        Returns
+        -------
+        str
+            One line per layer (output shape, activation, parameter count), then the totals, the dtype
+            and the loss. ``print(net.summary())`` shows it.
+        """
+        rows = [("layer", "output shape", "activation", "params")]
+        n_in = self.n_inputs
+        rows.append(("input", f"(None, {n_in})", "", "0"))
+        for k, layer in enumerate(self.layers):
+            act = layer.activation + (f"({layer.negative_slope:g})" if layer.activation == "leaky_relu" else "")
+            rows.append((f"dense_{k} (Dense)", f"(None, {layer.units})", act, f"{layer.units * (n_in + 1):,}"))
+            n_in = layer.units
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"  # noqa: E731
+        out = [f"Network: {self.n_inputs} inputs, {len(self.layers)} Dense layers", line, fmt(rows[0]), line]
+        out += [fmt(r) for r in rows[1:]]
+        out += [line, f"Total params: {self.n_params:,} (all trainable; "
+                      f"{self.n_params * self.dtype.itemsize:,} bytes)",
+                f"dtype: {self.dtype.name}", f"loss: {self.loss}", f"kernel: {self._kernel}"]
+        return "\n".join(out)
+
     # ---- persistence ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path) -> Network:
+        """Load a network saved by ``save``: the same as ``annfast.load(path)`` (Keras's habit of a class method).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Network
+        """
+        return load(path)
 
     def save(self, path) -> None:
         """Save the network to a model file, atomically.
@@ -466,7 +523,12 @@ class Network:
         return f"index {idx[0]}"  # pragma: no cover -- the shape was checked
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Return copies of the weights: a list of ``(W, b)`` per layer, W of shape (units, n_in)."""
+        """Return copies of the weights: a list of ``(W, b)`` pairs, one per layer, W of shape (units, n_in).
+
+        Not Keras's flat list ``[W0, b0, W1, b1, ...]`` with kernels of shape (n_in, units): here W is
+        PyTorch's and the C kernels' (n_out, n_in) layout, so ``W @ x + b`` is the layer's pre-activation.
+        ``[W.T for W, b in net.get_weights()]`` gives Keras's and scikit-learn's (``coefs_``) orientation.
+        """
         with self._lock:
             return [(W.copy(), b.copy()) for W, b in self._views]
 
@@ -572,7 +634,7 @@ class Network:
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
             validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
             n_threads: int = 1, sync_every: int | None = None, hogwild: bool = False,
-            shuffle_buffer: int | None = None) -> History:
+            shuffle_buffer: int | None = None, initial_epoch: int = 0, metrics=None) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
         Parameters
@@ -588,8 +650,14 @@ class Network:
             1-D y is one column for a single output, or integer class labels for several outputs. May
             be memory-mapped too. None when X is an iterable of chunks.
         epochs : int, default=1
-            Passes over the data, >= 0.
-        learning_rate : float, default=0.01
+            Passes over the data, >= 0; with ``initial_epoch``, the number of the epoch to stop before (Keras).
+        learning_rate : float, LearningRateSchedule or callable, default=0.01
+            A number is a constant rate (``network.learning_rate``; callbacks such as ``ReduceLROnPlateau`` and
+            ``LearningRateScheduler`` may change it between epochs). A schedule from ``annfast.schedules``
+            (``InvScaling(0.01, power_t=0.5)``, ``Adaptive(0.01)``: scikit-learn's "invscaling" and "adaptive")
+            or any callable ``epoch -> rate`` sets the rate of each epoch; epochs are numbered from 0 (from
+            ``initial_epoch``). The rate changes only between epochs, so each epoch is exactly the epoch
+            ``fit(epochs=1, learning_rate=rate)`` would train; ``history["lr"]`` records every epoch's rate.
         batch_size : int or None, default=1
             Rows per update: 1 is per-sample SGD, k is mini-batch (the update uses the mean gradient;
             the last batch may be shorter), None (or n_rows) is full-batch gradient descent.
@@ -656,13 +724,32 @@ class Network:
             the buffers (blocks of the file, in a fresh random order; or gathered chunks, in their order)
             and shuffles rows only within a buffer, so memory stays at a few buffers. None: about 64 MB
             of inputs. In-memory arrays are always shuffled whole.
+        initial_epoch : int, default=0
+            Continue an earlier fit, as Keras does: train epochs ``initial_epoch`` to ``epochs - 1`` and append
+            them to the network's ``history`` (which then holds every epoch of both calls; 0 starts a new
+            history). Schedules see the global epoch numbers, and rows trained before are counted as
+            ``initial_epoch * n_rows``; an ``Adaptive`` schedule keeps its state. So
+            ``for e in range(10): net.fit(X, y, epochs=e + 1, initial_epoch=e, ...)`` builds one history of
+            10 epochs.
+        metrics : list of str or callable, or None, default=None
+            Further metrics to report after every epoch (see ``annfast.metrics``): "accuracy" (classifier
+            outputs), "rmse", "mae", "r2", or functions ``metric(Y, P) -> float`` named by their ``__name__``;
+            with validation data also their "val_" versions. They are computed from ``predict`` over all
+            training rows after the epoch (one more pass; in-memory data only), whereas "loss" and
+            "accuracy" are running values of the epoch (each row before its update). Callbacks can monitor
+            them.
 
         Returns
         -------
         History
             ``history["loss"]``: the mean loss of each epoch's rows (each taken before that row's
-            update); "accuracy" for softmax, sigmoid and step outputs; "val_loss" and "val_accuracy"
-            with validation data.
+            update); "accuracy" for softmax, sigmoid and step outputs; the ``metrics``; "val_loss",
+            "val_accuracy" and the val_ metrics with validation data; "lr", the learning rate of the epoch.
+
+        Notes
+        -----
+        There is no TerminateOnNaN callback to add: a non-finite loss or weight raises ``DivergenceError``
+        at once, in the row where it happens, with the weights from before that row.
 
         Raises
         ------
@@ -672,6 +759,9 @@ class Network:
             softmax), callbacks that are not callbacks or watch a metric training will not report.
         RuntimeError
             If called from a callback of this network's own running fit.
+        ValueError
+            Also when an epoch's learning rate from a schedule or a callback is not a finite number > 0,
+            before that epoch trains (earlier epochs stay trained and recorded).
         DivergenceError
             If the loss or the weights become non-finite; the weights are then those before the bad
             row when finite, else those at the start of the epoch. With one thread the momentum
@@ -684,9 +774,14 @@ class Network:
         out_act = self.layers[-1].activation
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act)
         epochs = v.check_int(epochs, "epochs", minimum=0)
+        initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
+        if epochs < initial_epoch:
+            raise ValueError(f"epochs={epochs} is less than initial_epoch={initial_epoch}: as in Keras, epochs is "
+                             f"the number of the last epoch (training runs epochs initial_epoch to epochs - 1)")
         if isinstance(data, _stream.ChunkStream):
-            data.check_epochs(epochs)
-        lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
+            data.check_epochs(epochs - initial_epoch)
+        schedule = _schedules.as_schedule(learning_rate)
+        lr, mu, wd, nest = v.check_sgd(learning_rate if schedule is None else 1.0, momentum, weight_decay, nesterov)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if isinstance(verbose, bool) or verbose not in (0, 1, 2):
@@ -714,6 +809,18 @@ class Network:
         if batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
         callbacks = CallbackList(callbacks)
+        if schedule is not None:
+            for k, cb in enumerate(callbacks.callbacks):
+                if getattr(cb, "_changes_rate_after_epoch", False):
+                    raise ValueError(f"callbacks[{k}] ({type(cb).__name__}) sets the learning rate of the epochs "
+                                     f"that follow, but learning_rate is a schedule ({schedule!r}) that sets every "
+                                     f"epoch's rate itself; use a number for learning_rate, or no such callback")
+        metric_fns = _metrics.resolve(metrics, out_act)
+        computed = [(name, fn) for name, fn in metric_fns if name != "accuracy"]   # accuracy comes from C
+        if computed and not isinstance(data, _stream.InMemory):
+            raise ValueError("metrics other than accuracy are computed from predictions of the whole training data "
+                             "after each epoch and need it in memory; for streamed data pass validation_data and "
+                             "read the val_ metrics, or call evaluate(..., metrics=...) after fit")
         threads = _parallel.resolve_threads(n_threads)
         if sync_every is not None:
             sync_every = v.check_int(sync_every, "sync_every", minimum=1, maximum=_parallel.MERGED_ROWS_IN_FLIGHT)
@@ -726,19 +833,39 @@ class Network:
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         spec = self._spec(loss)
         mode, threads = _parallel.choose(spec, threads, bs, bool(hogwild), sync_every)
-        hist = History(dict(epochs=epochs, learning_rate=lr, batch_size=bs, shuffle=bool(shuffle),
-                            loss=loss, momentum=mu, nesterov=nest, weight_decay=wd, n_rows=n, n_threads=threads,
-                            threading=mode, n_validation_rows=0 if val is None else val[0].shape[0]))
+        params = dict(epochs=epochs, learning_rate=lr if schedule is None else getattr(schedule, "initial", None),
+                      batch_size=bs, shuffle=bool(shuffle), loss=loss, momentum=mu, nesterov=nest, weight_decay=wd,
+                      n_rows=n, n_threads=threads, threading=mode,
+                      n_validation_rows=0 if val is None else val[0].shape[0])
+        if initial_epoch:
+            params["initial_epoch"] = initial_epoch
+        if schedule is not None:
+            params["learning_rate_schedule"] = repr(schedule)
+        if metric_fns:
+            params["metrics"] = ",".join(name for name, _ in metric_fns)
+        if initial_epoch > 0 and self.history is not None:
+            hist = self.history.continued(params)     # a copy: a snapshot of the old history stays as it was
+        else:
+            hist = History(params)
         progress = Progress(verbose, epochs, n) if verbose else None
         classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
-        reported = {"loss", "accuracy"} if classifier else {"loss"}
-        callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
+        reported = ({"loss", "accuracy"} if classifier else {"loss"}) | {name for name, _ in metric_fns}
+        reported |= {"val_" + k for k in reported} if val is not None else set()
+        if getattr(schedule, "monitor", None) is not None and schedule.monitor not in reported:
+            raise ValueError(f"the learning-rate schedule {schedule!r} monitors {schedule.monitor!r} but training "
+                             f"reports only {sorted(reported)}")
+        callbacks.check(reported | {"lr"})
         with self._fit_guard(threads > 1):
             self.history = hist          # readable even if an epoch is interrupted
             self.loss = loss
             self._cur_spec = spec
             self.stop_training = False
             self._buffers(mu, bs)
+            if schedule is None:
+                self.learning_rate = lr
+            elif initial_epoch == 0:
+                schedule.reset()
+            self._verbose = verbose      # for callbacks that report (EarlyStopping restoring weights)
             callbacks.set_network(self)
             callbacks.on_train_begin({})
             logs: dict = {}
@@ -766,8 +893,12 @@ class Network:
             works = [w[16:] for w in works]   # 64 bytes on each side: no cache line shared by two threads
             hbuf = _core.aligned_zeros(_core.split_hbuf_len(spec), self.dtype) if mode == "split" else None
             try:
-                for epoch in range(epochs):
+                seen = initial_epoch * n if n is not None else 0    # rows trained before this epoch
+                for epoch in range(initial_epoch, epochs):
+                    if schedule is not None:
+                        self.learning_rate = schedule.rate(epoch, seen)
                     callbacks.on_epoch_begin(epoch, logs)
+                    lr = _epoch_rate(self.learning_rate, epoch)
                     if progress:
                         progress.epoch_begin(epoch)
                     total, correct, rows = 0.0, 0, 0
@@ -798,15 +929,25 @@ class Network:
                                 Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, self._between_chunks(report))
                         self._publish()
                         total, correct, rows = total + t, correct + c, rows + nb
+                    seen += rows
                     logs = {"loss": total / rows}
                     if classifier:
                         logs["accuracy"] = correct / rows
+                    if computed:
+                        P = self.predict(data.X)
+                        logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
                     if val is not None:
                         vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1])
                         logs["val_loss"] = vloss / val[0].shape[0]
                         if classifier:
                             logs["val_accuracy"] = vcorrect / val[0].shape[0]
+                        if computed:
+                            P = self.predict(val[0])
+                            logs.update(("val_" + name, float(fn(val[1], P))) for name, fn in computed)
+                    logs["lr"] = lr
                     hist.record(epoch, **logs)
+                    if schedule is not None:
+                        schedule.update(epoch, logs)
                     if progress:
                         progress.epoch_end(logs, rows)
                     callbacks.on_epoch_end(epoch, logs)
@@ -915,8 +1056,8 @@ class Network:
             out = out[0]
         return out
 
-    def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False):
-        """Compute the mean loss over the rows (the network's loss unless ``loss`` is given).
+    def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False, metrics=None):
+        """Compute the mean loss over the rows (the network's loss unless ``loss`` is given), and metrics.
 
         Parameters
         ----------
@@ -926,12 +1067,17 @@ class Network:
         return_dict : bool, default=False
             Return ``{"loss": ..., "accuracy": ...}`` (accuracy for softmax, sigmoid and step outputs)
             instead of the mean loss alone.
+        metrics : list of str or callable, or None, default=None
+            Also compute these from ``predict`` (see ``annfast.metrics``): "accuracy", "rmse", "mae", "r2",
+            or functions ``metric(Y, P) -> float``. Implies ``return_dict=True``.
 
         Returns
         -------
         float or dict
         """
         loss = self.loss if loss is None else self._check_loss(loss)
+        metric_fns = _metrics.resolve(metrics, self.layers[-1].activation)
+        return_dict = return_dict or bool(metric_fns)
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         total, correct = _core.loss_rows(self._spec(loss), self._readable(), X, Y)
@@ -940,6 +1086,9 @@ class Network:
         out = {"loss": total / X.shape[0]}
         if self.layers[-1].activation in ("softmax", "sigmoid", "step"):
             out["accuracy"] = correct / X.shape[0]
+        if metric_fns:
+            P = self.predict(X)
+            out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
         return out
 
     def gradient(self, X, y, loss: str | None = None) -> np.ndarray:

@@ -55,19 +55,31 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
 
 
+_MIN_ADAPTIVE_RATE = 1e-6   # learning_rate="adaptive" stops at or below this rate, as scikit-learn's SGDOptimizer
+
+
 class _Monitor(Callback):
-    """Per-epoch bookkeeping of a training run: losses, validation scores and the stopping rule.
+    """Per-epoch bookkeeping of a training run: losses, validation scores, the stopping rule and the rate.
 
     The rule is scikit-learn's MLP rule: an epoch "improves" when the training loss falls by at least
     ``tol`` below the best loss so far (or, with ``score``, the validation score rises by at least ``tol``
     above the best score); training stops once more than ``n_iter_no_change`` epochs in a row did not.
+    The learning rate follows scikit-learn's ``SGDOptimizer`` at the end of every epoch: "invscaling" sets
+    it to ``learning_rate_init / (t_ + 1) ** power_t`` (``t_`` counting every row trained so far);
+    "adaptive" divides it by 5 instead of stopping, and stops only once it is at most 1e-6.
     """
 
-    def __init__(self, tol: float, n_iter_no_change: int, stop: bool, score=None):
+    def __init__(self, tol: float, n_iter_no_change: int, stop: bool, score=None, schedule: str = "constant",
+                 lr_init: float = 0.001, power_t: float = 0.5, t0: int = 0, n_rows: int = 0):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.stop = stop
         self.score = score
+        self.schedule = schedule
+        self.lr_init = lr_init
+        self.power_t = power_t
+        self.t = t0
+        self.n_rows = n_rows
         self.losses: list[float] = []
         self.scores: list[float] = []
         self.best = -np.inf if score is not None else np.inf
@@ -90,9 +102,16 @@ class _Monitor(Callback):
             improved = loss <= self.best - self.tol
             self.best = min(self.best, loss)
         self.bad_epochs = 0 if improved else self.bad_epochs + 1
-        if self.stop and self.bad_epochs > self.n_iter_no_change:
-            self.converged = True
-            self.network.stop_training = True
+        self.t += self.n_rows
+        if self.schedule == "invscaling":
+            self.network.learning_rate = self.lr_init / (self.t + 1) ** self.power_t
+        if self.bad_epochs > self.n_iter_no_change:
+            if self.schedule == "adaptive" and self.network.learning_rate > _MIN_ADAPTIVE_RATE:
+                self.network.learning_rate /= 5.0
+                self.bad_epochs = 0
+            elif self.stop:
+                self.converged = True
+                self.network.stop_training = True
 
 
 class _BaseANN(BaseEstimator):
@@ -101,13 +120,16 @@ class _BaseANN(BaseEstimator):
     _output_activation = "linear"
     _loss = "half_squared_error"
 
-    def __init__(self, hidden_layer_sizes=(32,), activation="relu", *, learning_rate_init=0.001, batch_size=1,
-                 max_iter=200, momentum=0.0, nesterovs_momentum=True, alpha=1e-4, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, shuffle=True, random_state=None,
-                 warm_start=False, dtype="float32", verbose=0):
+    def __init__(self, hidden_layer_sizes=(32,), activation="relu", *, learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, batch_size=1, max_iter=200, momentum=0.0,
+                 nesterovs_momentum=True, alpha=1e-4, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, shuffle=True, random_state=None, warm_start=False, dtype="float32",
+                 verbose=0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.momentum = momentum
@@ -144,8 +166,11 @@ class _BaseANN(BaseEstimator):
         if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
             raise self._fail("activation", f"one of {', '.join(map(repr, _ACTIVATIONS))}", self.activation)
         p["activation"] = _ACTIVATIONS[self.activation]
-        for name, positive, below in (("learning_rate_init", True, None), ("momentum", False, 1.0),
-                                      ("alpha", False, None), ("tol", False, None)):
+        if not isinstance(self.learning_rate, str) or self.learning_rate not in ("constant", "invscaling", "adaptive"):
+            raise self._fail("learning_rate", "'constant', 'invscaling' or 'adaptive'", self.learning_rate)
+        p["learning_rate"] = self.learning_rate
+        for name, positive, below in (("learning_rate_init", True, None), ("power_t", False, None),
+                                      ("momentum", False, 1.0), ("alpha", False, None), ("tol", False, None)):
             value = getattr(self, name)
             expected = "a number > 0" if positive else "a number >= 0" + (f" and < {below}" if below else "")
             if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
@@ -295,12 +320,21 @@ class _BaseANN(BaseEstimator):
         n_rows = X.shape[0]
         bs = p["batch_size"]
         bs = min(_AUTO_BATCH, n_rows) if bs == "auto" else bs
-        monitor = _Monitor(p["tol"], p["n_iter_no_change"], stop=not incremental, score=score)
+        # as scikit-learn's optimizer: a fit starts at learning_rate_init; partial_fit continues from the rate the
+        # previous call left (invscaling: lr0 / (t_ + 1) ** power_t; adaptive: divided by 5 on each plateau),
+        # unless the schedule's settings were changed in between (set_params), which start it afresh
+        schedule_key = (p["learning_rate"], p["learning_rate_init"], p["power_t"])
+        key, lr = getattr(self, "_next_learning_rate", (None, None))
+        if not (incremental and reuse and key == schedule_key and p["learning_rate"] != "constant"):
+            lr = p["learning_rate_init"]
+        monitor = _Monitor(p["tol"], p["n_iter_no_change"], stop=not incremental, score=score,
+                           schedule=p["learning_rate"], lr_init=p["learning_rate_init"], power_t=p["power_t"],
+                           t0=self.t_, n_rows=X.shape[0])
         with net._unpublished():   # readers see the network as it was until the run is kept (a failed one: never)
             snapshot = net._snapshot() if reuse else None
             try:
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
-                        learning_rate=p["learning_rate_init"], batch_size=bs, shuffle=p["shuffle"],
+                        learning_rate=lr, batch_size=bs, shuffle=p["shuffle"],
                         momentum=p["momentum"], nesterov=p["nesterovs_momentum"] and p["momentum"] > 0,
                         weight_decay=p["alpha"], callbacks=[monitor], verbose=p["verbose"])
                 if early and monitor.best_params is not None:
@@ -317,6 +351,7 @@ class _BaseANN(BaseEstimator):
 
         self.n_iter_ += len(monitor.losses)
         self.t_ += len(monitor.losses) * n_rows
+        self._next_learning_rate = (schedule_key, net.learning_rate)
         self.loss_curve_ = self.loss_curve_ + monitor.losses
         if early:
             self.validation_scores_ = (self.validation_scores_ or []) + monitor.scores
@@ -366,9 +401,21 @@ class ANNRegressor(RegressorMixin, _BaseANN):
     activation : str, default="relu"
         Activation of the hidden layers: "relu", "tanh", "sigmoid", "leaky_relu" (slope 0.01), "linear",
         "step", or scikit-learn's names "logistic" (= "sigmoid") and "identity" (= "linear").
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule, with scikit-learn's MLP meaning (its ``solver="sgd"``): the rate changes
+        only between epochs. "constant": ``learning_rate_init`` throughout. "invscaling": after each epoch
+        the rate becomes ``learning_rate_init / (t_ + 1) ** power_t``, ``t_`` the rows trained so far.
+        "adaptive": keep the rate while training improves; each time the stopping rule below would stop
+        (more than ``n_iter_no_change`` epochs without an improvement of ``tol``; scikit-learn's own
+        documentation says "two consecutive epochs", its code counts this way), divide the rate by 5
+        instead, and stop only once the rate is at most 1e-6. ``fit`` starts from ``learning_rate_init``;
+        ``partial_fit`` continues from the rate the previous call left. ``network_.history["lr"]`` holds the
+        rate of each epoch of the latest call.
     learning_rate_init : float, default=0.001
-        The (constant) SGD learning rate, > 0. The default (scikit-learn's) suits per-sample SGD and
-        tolerates unscaled inputs; mini-batch and full-batch training want a larger one (e.g. 0.1).
+        The initial (or constant) SGD learning rate, > 0. The default (scikit-learn's) suits per-sample SGD
+        and tolerates unscaled inputs; mini-batch and full-batch training want a larger one (e.g. 0.1).
+    power_t : float, default=0.5
+        The exponent of "invscaling", >= 0.
     batch_size : int, "auto" or None, default=1
         Rows per weight update: 1 is per-sample SGD (annfast's strength), k is mini-batch SGD with the mean
         gradient of k rows, "auto" is min(200, n_rows) as in scikit-learn's MLP, None is full-batch
@@ -605,9 +652,21 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
     activation : str, default="relu"
         Activation of the hidden layers: "relu", "tanh", "sigmoid", "leaky_relu" (slope 0.01), "linear",
         "step", or scikit-learn's names "logistic" (= "sigmoid") and "identity" (= "linear").
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        The learning-rate schedule, with scikit-learn's MLP meaning (its ``solver="sgd"``): the rate changes
+        only between epochs. "constant": ``learning_rate_init`` throughout. "invscaling": after each epoch
+        the rate becomes ``learning_rate_init / (t_ + 1) ** power_t``, ``t_`` the rows trained so far.
+        "adaptive": keep the rate while training improves; each time the stopping rule below would stop
+        (more than ``n_iter_no_change`` epochs without an improvement of ``tol``; scikit-learn's own
+        documentation says "two consecutive epochs", its code counts this way), divide the rate by 5
+        instead, and stop only once the rate is at most 1e-6. ``fit`` starts from ``learning_rate_init``;
+        ``partial_fit`` continues from the rate the previous call left. ``network_.history["lr"]`` holds the
+        rate of each epoch of the latest call.
     learning_rate_init : float, default=0.001
-        The (constant) SGD learning rate, > 0. The default (scikit-learn's) suits per-sample SGD and
-        tolerates unscaled inputs; mini-batch and full-batch training want a larger one (e.g. 0.1).
+        The initial (or constant) SGD learning rate, > 0. The default (scikit-learn's) suits per-sample SGD
+        and tolerates unscaled inputs; mini-batch and full-batch training want a larger one (e.g. 0.1).
+    power_t : float, default=0.5
+        The exponent of "invscaling", >= 0.
     batch_size : int, "auto" or None, default=1
         Rows per weight update: 1 is per-sample SGD (annfast's strength), k is mini-batch SGD with the mean
         gradient of k rows, "auto" is min(200, n_rows) as in scikit-learn's MLP, None is full-batch

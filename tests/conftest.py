@@ -5,6 +5,12 @@ import signal
 import numpy as np
 import pytest
 
+try:
+    import annfast  # noqa: F401 -- the tests run against the installed package
+except ImportError as exc:       # README's test command run before its install command
+    pytest.exit(f"cannot import annfast ({exc}): install it first with `pip install .` (a C compiler is needed), "
+                f"then run pytest again", returncode=4)
+
 # CI sets ANNFAST_QUICK=1: slow checks then run on fewer cases.
 QUICK = os.environ.get("ANNFAST_QUICK") == "1"
 

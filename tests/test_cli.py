@@ -533,3 +533,16 @@ def test_train_reads_a_piped_data_file_once(tmp_path):
                           input=csv_path.read_bytes(), capture_output=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"400 rows, 2 inputs, 1 target (y)" in proc.stdout
+
+
+def test_train_prints_the_seed_and_it_repeats_the_run(tmp_path, capsys):
+    code, out, err = run(capsys, "train", DATA / "xor.data", "--epochs", "2", "--out", tmp_path / "a.annf")
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("seed: "))
+    seed = int(line.split()[1])
+    assert f"(drawn; --seed {seed} repeats this run)" in line
+    code, out, err = run(capsys, "train", DATA / "xor.data", "--epochs", "2", "--seed", str(seed), "--out",
+                         tmp_path / "b.annf")
+    assert code == 0, err
+    assert f"seed: {seed}\n" in out
+    assert (tmp_path / "a.annf").read_bytes() == (tmp_path / "b.annf").read_bytes()

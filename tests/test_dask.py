@@ -326,6 +326,17 @@ def test_scikit_learn_regressor_standardizes_targets_on_the_cluster(client, rng)
     assert reg.score(X, y) > 0.9
 
 
+def test_scikit_learn_schedules_are_refused_not_ignored(client, rng):
+    pytest.importorskip("sklearn", minversion="1.6")
+    sk = pytest.importorskip("annfast.sklearn")
+    X = rng.normal(size=(100, 3))
+    reg = sk.ANNRegressor(hidden_layer_sizes=(4,), learning_rate="invscaling", random_state=0)
+    with pytest.raises(ValueError, match="learning_rate='invscaling' schedule is not applied"):
+        afd.fit_estimator(reg, da.from_array(X, chunks=(50, 3)), da.from_array(X[:, 0], chunks=50), epochs=1,
+                          client=client)
+    assert not hasattr(reg, "network_")
+
+
 def test_many_independent_networks_through_joblibs_dask_backend(client, digits):
     joblib = pytest.importorskip("joblib")
     X_train, X_test, y_train, y_test = digits

@@ -242,7 +242,8 @@ def test_bad_callbacks_are_refused_up_front_and_history_is_kept(net, data):
 
 def test_early_stopping_on_a_metric_training_does_not_report_fails_before_training(net, data):
     before = net.parameters.tobytes()
-    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss' but training reports only \['loss'\]"):
+    reports = r"EarlyStopping monitors 'val_loss' but training reports only \['loss', 'lr'\]"
+    with pytest.raises(ValueError, match=reports):
         net.fit(*data, epochs=3, callbacks=[af.EarlyStopping(monitor="val_loss")])
     assert net.parameters.tobytes() == before and net.history is None
     net.fit(*data, epochs=2, validation_split=0.2, callbacks=[af.EarlyStopping(monitor="val_loss")])
@@ -447,3 +448,38 @@ def test_regressor_coefs_beyond_float32_are_an_error_not_inf():
         _ = reg.coefs_
     with pytest.raises(ValueError, match=r"intercepts_\[-1\] holds .* which does not fit in float32"):
         _ = reg.intercepts_
+
+
+class _Frame:
+    """The little of a pandas DataFrame that annfast looks at: columns, dtypes, column access, __array__."""
+
+    def __init__(self, columns: dict):
+        self._cols = columns
+        self.columns = list(columns)
+        self.dtypes = [np.asarray(v).dtype for v in columns.values()]
+
+    def __getitem__(self, key):
+        return self._cols[key]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.array(list(zip(*self._cols.values())), dtype=object)
+
+
+def test_dataframe_with_a_string_column_is_named():
+    net = af.Network(2, [af.Dense(1)], seed=0)
+    frame = _Frame({"area": [50.0, 70.0], "city": np.array(["Oslo", "Rome"], dtype=object)})
+    with pytest.raises(TypeError, match=r"X column 'city' holds strings; annfast needs numbers"):
+        net.fit(frame, [1.0, 2.0])
+    with pytest.raises(TypeError, match=r"X column 'city' holds strings"):
+        net.predict(frame)
+
+
+def test_pandas_dataframe_with_a_string_column_is_named():
+    pd = pytest.importorskip("pandas")
+    net = af.Network(2, [af.Dense(1)], seed=0)
+    frame = pd.DataFrame({"area": [50.0, 70.0], "city": ["Oslo", "Rome"]})
+    before = net.parameters.tobytes()
+    with pytest.raises(TypeError, match=r"X column 'city' holds strings; annfast needs numbers"):
+        net.fit(frame, pd.Series([1.0, 2.0]))
+    assert net.parameters.tobytes() == before
+    net.fit(pd.DataFrame({"area": [50.0, 70.0], "rooms": [1, 2]}), pd.Series([1.0, 2.0]))   # numbers pass

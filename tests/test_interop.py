@@ -526,10 +526,10 @@ def test_load_of_a_fann_file_points_to_load_fann(tmp_path):
         af.load(tmp_path / "n.net")
 
 
-def test_import_annfast_imports_no_onnx():
+def test_import_annfast_imports_no_onnx(tmp_path):
     import subprocess
     import sys
 
     code = ("import sys, annfast as af; af.Network(2, [af.Dense(1)]); "
             "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, 'onnx imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)   # (not the source tree's annfast/)

@@ -40,7 +40,7 @@ def test_cli_absurd_hidden_size_is_a_usage_error(tmp_path):
     data.write_text("a,b,t\n1,2,3\n4,5,6\n")
     proc = subprocess.run([sys.executable, "-m", "annfast", "train", str(data), "--target", "t", "--hidden",
                            "2147483648", "-o", str(tmp_path / "m.annf")], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)   # (not the source tree's annfast/)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "GiB" in proc.stderr
     assert not (tmp_path / "m.annf").exists()

@@ -657,3 +657,67 @@ def test_y_holding_inf_and_minus_inf_is_refused_without_a_warning():
     X = np.zeros((2, 3))
     with pytest.raises(ValueError, match=r"Input y contains infinity .*\(first at row 0, column 0\)"):
         ANNRegressor().fit(X, np.array([[np.inf, -np.inf], [0.0, 0.0]]))
+
+
+# ---- learning-rate schedules, as scikit-learn's MLP (solver="sgd") ----------------------------------
+
+@pytest.mark.parametrize("power_t", [0.5, 0.25])
+def test_invscaling_rates_are_scikit_learns(power_t):
+    from sklearn.neural_network import MLPRegressor
+
+    X, y = _schedule_data()
+    est = ANNRegressor(hidden_layer_sizes=(4,), learning_rate="invscaling", learning_rate_init=0.01,
+                       power_t=power_t, max_iter=5, tol=0.0, n_iter_no_change=100, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        ref = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate="invscaling", learning_rate_init=0.01,
+                           power_t=power_t, max_iter=5, momentum=0.0, tol=0.0, n_iter_no_change=100,
+                           random_state=0).fit(X, y)
+    n = X.shape[0]
+    expected = [0.01] + [0.01 / (e * n + 1) ** power_t for e in range(1, 5)]
+    assert est.network_.history["lr"] == expected
+    assert est._next_learning_rate[1] == ref._optimizer.learning_rate   # the rate after 5 epochs, bitwise
+    est.partial_fit(X, y)                                                # continues: t_ = 5 n rows before it
+    assert est.network_.history["lr"] == [0.01 / (5 * n + 1) ** power_t]
+
+
+def test_adaptive_divides_by_5_on_each_plateau_and_stops_at_1e_6():
+    X, y = _schedule_data()
+    # tol so large that no epoch after the first (which beats the initial best, inf) improves: every
+    # n_iter_no_change + 1 = 2 epochs the rate is divided by 5
+    est = ANNRegressor(hidden_layer_sizes=(4,), learning_rate="adaptive", learning_rate_init=0.01, tol=100.0,
+                       n_iter_no_change=1, max_iter=200, random_state=0).fit(X, y)
+    rates = est.network_.history["lr"]
+    expected, lr = [0.01], 0.01
+    while True:      # scikit-learn's rule: at each trigger, stop if lr <= 1e-6, else lr /= 5
+        expected += [lr, lr]
+        if lr <= 1e-6:
+            break
+        lr /= 5.0
+    assert rates == expected
+    assert est.n_iter_ == len(expected)
+    from sklearn.neural_network import MLPRegressor
+
+    ref = MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.01,
+                       momentum=0.0, tol=100.0, n_iter_no_change=1, max_iter=200, random_state=0).fit(X, y)
+    assert ref.n_iter_ == est.n_iter_ and ref._optimizer.learning_rate == est._next_learning_rate[1] == lr
+
+
+def test_constant_rate_is_unchanged_and_bad_schedule_names_are_refused():
+    X, y = _schedule_data()
+    est = ANNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    assert est.network_.history["lr"] == [0.001] * 3
+    with pytest.raises(ValueError, match="learning_rate must be 'constant', 'invscaling' or 'adaptive'"):
+        ANNRegressor(learning_rate="optimal").fit(X, y)
+    with pytest.raises(ValueError, match="power_t must be a number >= 0"):
+        ANNRegressor(power_t=-1.0).fit(X, y)
+
+
+def _schedule_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    return X, X[:, 0] - X[:, 1]
