@@ -207,7 +207,7 @@ def main(argv=None) -> int:
     pct = lambda f: "-" if f is None else f"{100 * f:.0f} %"  # noqa: E731
     for r in results["speed"]:
         print(f"| {r['shape']} | {r['mode']} | {r['ran']} ({r['threading']}) | {r['samples_per_s']:,.0f} | "
-              f"{r['speedup']:.2f}x | {pct(r['wait'])} | {pct(r['upper'])} |")
+              f"{r['speedup']:.2f}x | {pct(r.get('wait'))} | {pct(r.get('upper'))} |")
     results["accuracy"] = {"data": data[4], "epochs": epochs, "target": args.target,
                            "runs": accuracy(af, data, counts, epochs, args.target, 0.01)}
     print(f"\n{data[4]}: 784-256-10 relu/softmax, per-sample SGD lr 0.01, test accuracy after each of {epochs} "

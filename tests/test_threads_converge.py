@@ -164,9 +164,10 @@ def test_threads_are_clamped_to_the_cores_and_the_work_by_default(rng):
     net = af.Network(64, [af.Dense(32, "relu"), af.Dense(10, "softmax")], seed=0)
     hist = net.fit(X, rng.integers(0, 10, 200), epochs=1, n_threads=8)
     assert (hist.params["n_threads"], hist.params["threading"]) == (1, "serial")
-    # a large second layer that every thread repeats: few threads
+    # a large second layer that every thread repeats: few threads (its 401,408 first-layer multiply-adds are
+    # 2.998 times half of the later layers' 267,786)
     net = af.Network(784, [af.Dense(512, "sigmoid"), af.Dense(512, "sigmoid"), af.Dense(10)], seed=0)
-    assert _parallel.split_threads(net._spec(net.loss), 16) == min(3, _parallel.usable_cores())
+    assert _parallel.split_threads(net._spec(net.loss), 16) == min(2, _parallel.usable_cores())
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
