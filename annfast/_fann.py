@@ -43,14 +43,12 @@ FANN 2.2 writes (its default settings for the training fields) and goes through 
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 
 import numpy as np
 
-from ._io import MAX_LAYERS, MAX_PARAMS, ModelFileError, write_atomic
+from ._io import MAX_LAYERS, MAX_PARAMS, ModelFileError, open_regular, write_atomic
 
 MAX_BYTES = 1 << 29          # 512 MiB of text: about 20 million connections
 HEADERS = ("FANN_FLO_2.1", "FANN_FLO_2.0")
@@ -116,25 +114,11 @@ def read(path) -> tuple[int, list[tuple[np.ndarray, np.ndarray, str]], str]:
         If the file cannot be opened or read.
     """
     path = os.fspath(path)
-    nonblock = getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblock)
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory, not a FANN network file", path)
-        if not stat.S_ISREG(st.st_mode):
-            raise FannFileError(f"{path}: not a regular file, so not a FANN network file")
-        if nonblock:
-            os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    fh, size = open_regular(path, FannFileError, "a FANN network file")
     with fh:
-        if st.st_size > MAX_BYTES:
-            raise FannFileError(f"{path}: {st.st_size} bytes, more than the limit of {MAX_BYTES} for a FANN network "
-                                "file")
-        data = fh.read(st.st_size + 1)    # read(n) allocates n bytes first: never more than the file's size
+        if size > MAX_BYTES:
+            raise FannFileError(f"{path}: {size} bytes, more than the limit of {MAX_BYTES} for a FANN network file")
+        data = fh.read(size + 1)    # read(n) allocates n bytes first: never more than the file's size
     return parse(data, path)
 
 

@@ -392,23 +392,33 @@ def read(path) -> tuple[dict, np.ndarray]:
         If the file cannot be opened or read (missing, a directory, no permission, ...).
     """
     path = os.fspath(path)
-    # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file
+    fh, size = open_regular(path, ModelFileError, "an annfast model file")
+    with fh:
+        return _read_open(fh, size, path)
+
+
+def open_regular(path: str, error, what: str):
+    """Open ``path`` for binary reading if it is a regular file: return (file object, size in bytes).
+
+    A directory is an IsADirectoryError; a FIFO, device or socket is ``error`` ("not a regular file, so not
+    {what}"), found without waiting: the open does not block (O_NONBLOCK) until the file is known to be regular.
+    The descriptor is closed on every way out but the return.
+    """
     nonblock = getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | nonblock)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory, not an annfast model file", path)
+            raise IsADirectoryError(errno.EISDIR, f"is a directory, not {what}", path)
         if not stat.S_ISREG(st.st_mode):
-            raise ModelFileError(f"{path}: not a regular file, so not an annfast model file")
+            raise error(f"{path}: not a regular file, so not {what}")
         if nonblock:
             os.set_blocking(fd, True)
         fh = os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
-    with fh:
-        return _read_open(fh, st.st_size, path)
+    return fh, st.st_size
 
 
 def _read_open(fh, size: int, path: str) -> tuple[dict, np.ndarray]:

@@ -104,7 +104,7 @@ CLAMP_TO_CORES = True
 
 
 def usable_cores() -> int:
-    """The number of CPUs this process may run on."""
+    """Return the number of CPUs this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -121,7 +121,7 @@ def resolve_threads(n_threads) -> int:
 
 
 def choose(spec, threads: int, batch_size: int, hogwild: bool, sync_every) -> tuple[str, int]:
-    """The way a fit with ``threads`` threads trains, and how many threads it really uses.
+    """Return how a fit with ``threads`` threads trains, and how many threads it really uses.
 
     - "serial": one thread (asked for, or nothing to split).
     - "split" (per-sample SGD, the default): the split kernel, one row at a time as serial SGD, each thread

@@ -7,9 +7,9 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 from __future__ import annotations
 
 import contextlib
-import sys
 import math
 import os
+import sys
 import threading
 
 import numpy as np
@@ -235,9 +235,11 @@ class Network:
         self._dirty = False
 
     def _readable(self) -> np.ndarray:
-        """The weights for one reading call: the published ones, published anew first when they are stale and
-        nobody trains; or, in a thread that holds the lock (a callback of its own fit), the live ones, which are
-        whole there."""
+        """Return the weights for one reading call.
+
+        The published ones, published anew first when they are stale and nobody trains; or, in a thread that
+        holds the lock (a callback of its own fit), the live ones, which are whole there.
+        """
         if self._lock._is_owned():
             return self._params
         if self._dirty and not self._hold and self._lock.acquire(blocking=False):
@@ -249,7 +251,7 @@ class Network:
         return self._published
 
     def _between_chunks(self, report):
-        """The callback of train_rows between chunks: publish the weights (whole there), then report progress."""
+        """Return train_rows' callback between chunks: publish the weights (whole there), then report progress."""
         def between(done: int) -> None:
             self._publish()
             if report is not None:

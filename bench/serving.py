@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -39,7 +38,7 @@ def reader_rates(net, X, counts, seconds: float) -> list[dict]:
             done = [0] * k
             stop = threading.Event()
 
-            def work(i):
+            def work(i, kind=kind, stop=stop, done=done):
                 n = 0
                 if kind == "predict_one":
                     rows = X[i * 64:(i + 1) * 64]
@@ -97,8 +96,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import annfast as af
     from data import make_data
+
+    import annfast as af
 
     counts, k = [], 1
     while k <= cores():

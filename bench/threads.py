@@ -134,7 +134,7 @@ def speed(af, name: str, X, Y, counts, reps: int, lr: float, layers) -> list[dic
                 nets[label]["upper"] = float(np.mean(ticks[:, 2] / ticks[:, 0]))
     base = statistics.median(times[modes(counts)[0][0]])
     out = []
-    for label, k, opts in modes(counts):
+    for label, k, _ in modes(counts):
         if label in failed:
             out.append({"shape": name, "mode": label, "n_threads": k, "ran": k, "threading": failed[label],
                         "samples_per_s": float("nan"), "speedup": float("nan"), "times_s": []})
