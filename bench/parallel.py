@@ -2,8 +2,9 @@
 
 Speed: samples/s of one epoch on the medium and large shapes, with the per-sample section's rows, initial weights and
 settings, for per-sample SGD on one thread, on two threads with the split kernel (annfast's default), with merged
-private copies (opt-in, ``sync_every``) and Hogwild! (opt-in), and for mini-batches of 32 on one and two threads. Accuracy: test accuracy after a fixed number of
-epochs on scikit-learn's digits and on a FANN/PROBEN1 data set, over several seeds, for the three per-sample modes.
+private copies (opt-in, ``sync_every``) and Hogwild! (opt-in), and for mini-batches of 32 on one and two threads.
+Accuracy: test accuracy after a fixed number of epochs on scikit-learn's digits and on a FANN/PROBEN1 data set, over
+several seeds, for the four per-sample modes.
 run.py drives both; the repetitions and medians are timing.py's.
 """
 from __future__ import annotations
@@ -280,7 +281,8 @@ def accuracy(name: str, data: dict, seeds: list[int], say: Say) -> dict:
     modes = {}
     for key, (title, k, opts) in ACCURACY_MODES.items():
         values = acc[key]
-        modes[key] = {"name": title, "n_threads": k, "hogwild": bool(opts.get("hogwild")), "accuracies": values, "fit_s": secs[key],
+        modes[key] = {"name": title, "n_threads": k, "hogwild": bool(opts.get("hogwild")), "accuracies": values,
+                      "fit_s": secs[key],
                       "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
     ref = modes["sgd_1"]
     tolerance = max(NOISE_SDS * ref["std"], NOISE_FLOOR)

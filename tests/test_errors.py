@@ -136,8 +136,8 @@ def test_weights_too_large_for_float32_are_refused_before_any_layer_is_written(n
     before = net.parameters.tobytes()
     with pytest.raises(ValueError, match=r"weights\[1\] b holds 1e\+39 at index 0, which does not fit in float32"):
         net.set_weights([(good[0][0] * 2, good[0][1]), (good[1][0], np.array([1e39, 0.0]))])
-    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3 \(layers\[0\] W\[1, 0\]\), which does not "
-                                         r"fit in float32"):
+    with pytest.raises(ValueError, match=r"flat parameters holds -1e\+39 at index 3 \(layers\[0\] W\[1, 0\]\), "
+                                         r"which does not fit in float32"):
         net.set_parameters(np.where(np.arange(net.n_params) == 3, -1e39, 0.0))
     with pytest.raises(TypeError, match="flat parameters must hold real numbers"):
         net.set_parameters(np.zeros(net.n_params, dtype=complex))
