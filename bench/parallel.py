@@ -28,7 +28,7 @@ THREADS = 2
 #: the shapes whose speed-up is measured
 SPEED_SHAPES = ("medium", "large")
 #: merged mode's rows per thread between merges (opt-in since the split kernel became the default)
-MERGED_SYNC = 128
+MERGED_SYNC = 32
 #: speed measurements: key -> (training, batch size, n_threads, mode options, the 1-thread key it is compared with)
 SPEED_MODES = {
     "sgd_1": ("per-sample SGD", 1, 1, {}, None),

@@ -103,7 +103,7 @@ def modes(counts: list[int]) -> list[tuple[str, int, dict]]:
     out = [(f"split, {k} thread{'s' if k > 1 else ''}", k, {}) for k in counts]
     if top > 1:
         out.append((f"Hogwild!, {top} threads", top, {"hogwild": True}))
-        out.append((f"merged, {top} threads, sync_every={256 // top}", top, {"sync_every": max(1, 256 // top)}))
+        out.append((f"merged, {top} threads, sync_every={max(1, 64 // top)}", top, {"sync_every": max(1, 64 // top)}))
     return out
 
 
