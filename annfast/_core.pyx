@@ -1081,10 +1081,11 @@ cdef class Engine:
 
 # ---- inference and evaluation -------------------------------------------------------------------
 
-def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:, ::1] out):
+def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:, ::1] out, real[::1] work=None):
     """Network outputs of every row of X (n_rows, n_inputs) into out (n_rows, n_outputs).
 
-    Read-only on params; runs in chunks without the GIL.
+    Read-only on params; runs in chunks without the GIL. ``work``: scratch of at least ``spec.workspace_len``
+    reals (a reader's own, kept between calls), else one on the C stack or allocated for the call.
     """
     cdef int64_t n = X.shape[0], pos = 0, end
     cdef int64_t chunk = spec.chunk_rows * 3   # forward only: a third of a training row
@@ -1095,7 +1096,9 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
     check_rows(spec, X.shape[0], X.shape[1], out.shape[0], out.shape[1])
     if n == 0:
         return
-    if spec.workspace_len * <int64_t>sizeof(real) <= STACK_BYTES:
+    if work is not None and work.shape[0] >= spec.workspace_len:
+        w = &work[0]
+    elif spec.workspace_len * <int64_t>sizeof(real) <= STACK_BYTES:
         w = <real *>align_up(stack_work)
     else:
         heap_work = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
@@ -1112,9 +1115,9 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
             PyErr_CheckSignals()
 
 
-def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y):
+def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y, real[::1] work=None):
     """(summed loss, rows classified right) of the rows of X against Y; DivergenceError if a loss is
-    non-finite."""
+    non-finite. ``work``: scratch of at least ``spec.workspace_len`` reals, else allocated for the call."""
     cdef int64_t n = X.shape[0], pos = 0, end
     cdef int64_t chunk = spec.chunk_rows * 3
     cdef af_report rep
@@ -1124,8 +1127,8 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     if n == 0:
         return 0.0, 0
-    work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
-    cdef real[::1] work = work_arr
+    if work is None or work.shape[0] < spec.workspace_len:
+        work = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
     while pos < n:
         end = min(pos + chunk, n)
         with nogil:

@@ -202,6 +202,7 @@ class Network:
         self._spare: np.ndarray | None = None   # the copy published before it, reused once no reader holds it
         self._dirty = False       # the weights changed since the last publish
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
+        self._scratch = threading.local()   # each reader thread's own workspace, kept between its calls
         self._lock = threading.RLock()
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
@@ -257,6 +258,13 @@ class Network:
             if report is not None:
                 report(done)
         return between
+
+    def _work(self, spec: _core.Spec) -> np.ndarray:
+        """This thread's scratch for reading calls of ``spec`` (allocated once per thread, grown when needed)."""
+        w = getattr(self._scratch, "work", None)
+        if w is None or w.shape[0] < spec.workspace_len:
+            w = self._scratch.work = _core.aligned_empty(spec.workspace_len, self.dtype)
+        return w
 
     @contextlib.contextmanager
     def _unpublished(self):
@@ -1046,7 +1054,7 @@ class Network:
         if out is None:
             X = v.as_inputs(X, self.n_inputs, self.dtype)
             out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-            _core.predict_rows(spec, params, X, out)
+            _core.predict_rows(spec, params, X, out, self._work(spec))
         return out
 
     def predict_one(self, x) -> np.ndarray:
@@ -1056,7 +1064,7 @@ class Network:
         if out is None:
             x = v.as_row(x, self.n_inputs, self.dtype, "x")
             out = np.empty((1, self.n_outputs), dtype=self.dtype)
-            _core.predict_rows(spec, params, x.reshape(1, -1), out)
+            _core.predict_rows(spec, params, x.reshape(1, -1), out, self._work(spec))
             out = out[0]
         return out
 
@@ -1084,7 +1092,8 @@ class Network:
         return_dict = return_dict or bool(metric_fns)
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
-        total, correct = _core.loss_rows(self._spec(loss), self._readable(), X, Y)
+        spec = self._spec(loss)
+        total, correct = _core.loss_rows(spec, self._readable(), X, Y, self._work(spec))
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}

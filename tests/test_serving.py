@@ -160,3 +160,22 @@ def test_estimator_predictions_during_partial_fit_are_old_or_new(rng):
     t.join()
     for r in results:
         assert any(np.array_equal(r, o) for o in olds)
+
+
+def test_readers_allocate_only_their_result(rng):
+    # each reader thread keeps its own workspace between calls: a call allocates its output, nothing more
+    import tracemalloc
+
+    net = af.Network(784, [af.Dense(128, "sigmoid"), af.Dense(10)], seed=0)
+    X = rng.random((256, 784)).astype(np.float32)
+    y = rng.random((256, 10)).astype(np.float32)
+    net.predict(X)
+    net.evaluate(X, y)
+    tracemalloc.start()
+    try:
+        for _ in range(10):
+            net.predict(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 10 * 4 + 4096     # the (256, 10) float32 result and a little bookkeeping
