@@ -341,6 +341,13 @@ def test_damaged_model_file(tmp_path, capsys, diabetes_model):
     (["predict", "m.annf"], "the following arguments are required: DATA"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     (["info", "m", "--bogus"], "unrecognized arguments: --bogus"),
+    # a tiny range that used to be expanded into a list of 10**11 columns: MemoryError and a traceback
+    (["train", "x.csv", "-o", "m", "--target", "1-99999999999"], "argument --target: a range of columns spans"),
+    # negative or zero epochs used to reach the demo and end in an UnboundLocalError traceback
+    (["demo", "--epochs", "-5"], "argument --epochs: must be >= 1, got -5"),
+    (["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    (["demo", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["demo", "--learning-rate", "nan"], "argument --learning-rate: must be > 0.0, got nan"),
 ])
 def test_command_line_errors_exit_2_with_usage(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -533,3 +540,20 @@ def test_train_reads_a_piped_data_file_once(tmp_path):
                           input=csv_path.read_bytes(), capture_output=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"400 rows, 2 inputs, 1 target (y)" in proc.stdout
+
+
+def test_out_of_memory_exits_2_with_one_line(monkeypatch, capsys):
+    # a network larger than the memory the process may use (ulimit -v) raised MemoryError: a traceback
+    def hungry(args, out):
+        raise MemoryError("Unable to allocate 1.49 GiB for an array")
+
+    monkeypatch.setattr(cli, "_train", hungry)
+    code, out, err = run(capsys, "train", "x.csv", "--out", "m.annf")
+    assert code == 2
+    assert err.startswith("annfast: error: out of memory") and err.count("\n") == 1, err
+
+
+def test_run_demo_refuses_zero_epochs():
+    from annfast.demo import run_demo
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        run_demo(epochs=0, out=lambda line: None)
