@@ -298,12 +298,27 @@ def _load_data(args, target):
 
 
 def _is_fann_net(path: str) -> bool:
-    """Whether the file at ``path`` starts as a FANN network file does ("FANN_"); False if it cannot be read."""
+    """Whether the file at ``path`` starts as a FANN network file does ("FANN_"); False if it cannot be read.
+
+    Only a regular file is peeked at: a plain open of a FIFO blocks until a writer comes (``annfast info
+    fifo`` hung), and reading one would take bytes the loader then misses. False for anything else, which the
+    loaders then refuse with a clear error."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(5) == b"FANN_"
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.read(fd, 5) == b"FANN_"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _load_model(path: str):

@@ -557,3 +557,17 @@ def test_run_demo_refuses_zero_epochs():
     from annfast.demo import run_demo
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         run_demo(epochs=0, out=lambda line: None)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("command", [["info"], ["predict", "{data}"], ["export", "{tmp}/m.onnx"]])
+def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path, command):
+    # the FANN sniffing opened the MODEL argument with a plain open(): on a FIFO with no writer it blocked forever
+    fifo = tmp_path / "model.annf"
+    os.mkfifo(fifo)
+    argv = [a.format(data=DIABETES_TEST, tmp=tmp_path) for a in command]
+    argv.insert(1, str(fifo))
+    proc = subprocess.run([sys.executable, "-m", "annfast", *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("annfast: error:") and "not a regular file" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1
