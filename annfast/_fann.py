@@ -262,7 +262,8 @@ def parse(data: bytes, where: str = "<FANN file>"):
         M = np.empty((n_out, n_prev))
         np.put_along_axis(M, order, block[:, 1].reshape(n_out, n_prev), axis=1)
         if factor:
-            M *= (factor * steep)[:, None]
+            with np.errstate(over="ignore", invalid="ignore"):   # overflow is refused below, not warned about
+                M *= (factor * steep)[:, None]
         if not np.isfinite(M).all():
             bad(f"layer {k}: a weight times the steepness overflows")
         layers.append([M[:, :-1].copy(), M[:, -1].copy(), activation])
@@ -270,7 +271,8 @@ def parse(data: bytes, where: str = "<FANN file>"):
         if layers[k][2] == "step_symmetric":     # -1/1 = 2 step - 1, absorbed by the next layer
             W, b, _ = layers[k + 1]
             layers[k] = [layers[k][0], layers[k][1], "step"]
-            layers[k + 1][:2] = [2 * W, b - W.sum(axis=1)]
+            with np.errstate(over="ignore", invalid="ignore"):   # overflow is refused below, not warned about
+                layers[k + 1][:2] = [2 * W, b - W.sum(axis=1)]
             if not (np.isfinite(layers[k + 1][0]).all() and np.isfinite(layers[k + 1][1]).all()):
                 bad(f"layer {k + 2}: folding FANN_THRESHOLD_SYMMETRIC of the layer before overflows a weight")
     return sizes[0] - 1, [tuple(layer) for layer in layers], header

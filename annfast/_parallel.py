@@ -174,6 +174,25 @@ def _pinned(t: int, fn, *args):
         os.sched_setaffinity(0, cpus)
 
 
+def _submit_all(pool: ThreadPoolExecutor, stop: threading.Event, calls) -> list:
+    """Submit ``calls`` (tuples of a function and its arguments); if submitting fails part way (Ctrl-C between
+    two submits, a thread that cannot start), stop the ones submitted, wait for them and re-raise: no worker
+    may go on training after the fit has raised."""
+    futures = []
+    try:
+        for call in calls:
+            futures.append(pool.submit(*call))
+    except BaseException:
+        stop.set()
+        for f in futures:
+            try:
+                f.result()
+            except BaseException:   # noqa: B036 -- the submit's exception is the one to report
+                pass
+        raise
+    return futures
+
+
 def _wait_all(futures, stop: threading.Event):
     """Results of all futures; on Ctrl-C (or any exception) stop the workers and wait for them first."""
     try:
@@ -218,8 +237,9 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
     stop = threading.Event()
     shards = np.array_split(order, n_threads)
     block = 4 * spec.chunk_rows    # worker threads need no Ctrl-C checks: fewer GIL round trips
-    futures = [pool.submit(_core.train_thread, spec, params, velocity, params, X, Y, np.ascontiguousarray(shard),
-                           block, lr, mu, wd, nesterov, 1, stop) for shard in shards]
+    futures = _submit_all(pool, stop, [(_core.train_thread, spec, params, velocity, params, X, Y,
+                                        np.ascontiguousarray(shard), block, lr, mu, wd, nesterov, 1, stop)
+                                       for shard in shards])
     results = _finish(futures, stop, params, backup)
     bad = [(k, r[3]) for k, r in enumerate(results) if r[3] >= 0]
     if bad:
@@ -252,9 +272,10 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
         s0[...] = params
     for v in vcopies if mu > 0 else ():   # every thread starts from the shared velocity, as a new fit does
         v[...] = velocity
-    futures = [pool.submit(_pinned, t, _core.train_thread, spec, copies[t], vcopies[t] if mu > 0 else velocity,
-                           grads[t] if batch_size > 1 else copies[t], X, Y, order, sync_every, lr, mu, wd,
-                           nesterov, batch_size, stop, params, starts[t], lock, next_pos) for t in range(k)]
+    futures = _submit_all(pool, stop, [(_pinned, t, _core.train_thread, spec, copies[t],
+                                        vcopies[t] if mu > 0 else velocity, grads[t] if batch_size > 1 else copies[t],
+                                        X, Y, order, sync_every, lr, mu, wd, nesterov, batch_size, stop, params,
+                                        starts[t], lock, next_pos) for t in range(k)])
     results = _finish(futures, stop, params, backup)
     bad = [r[3] for r in results if r[3] >= 0]
     if bad:
@@ -305,18 +326,24 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
     order = np.ascontiguousarray(order)
     ctl = _core.aligned_zeros(_core.split_ctl_len(k), np.int64)   # one cache line per thread
     ctl[_core.SPLIT_CTL_SPIN] = SPIN if k <= usable_cores() else 0
-    futures = [pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
-                           vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order, t, k, lr,
-                           mu, wd, nesterov) for t in range(k)]
+    futures = []
     try:
+        # submitted inside the try: a Ctrl-C (or a thread that cannot start) between two submits leaves threads
+        # that wait at the first barrier for threads that will never come, which only ABORT releases
+        for t in range(k):
+            futures.append(pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
+                                       vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order,
+                                       t, k, lr, mu, wd, nesterov))
         results = [f.result() for f in futures]
     except BaseException as exc:
         # Ctrl-C: the threads stop together after the row in progress, every update whole. Any other failure
-        # (a thread that could not start): the others stop waiting for it, possibly mid-row.
+        # (a thread that could not start, or was never submitted): the others stop waiting for it, possibly
+        # mid-row.
+        complete = len(futures) == k
         ctl[_core.SPLIT_CTL_STOP] = 1
-        if not isinstance(exc, KeyboardInterrupt):
+        if not (complete and isinstance(exc, KeyboardInterrupt)):
             ctl[_core.SPLIT_CTL_ABORT] = 1
-        torn = not isinstance(exc, KeyboardInterrupt)
+        torn = not (complete and isinstance(exc, KeyboardInterrupt))
         for f in futures:
             try:
                 f.result()
@@ -349,9 +376,9 @@ def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_
     for start in range(0, n, batch_size):
         end = min(start + batch_size, n)
         cuts = np.linspace(start, end, k + 1).astype(np.int64)
-        futures = [pool.submit(_core.gradient_shard, spec, params, X, Y, order, int(cuts[i]), int(cuts[i + 1]),
-                               grads[i], stop) for i in range(k)]
         try:
+            futures = _submit_all(pool, stop, [(_core.gradient_shard, spec, params, X, Y, order, int(cuts[i]),
+                                                int(cuts[i + 1]), grads[i], stop) for i in range(k)])
             results = _finish(futures, stop, params, backup)
         except BaseException:
             for g in grads:

@@ -103,6 +103,10 @@ def _batch_type(text: str) -> int | None:
     return _int_type(1)(text)
 
 
+#: the most columns one --target range may name (a file with more target columns is not a realistic one)
+MAX_TARGET_RANGE = 1 << 20
+
+
 def _target_type(text: str) -> list:
     """Parse a --target spec into datafiles targets: 0-based positions (negative from the end) and names.
 
@@ -124,6 +128,9 @@ def _target_type(text: str) -> list:
             if not 1 <= first <= last:
                 raise argparse.ArgumentTypeError(f"a range of columns runs from a first position >= 1 to a "
                                                  f"last position >= it, got {item!r}")
+            if last - first >= MAX_TARGET_RANGE:   # expanded below: "1-99999999999" would exhaust the memory
+                raise argparse.ArgumentTypeError(f"a range of columns spans at most {MAX_TARGET_RANGE:,} columns, "
+                                                 f"got {item!r}")
             out.extend(range(first - 1, last))
         else:
             out.append(item)
@@ -262,9 +269,9 @@ inputs and targets:
     export.add_argument("onnx", metavar="ONNX", help="the ONNX file to write (replaced atomically)")
 
     demo = sub.add_parser("demo", help="train a 4-16-1 network on the bundled house-price data (the default)")
-    demo.add_argument("--epochs", type=int, default=40, help="passes over the training rows (default 40)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the split, weights and shuffling")
-    demo.add_argument("--learning-rate", type=float, default=0.01, help="SGD step size (default 0.01)")
+    demo.add_argument("--epochs", type=_int_type(1), default=40, help="passes over the training rows (default 40)")
+    demo.add_argument("--seed", type=_int_type(0), default=0, help="seed of the split, weights and shuffling")
+    demo.add_argument("--learning-rate", type=_float_type(0.0, low_open=True), default=0.01, help="SGD step size (default 0.01)")
     return parser
 
 
@@ -292,12 +299,27 @@ def _load_data(args, target):
 
 
 def _is_fann_net(path: str) -> bool:
-    """Whether the file at ``path`` starts as a FANN network file does ("FANN_"); False if it cannot be read."""
+    """Whether the file at ``path`` starts as a FANN network file does ("FANN_"); False if it cannot be read.
+
+    Only a regular file is peeked at: a plain open of a FIFO blocks until a writer comes (``annfast info
+    fifo`` hung), and reading one would take bytes the loader then misses. False for anything else, which the
+    loaders then refuse with a clear error."""
+    import stat
+
     try:
-        with open(path, "rb") as fh:
-            return fh.read(5) == b"FANN_"
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.read(fd, 5) == b"FANN_"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _load_model(path: str):
@@ -698,4 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (CommandError, ValueError, OSError, DivergenceError) as exc:   # ModelFileError is a ValueError
         print(f"annfast: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError as exc:   # a network or data set larger than the memory this process may use
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"annfast: error: out of memory{detail}; use smaller layers or less data", file=sys.stderr)
         return EXIT_ERROR

@@ -341,7 +341,7 @@ def _resolve_targets(target, names: list[str] | None, n_cols: int, path) -> list
     if names:
         listed = ", ".join(repr(n) for n in names[:20])
         shown = f"; its columns are {listed}{', ...' if len(names) > 20 else ''}"
-    out = []
+    out, seen = [], set()   # (a set: a list of a million targets is checked in linear time)
     for item in items:
         if isinstance(item, str):
             if not names:
@@ -361,9 +361,10 @@ def _resolve_targets(target, names: list[str] | None, n_cols: int, path) -> list
                 raise DataFileError(f"{path}: there is no column {pos}: the file has {n_cols} columns{shown}")
         else:
             raise TypeError(f"a target column must be a position (int) or a name (str), got {item!r}")
-        if k in out:
+        if k in seen:
             raise DataFileError(f"{path}: {_column_label(k, names)} is chosen as a target twice")
         out.append(k)
+        seen.add(k)
     if len(out) == n_cols:
         hint = _delimiter_hint(names[0]) if names and n_cols == 1 else ""
         raise DataFileError(f"{path}: the file has {_count(n_cols, 'column')} and all are targets; no input "

@@ -28,6 +28,9 @@ def run_demo(epochs: int = 40, seed: int = 0, learning_rate: float = 0.01, out=p
     Returns a dict with ``rmse`` (test RMSE, thousands), ``baseline_rmse`` (predicting the training
     mean) and ``history`` (the training loss per epoch, in standardized units).
     """
+    from ._validation import check_int
+
+    epochs = check_int(epochs, "epochs", minimum=1)   # (0 epochs would leave no test RMSE to report)
     X, y, header = load_house_prices()
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(X))

@@ -341,6 +341,13 @@ def test_damaged_model_file(tmp_path, capsys, diabetes_model):
     (["predict", "m.annf"], "the following arguments are required: DATA"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     (["info", "m", "--bogus"], "unrecognized arguments: --bogus"),
+    # a tiny range that used to be expanded into a list of 10**11 columns: MemoryError and a traceback
+    (["train", "x.csv", "-o", "m", "--target", "1-99999999999"], "argument --target: a range of columns spans"),
+    # negative or zero epochs used to reach the demo and end in an UnboundLocalError traceback
+    (["demo", "--epochs", "-5"], "argument --epochs: must be >= 1, got -5"),
+    (["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    (["demo", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["demo", "--learning-rate", "nan"], "argument --learning-rate: must be > 0.0, got nan"),
 ])
 def test_command_line_errors_exit_2_with_usage(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -546,3 +553,34 @@ def test_train_prints_the_seed_and_it_repeats_the_run(tmp_path, capsys):
     assert code == 0, err
     assert f"seed: {seed}\n" in out
     assert (tmp_path / "a.annf").read_bytes() == (tmp_path / "b.annf").read_bytes()
+
+
+def test_out_of_memory_exits_2_with_one_line(monkeypatch, capsys):
+    # a network larger than the memory the process may use (ulimit -v) raised MemoryError: a traceback
+    def hungry(args, out):
+        raise MemoryError("Unable to allocate 1.49 GiB for an array")
+
+    monkeypatch.setattr(cli, "_train", hungry)
+    code, out, err = run(capsys, "train", "x.csv", "--out", "m.annf")
+    assert code == 2
+    assert err.startswith("annfast: error: out of memory") and err.count("\n") == 1, err
+
+
+def test_run_demo_refuses_zero_epochs():
+    from annfast.demo import run_demo
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        run_demo(epochs=0, out=lambda line: None)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("command", [["info"], ["predict", "{data}"], ["export", "{tmp}/m.onnx"]])
+def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path, command):
+    # the FANN sniffing opened the MODEL argument with a plain open(): on a FIFO with no writer it blocked forever
+    fifo = tmp_path / "model.annf"
+    os.mkfifo(fifo)
+    argv = [a.format(data=DIABETES_TEST, tmp=tmp_path) for a in command]
+    argv.insert(1, str(fifo))
+    proc = subprocess.run([sys.executable, "-m", "annfast", *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("annfast: error:") and "not a regular file" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1

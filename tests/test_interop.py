@@ -337,6 +337,10 @@ GOOD = fann_text([2, 3, 1], [(XOR_HIDDEN, 3, 0.5), (XOR_OUT, 3, 0.5)])
     (GOOD.replace("num_layers=3\n", ""), "missing the line num_layers"),
     (GOOD + "num_layers=3\n", "appears twice"),
     (GOOD.replace("(0, 6.0)", "(0, 6.0) junk", 1), "pairs"),
+    # finite weights and steepness whose product overflows: refused, and no RuntimeWarning on the way
+    (GOOD.replace("(3, 3, 0.5)", "(3, 3, 1e308)", 1), "a weight times the steepness overflows"),
+    (GOOD.replace("(3, 3, 0.5)", "(3, 5, 1e308)"), "a weight times the steepness overflows"),
+    (fann_text([2, 3, 1], [(XOR_HIDDEN, 2, 1.0), (XOR_OUT * 2e307, 0, 1.0)]), "folding FANN_THRESHOLD_SYMMETRIC"),
 ])
 def test_fann_bad_files(tmp_path, text, message):
     with pytest.raises(af.FannFileError, match=message):

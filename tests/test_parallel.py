@@ -303,3 +303,44 @@ def test_threaded_fit_in_a_forked_child(rng):
             pytest.fail("a threaded fit in a forked child hangs")
         time.sleep(0.05)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+_INTERRUPTED_SUBMIT = r"""
+import concurrent.futures as cf, sys
+import numpy as np, annfast as af
+from annfast import _parallel
+_parallel.CLAMP_TO_CORES = False
+kw = eval(sys.argv[1])
+rng = np.random.default_rng(0)
+X = rng.normal(size=(2000, 8)); y = rng.normal(size=(2000, 2))
+net = af.Network(8, [af.Dense(16, "tanh"), af.Dense(2)], seed=0)
+before = net.parameters.copy()
+submit, calls = cf.ThreadPoolExecutor.submit, [0]
+def interrupted(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == 2:
+        raise KeyboardInterrupt   # as a Ctrl-C landing between two submits
+    return submit(self, *a, **k)
+cf.ThreadPoolExecutor.submit = interrupted
+try:
+    net.fit(X, y, epochs=1, learning_rate=1e-3, n_threads=4, **kw)
+except KeyboardInterrupt:
+    pass
+else:
+    raise SystemExit("no KeyboardInterrupt")
+cf.ThreadPoolExecutor.submit = submit
+assert np.all(np.isfinite(net.parameters))
+net.fit(X, y, epochs=1, learning_rate=1e-3, n_threads=4, **kw)   # the network trains on
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("kw", [{}, {"hogwild": True}, {"sync_every": 8}, {"batch_size": 2000}],
+                         ids=["split", "hogwild", "merged", "batch"])
+def test_ctrl_c_between_worker_submits_does_not_hang(kw):
+    # a Ctrl-C between two pool.submit calls of an epoch used to leave the split kernel's submitted threads
+    # waiting at their first barrier for threads never started: the fit never returned (nor the interpreter)
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", _INTERRUPTED_SUBMIT, repr(kw)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
