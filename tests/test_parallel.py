@@ -344,3 +344,38 @@ def test_ctrl_c_between_worker_submits_does_not_hang(kw):
     out = subprocess.run([sys.executable, "-c", _INTERRUPTED_SUBMIT, repr(kw)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+_FAILING_WORKER = r"""
+import numpy as np, annfast as af
+from annfast import _parallel, _core
+_parallel.CLAMP_TO_CORES = False
+real = _core.split_thread
+def flaky(*args):
+    if args[11] == 1:   # thread 1 fails before its first barrier
+        raise MemoryError("thread 1 could not allocate")
+    return real(*args)
+_core.split_thread = flaky
+rng = np.random.default_rng(0)
+X = rng.normal(size=(300, 8)); y = rng.normal(size=(300, 2))
+net = af.Network(8, [af.Dense(16, "tanh"), af.Dense(2)], seed=0)
+before = net.parameters.copy()
+try:
+    net.fit(X, y, epochs=1, n_threads=4)
+except MemoryError:
+    pass
+else:
+    raise SystemExit("no MemoryError")
+assert np.array_equal(net.parameters, before)
+_core.split_thread = real
+net.fit(X, y, epochs=1, n_threads=4)
+print("ok")
+"""
+
+
+def test_split_worker_failing_before_its_first_barrier_does_not_hang():
+    # the caller waited for thread 0 first, which waited at the barrier for the failed thread: ABORT, set
+    # once a failure is seen, was never reached and the fit never returned
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", _FAILING_WORKER], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
