@@ -11,6 +11,7 @@ import sys
 import math
 import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -20,6 +21,18 @@ from ._core import DivergenceError
 from ._progress import Progress
 from .callbacks import CallbackList
 from .history import History
+
+#: every live Network, so that a forked child can take back the locks of fits the fork cut off
+_LIVE: "weakref.WeakSet[Network]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for net in list(_LIVE):
+        net._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = ["Dense", "Network", "load", "load_fann"]
 
@@ -188,12 +201,28 @@ class Network:
         self._dirty = False       # the weights changed since the last publish
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._lock = threading.RLock()
+        _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
         self.stop_training = False
         self._init_weights()
         self._publish()
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: if the network's lock is held by a thread of the parent (which the child does not
+        have: a fit or a training call was running in another thread at the fork), nothing would ever release
+        it and every training call of the child would wait forever. Take a fresh lock and go back to the last
+        published weights, the one state known whole (the live ones may be mid-row)."""
+        if self._lock.acquire(blocking=False):   # free, or held by this very thread (a fork from a callback)
+            self._lock.release()
+            return
+        self._lock = threading.RLock()
+        self._fitting = False
+        self._hold = 0
+        np.copyto(self._params, self._published)
+        self._engine.reset_velocity()
+        self._dirty = False
 
     # ---- publishing: what readers see ----------------------------------------------------------------
 
