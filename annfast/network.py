@@ -323,7 +323,21 @@ class Network:
             self._cur_spec = self._spec(self.loss)
 
     def _init_weights(self) -> None:
-        """Small uniform random weights, never exactly 0, scaled per layer; biases 0."""
+        """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
+
+        Drawn under round-to-nearest, whatever rounding mode the caller set (NumPy's scaling of the draws and
+        the cast to float32 round by it): a seed gives the same weights everywhere."""
+        before = _core._fp_control()
+        nearest = before & ~_core._FP_ROUND_MASK   # (round-to-nearest is 0 on x86 and on ARM)
+        if nearest != before:
+            _core._fp_control(nearest)
+        try:
+            self._draw_weights()
+        finally:
+            if nearest != before:
+                _core._fp_control(before)
+
+    def _draw_weights(self) -> None:
         for layer, (W, b) in zip(self.layers, self._views):
             limit = _init_limit(layer.activation, W.shape[1], W.shape[0])
             w = self._rng.uniform(-limit, limit, size=W.shape).astype(self.dtype)
