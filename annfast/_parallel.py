@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -334,6 +334,12 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
             futures.append(pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
                                        vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order,
                                        t, k, lr, mu, wd, nesterov))
+        # wait for the first failure, not for thread 0 first: a thread that fails before its first barrier
+        # leaves the others (thread 0 included) waiting for it until ABORT is set below
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            if f.exception() is not None:
+                f.result()   # raises it, into the cleanup below
         results = [f.result() for f in futures]
     except BaseException as exc:
         # Ctrl-C: the threads stop together after the row in progress, every update whole. Any other failure

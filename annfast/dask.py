@@ -555,6 +555,10 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
             n_rounds = max(1, math.ceil(max(group_rows) / samples_per_round))
         else:
             n_rounds = rounds_per_epoch or 1
+            if n_rounds > max(group_rows):   # the extra rounds train no row, ~30 ms of Dask overhead each
+                raise ValueError(f"rounds_per_epoch={n_rounds} is more than the {max(group_rows)} rows of the "
+                                 f"largest group: rounds past that would train on no rows; give at most "
+                                 f"{max(group_rows)}")
         places = _place(client, futures, groups, rows)
         val = _validation(client, net, validation_data, n_groups, held, encode)
         classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")

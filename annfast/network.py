@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -22,6 +23,18 @@ from ._core import DivergenceError
 from ._progress import Progress
 from .callbacks import CallbackList
 from .history import History
+
+#: every live Network, so that a forked child can take back the locks of fits the fork cut off
+_LIVE: "weakref.WeakSet[Network]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for net in list(_LIVE):
+        net._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = ["Dense", "Network", "load", "load_fann"]
 
@@ -204,6 +217,7 @@ class Network:
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._scratch = threading.local()   # each reader thread's own workspace, kept between its calls
         self._lock = threading.RLock()
+        _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
         self.history: History | None = None
@@ -212,6 +226,21 @@ class Network:
         self._verbose = 0
         self._init_weights()
         self._publish()
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child: if the network's lock is held by a thread of the parent (which the child does not
+        have: a fit or a training call was running in another thread at the fork), nothing would ever release
+        it and every training call of the child would wait forever. Take a fresh lock and go back to the last
+        published weights, the one state known whole (the live ones may be mid-row)."""
+        if self._lock.acquire(blocking=False):   # free, or held by this very thread (a fork from a callback)
+            self._lock.release()
+            return
+        self._lock = threading.RLock()
+        self._fitting = False
+        self._hold = 0
+        np.copyto(self._params, self._published)
+        self._engine.reset_velocity()
+        self._dirty = False
 
     # ---- publishing: what readers see ----------------------------------------------------------------
 
@@ -321,7 +350,21 @@ class Network:
             self._cur_spec = self._spec(self.loss)
 
     def _init_weights(self) -> None:
-        """Small uniform random weights, never exactly 0, scaled per layer; biases 0."""
+        """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
+
+        Drawn under round-to-nearest, whatever rounding mode the caller set (NumPy's scaling of the draws and
+        the cast to float32 round by it): a seed gives the same weights everywhere."""
+        before = _core._fp_control()
+        nearest = before & ~_core._FP_ROUND_MASK   # (round-to-nearest is 0 on x86 and on ARM)
+        if nearest != before:
+            _core._fp_control(nearest)
+        try:
+            self._draw_weights()
+        finally:
+            if nearest != before:
+                _core._fp_control(before)
+
+    def _draw_weights(self) -> None:
         for layer, (W, b) in zip(self.layers, self._views):
             limit = _init_limit(layer.activation, W.shape[1], W.shape[0])
             w = self._rng.uniform(-limit, limit, size=W.shape).astype(self.dtype)

@@ -178,6 +178,9 @@ def test_errors(client, digits):
     before = net.parameters.copy()
     with pytest.raises(ValueError, match="rounds_per_epoch or samples_per_round, not both"):
         afd.fit(net, X_train, y_train, client=client, rounds_per_epoch=2, samples_per_round=10)
+    # 10**9 rounds of empty slices used to run for months (~30 ms of Dask overhead each) from one small number
+    with pytest.raises(ValueError, match="rounds_per_epoch=1000000000 is more than the"):
+        afd.fit(net, X_train, y_train, client=client, rounds_per_epoch=10**9)
     with pytest.raises(ValueError, match="X has 1437 rows but y has 1436"):
         afd.fit(net, X_train, y_train[:-1], client=client)
     with pytest.raises(TypeError, match="net must be an annfast.Network"):

@@ -116,3 +116,17 @@ def test_training_does_not_depend_on_the_callers_rounding_mode(dtype):
         _core._fp_control(DEFAULT)
         results[state] = net.parameters.tobytes() + out.tobytes()
     assert len(set(results.values())) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_seeded_initial_weights_do_not_depend_on_the_callers_rounding_mode(dtype):
+    # Network(seed=s) drew different float32 weights under round-toward-zero (NumPy's scaling and cast round
+    # by the caller's mode): the same seed, different networks, different training
+    results = set()
+    for state in STATES:
+        _core._fp_control(STATES[state])
+        net = af.Network(5, [af.Dense(64, "tanh"), af.Dense(3, "softmax")], dtype=dtype, seed=1)
+        assert _core._fp_control() == STATES[state]        # the caller's mode is left as it was
+        _core._fp_control(DEFAULT)
+        results.add(net.parameters.tobytes())
+    assert len(results) == 1
