@@ -138,6 +138,10 @@ def choose(spec, threads: int, batch_size: int, hogwild: bool, sync_every, n_row
     """
     if threads == 1:
         return "serial", 1
+    if CLAMP_TO_CORES and (sync_every is not None or hogwild):   # asynchronous threads beyond the cores only wait
+        threads = min(threads, usable_cores())
+        if threads == 1:
+            return "serial", 1
     if sync_every is not None:
         if hogwild:
             raise ValueError("hogwild=True and sync_every are two different threaded modes; give one of them")
@@ -175,9 +179,11 @@ def _pinned(t: int, fn, *args):
 
 
 def _submit_all(pool: ThreadPoolExecutor, stop: threading.Event, calls) -> list:
-    """Submit ``calls`` (tuples of a function and its arguments); if submitting fails part way (Ctrl-C between
-    two submits, a thread that cannot start), stop the ones submitted, wait for them and re-raise: no worker
-    may go on training after the fit has raised."""
+    """Submit ``calls`` (tuples of a function and its arguments) and return their futures.
+
+    If submitting fails part way (Ctrl-C between two submits, a thread that cannot start), stop the ones
+    submitted, wait for them and re-raise: no worker may go on training after the fit has raised.
+    """
     futures = []
     try:
         for call in calls:

@@ -271,7 +271,8 @@ inputs and targets:
     demo = sub.add_parser("demo", help="train a 4-16-1 network on the bundled house-price data (the default)")
     demo.add_argument("--epochs", type=_int_type(1), default=40, help="passes over the training rows (default 40)")
     demo.add_argument("--seed", type=_int_type(0), default=0, help="seed of the split, weights and shuffling")
-    demo.add_argument("--learning-rate", type=_float_type(0.0, low_open=True), default=0.01, help="SGD step size (default 0.01)")
+    demo.add_argument("--learning-rate", type=_float_type(0.0, low_open=True), default=0.01,
+                      help="SGD step size (default 0.01)")
     return parser
 
 
@@ -303,7 +304,8 @@ def _is_fann_net(path: str) -> bool:
 
     Only a regular file is peeked at: a plain open of a FIFO blocks until a writer comes (``annfast info
     fifo`` hung), and reading one would take bytes the loader then misses. False for anything else, which the
-    loaders then refuse with a clear error."""
+    loaders then refuse with a clear error.
+    """
     import stat
 
     try:

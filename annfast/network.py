@@ -25,7 +25,7 @@ from .callbacks import CallbackList
 from .history import History
 
 #: every live Network, so that a forked child can take back the locks of fits the fork cut off
-_LIVE: "weakref.WeakSet[Network]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[Network] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -228,10 +228,13 @@ class Network:
         self._publish()
 
     def _reset_after_fork(self) -> None:
-        """In a forked child: if the network's lock is held by a thread of the parent (which the child does not
+        """Make the network usable in a forked child whose parent was training it in another thread.
+
+        If the network's lock is held by a thread of the parent (which the child does not
         have: a fit or a training call was running in another thread at the fork), nothing would ever release
         it and every training call of the child would wait forever. Take a fresh lock and go back to the last
-        published weights, the one state known whole (the live ones may be mid-row)."""
+        published weights, the one state known whole (the live ones may be mid-row).
+        """
         if self._lock.acquire(blocking=False):   # free, or held by this very thread (a fork from a callback)
             self._lock.release()
             return
@@ -289,7 +292,7 @@ class Network:
         return between
 
     def _work(self, spec: _core.Spec) -> np.ndarray:
-        """This thread's scratch for reading calls of ``spec`` (allocated once per thread, grown when needed)."""
+        """Return this thread's scratch for reading calls of ``spec`` (allocated once per thread, grown as needed)."""
         w = getattr(self._scratch, "work", None)
         if w is None or w.shape[0] < spec.workspace_len:
             w = self._scratch.work = _core.aligned_empty(spec.workspace_len, self.dtype)
@@ -353,7 +356,8 @@ class Network:
         """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
 
         Drawn under round-to-nearest, whatever rounding mode the caller set (NumPy's scaling of the draws and
-        the cast to float32 round by it): a seed gives the same weights everywhere."""
+        the cast to float32 round by it): a seed gives the same weights everywhere.
+        """
         before = _core._fp_control()
         nearest = before & ~_core._FP_ROUND_MASK   # (round-to-nearest is 0 on x86 and on ARM)
         if nearest != before:

@@ -160,6 +160,16 @@ def test_thread_counts_beyond_what_the_network_can_use_fall_back_and_say_so(rng)
     assert hist.params["threading"] == "merged"
 
 
+def test_asynchronous_modes_use_no_more_threads_than_cores(rng):
+    X, y = rng.normal(size=(100, 4)), rng.normal(size=(100, 1))
+    net = af.Network(4, [af.Dense(8, "tanh"), af.Dense(1)], seed=0)
+    before = threading.active_count()
+    for mode in ({"hogwild": True}, {"sync_every": 1}):
+        hist = net.fit(X, y, epochs=1, n_threads=1024, **mode)   # (ran 1024 threads and left 255 behind)
+        assert hist.params["n_threads"] == min(1024, _parallel.usable_cores())
+    assert threading.active_count() <= before + _parallel.usable_cores()
+
+
 def test_threads_are_clamped_to_the_cores_and_the_work_by_default(rng):
     X, y = rng.normal(size=(200, 64)), rng.normal(size=(200, 1))
     net = af.Network(64, [af.Dense(1024, "tanh"), af.Dense(1)], seed=0)   # 65,536 multiply-adds: 4 threads' worth
