@@ -580,7 +580,8 @@ def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path, command):
     os.mkfifo(fifo)
     argv = [a.format(data=DIABETES_TEST, tmp=tmp_path) for a in command]
     argv.insert(1, str(fifo))
-    proc = subprocess.run([sys.executable, "-m", "annfast", *argv], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "annfast", *argv], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)   # (not the source tree: its uncompiled annfast/ shadows the installed one)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("annfast: error:") and "not a regular file" in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1

@@ -3,6 +3,7 @@ import gc
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 
@@ -11,6 +12,9 @@ import pytest
 
 import annfast as af
 from annfast import _parallel
+
+#: where the child processes start: not the source tree, whose uncompiled annfast/ would shadow the installed one
+OUTSIDE = tempfile.gettempdir()
 
 
 @pytest.fixture(scope="module")
@@ -344,7 +348,7 @@ def test_ctrl_c_between_worker_submits_does_not_hang(kw):
     # waiting at their first barrier for threads never started: the fit never returned (nor the interpreter)
     import subprocess
     out = subprocess.run([sys.executable, "-c", _INTERRUPTED_SUBMIT, repr(kw)], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=OUTSIDE)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
@@ -379,7 +383,8 @@ def test_split_worker_failing_before_its_first_barrier_does_not_hang():
     # the caller waited for thread 0 first, which waited at the barrier for the failed thread: ABORT, set
     # once a failure is seen, was never reached and the fit never returned
     import subprocess
-    out = subprocess.run([sys.executable, "-c", _FAILING_WORKER], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", _FAILING_WORKER], capture_output=True, text=True, timeout=120,
+                         cwd=OUTSIDE)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
@@ -425,5 +430,6 @@ def test_fork_while_another_thread_fits_leaves_the_child_a_usable_network():
     # the child inherited the network's lock held by the parent's fitting thread, which the child lacks:
     # every fit, partial_fit or train_step of the child waited forever
     import subprocess
-    out = subprocess.run([sys.executable, "-c", _FORK_DURING_FIT], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", _FORK_DURING_FIT], capture_output=True, text=True, timeout=120,
+                         cwd=OUTSIDE)
     assert out.returncode == 0 and out.stdout.strip() == "ok", (out.stdout, out.stderr[-2000:])
