@@ -5,6 +5,9 @@ cdef extern from "annfast.h" nogil:
     enum: AF_MAX_LAYERS
     enum: AF_BLOCK_ROWS
     enum: AF_SPLIT_CTL_STOP
+    enum: AF_SPLIT_CTL_TICKS
+    int64_t AF_SPLIT_CTL_LEN(int64_t n_threads)
+    int64_t AF_SPLIT_CTL_LINE(int64_t t)
     enum: AF_SPLIT_CTL_ABORT
     enum: AF_SPLIT_CTL_SPIN
 
@@ -65,6 +68,7 @@ cdef extern from "annfast.h" nogil:
     int64_t af_workspace_len(const af_net *net)
     int64_t af_row_workspace_len(const af_net *net)
     int64_t af_split_workspace_len(const af_net *net)
+    int64_t af_split_hbuf_len(const af_net *net)
     int32_t af_isa_best()
     int32_t af_isa_supported(int32_t isa)
     const char *af_status_name(int32_t status)

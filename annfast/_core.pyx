@@ -504,8 +504,20 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
 
 
 def split_ctl_len(int64_t n_threads):
-    """int64 values of the split kernel's control block for ``n_threads`` threads (csrc/af_sync.h)."""
-    return 32 + 8 * n_threads
+    """int64 values of the split kernel's control block for ``n_threads`` threads (csrc/annfast.h)."""
+    return AF_SPLIT_CTL_LEN(n_threads)
+
+
+def split_ticks(const int64_t[::1] ctl, int64_t n_threads):
+    """The split kernel's own accounting of its last call, from its control block: an (n_threads, 3) array of
+    each thread's ticks of the whole call, of waiting at the barriers and of the layers past the first."""
+    out = np.empty((n_threads, 3), dtype=np.int64)
+    check_len(ctl.shape[0], AF_SPLIT_CTL_LEN(n_threads), "ctl")
+    for t in range(n_threads):
+        for j in range(3):
+            out[t, j] = ctl[AF_SPLIT_CTL_LINE(t) + AF_SPLIT_CTL_TICKS + j]
+    return out
+
 
 SPLIT_CTL_STOP = AF_SPLIT_CTL_STOP
 SPLIT_CTL_ABORT = AF_SPLIT_CTL_ABORT
@@ -514,7 +526,7 @@ SPLIT_CTL_SPIN = AF_SPLIT_CTL_SPIN
 
 def split_hbuf_len(Spec spec):
     """Reals of the shared buffer of the first hidden layer's outputs (two rows' worth, by parity)."""
-    return 2 * ((spec.net.layers[0].n_out + 15) // 16 * 16)
+    return af_split_hbuf_len(&spec.net)
 
 
 def split_workspace_len(Spec spec):

@@ -365,7 +365,7 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
             params[...] = backup
         raise
     global last_split_ticks
-    last_split_ticks = ctl[32:].reshape(k, 8)[:, 3:6].copy()
+    last_split_ticks = _core.split_ticks(ctl, k)
     bad = results[0][3]
     if bad >= 0:
         _diverged(params, backup, epoch, f"at row {int(order[bad])} of X")

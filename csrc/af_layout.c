@@ -65,6 +65,8 @@ int64_t af_row_workspace_len(const af_net *net) { return af_row_ws_len(net); }
 
 int64_t af_split_workspace_len(const af_net *net) { return net->n_layers < 2 ? 0 : af_split_ws_len(net); }
 
+int64_t af_split_hbuf_len(const af_net *net) { return 2 * af_round_up(net->layers[0].n_out); }
+
 int32_t af_isa_supported(int32_t isa)
 {
     if (isa == AF_ISA_BASE) return 1;

@@ -17,23 +17,15 @@
 
 #include <stdint.h>
 
-/* The control block: a header of 32 int64_t, then one cache line (8 int64_t) per thread. */
-#define AF_CTL_STOP 16      /* nonzero: someone (Ctrl-C in the caller) asks the threads to stop */
-#define AF_CTL_ABORT 17     /* nonzero: a thread of the call failed before it arrived; waiting is pointless */
-#define AF_CTL_SPIN 18      /* how long a waiting thread spins before it yields (set by the caller, read only) */
-#define AF_CTL_HEADER 32
-/* In thread t's line: [0] the barriers it has arrived at; in the leader's (t = 0), [1 + parity] its reading of
- * AF_CTL_STOP for the barrier of that parity, written before [0]; [3], [4], [5], written once at the end of the
- * call: the time counter's ticks of the whole call, waiting at barriers, and in the layers past the first (a
- * measurement for bench/threads.py; 0 where there is no counter). */
-#define AF_CTL_TICKS 3
-#define AF_CTL_LINE(t) (AF_CTL_HEADER + 8 * (t))
-
-/* annfast.h states the same layout for the caller */
-#if AF_SPLIT_CTL_LEN(1) != AF_CTL_LINE(1) || AF_SPLIT_CTL_STOP != AF_CTL_STOP || \
-    AF_SPLIT_CTL_ABORT != AF_CTL_ABORT || AF_SPLIT_CTL_SPIN != AF_CTL_SPIN
-#error "af_sync.h and annfast.h disagree on the split kernel's control block"
-#endif
+/* The control block's layout is annfast.h's (AF_SPLIT_CTL_*), the caller's side of it: a header of 32 int64_t,
+ * then one cache line (8 int64_t) per thread. In thread t's line: [0] the barriers it has arrived at; in the
+ * leader's (t = 0), [1 + parity] its reading of AF_SPLIT_CTL_STOP for the barrier of that parity, written before
+ * [0]; [AF_SPLIT_CTL_TICKS ...] the call's own time accounting, written once at its end. */
+#define AF_CTL_STOP AF_SPLIT_CTL_STOP
+#define AF_CTL_ABORT AF_SPLIT_CTL_ABORT
+#define AF_CTL_SPIN AF_SPLIT_CTL_SPIN
+#define AF_CTL_TICKS AF_SPLIT_CTL_TICKS
+#define AF_CTL_LINE(t) AF_SPLIT_CTL_LINE(t)
 
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h>

@@ -223,11 +223,16 @@ int32_t af_all_finite_f32(const float *x, int64_t n);
  * AF_ERR_NONFINITE as af_train_rows (every thread at the same row), AF_STOPPED with report->bad_row the
  * first row not trained, AF_ABORTED (see there), or AF_ERR_BAD_ARG. All threads return after the same rows, with every update of
  * every earlier row whole. */
-#define AF_SPLIT_CTL_LEN(T) (32 + 8 * (T))
+#define AF_SPLIT_CTL_LINE(t) (32 + 8 * (t))   /* where thread t's cache line starts */
+#define AF_SPLIT_CTL_LEN(T) AF_SPLIT_CTL_LINE(T)
+#define AF_SPLIT_CTL_TICKS 3  /* in thread t's line, 3 values written at the end of its call: the time counter's
+                                 ticks (cycles where there is one, else 0) of the whole call, of waiting at the
+                                 barriers and of the layers past the first */
 #define AF_SPLIT_CTL_STOP 16
 #define AF_SPLIT_CTL_ABORT 17
 #define AF_SPLIT_CTL_SPIN 18
 int64_t af_split_workspace_len(const af_net *net);
+int64_t af_split_hbuf_len(const af_net *net);  /* reals of hbuf: 2 af_round_up(n1) */
 af_status af_split_rows_f32(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
                             float *params, float *velocity, float *replica, float *vreplica, float *hbuf,
                             float *work, const float *X, const float *Y, const int64_t *order,
