@@ -1,6 +1,8 @@
 """Shared fixtures: a seeded generator, the dtype -> tolerance table and small helpers."""
 import os
 import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,6 +34,27 @@ def sigint_raises():
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, old)
+
+
+@pytest.fixture
+def sigint_after(sigint_raises):
+    """Call ``sigint_after(seconds)`` to send this process a real SIGINT that many seconds later; it returns a
+    dict whose "t" is the time.perf_counter() of the sending (set once sent). The timer is joined at teardown."""
+    timers = []
+
+    def start(seconds: float) -> dict:
+        sent = {}
+
+        def fire():
+            sent["t"] = time.perf_counter()
+            os.kill(os.getpid(), signal.SIGINT)
+        timer = threading.Timer(seconds, fire)
+        timers.append(timer)
+        timer.start()
+        return sent
+    yield start
+    for timer in timers:
+        timer.join()
 
 
 def representable(a, dtype):

@@ -1,10 +1,7 @@
 """Absurd sizes and long read-only calls: a clear ValueError up front, and Ctrl-C within a fraction of a second
 (issue 18, items 10 and 11)."""
-import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -47,25 +44,16 @@ def test_cli_absurd_hidden_size_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
-@pytest.mark.usefixtures("sigint_raises")
-def test_sigint_during_gradient_of_many_rows_is_prompt(rng):
+def test_sigint_during_gradient_of_many_rows_is_prompt(rng, sigint_after):
     # one call over every row used to hold the GIL-free C loop for 1.5 s without a Ctrl-C check
     net = af.Network(64, [af.Dense(1024, "tanh"), af.Dense(1024, "tanh"), af.Dense(10)], seed=0)
     X = rng.normal(size=(60_000, 64)).astype(np.float32)
     y = rng.normal(size=(60_000, 10)).astype(np.float32)
     before = net.parameters.tobytes()
-    sent = {}
-
-    def fire():
-        sent["t"] = time.perf_counter()
-        os.kill(os.getpid(), signal.SIGINT)
-
-    timer = threading.Timer(0.3, fire)
-    timer.start()
+    sent = sigint_after(0.3)
     with pytest.raises(KeyboardInterrupt):
         for _ in range(100):   # (however fast the machine: the signal must find a gradient running)
             net.gradient(X, y)
     raised = time.perf_counter()
-    timer.join()
     assert raised - sent["t"] < 0.5
     assert net.parameters.tobytes() == before

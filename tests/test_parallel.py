@@ -110,26 +110,17 @@ def test_divergence_on_threads_keeps_finite_weights(batch_size, hogwild, rng):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
-@pytest.mark.usefixtures("sigint_raises")
 @pytest.mark.parametrize("batch_size,hogwild", [(1, False), (1, True), (64, False)])
-def test_sigint_during_threaded_epoch(batch_size, hogwild, rng):
+def test_sigint_during_threaded_epoch(batch_size, hogwild, rng, sigint_after):
     X = rng.normal(size=(60_000, 32)).astype(np.float32)
     y = rng.normal(size=(60_000, 10)).astype(np.float32)
     net = af.Network(32, [af.Dense(256, "tanh"), af.Dense(256, "tanh"), af.Dense(10)], seed=0)
-    sent = {}
-
-    def fire():
-        sent["t"] = time.perf_counter()
-        os.kill(os.getpid(), signal.SIGINT)
-
-    timer = threading.Timer(0.3, fire)
-    timer.start()
+    sent = sigint_after(0.3)
     start = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         # (50 epochs: the signal at 0.3 s must find the fit still running, however fast the machine)
         net.fit(X, y, epochs=50, learning_rate=1e-3, batch_size=batch_size, n_threads=2, hogwild=hogwild)
     raised = time.perf_counter()
-    timer.join()
     assert raised - start < 5.0
     assert raised - sent["t"] < 0.5
     assert np.all(np.isfinite(net.parameters))

@@ -6,7 +6,6 @@ Per-sample SGD on threads is the split kernel: the serial algorithm with each ro
 must equal one thread's up to rounding — asserted on the weights in float64, and on test accuracy on real data.
 """
 import os
-import signal
 import sys
 import threading
 import time
@@ -186,23 +185,15 @@ def test_threads_are_clamped_to_the_cores_and_the_work_by_default(rng):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX signals")
-@pytest.mark.usefixtures("sigint_raises", "oversubscribe")
-def test_sigint_stops_16_oversubscribed_threads_promptly(rng):
+@pytest.mark.usefixtures("oversubscribe")
+def test_sigint_stops_16_oversubscribed_threads_promptly(rng, sigint_after):
     X = rng.normal(size=(20_000, 64)).astype(np.float32)
     y = rng.normal(size=(20_000, 4)).astype(np.float32)
     net = af.Network(64, [af.Dense(256, "tanh"), af.Dense(4)], seed=0)
-    sent = {}
-
-    def fire():
-        sent["t"] = time.perf_counter()
-        os.kill(os.getpid(), signal.SIGINT)
-
-    timer = threading.Timer(0.3, fire)
-    timer.start()
+    sent = sigint_after(0.3)
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, y, epochs=1000, learning_rate=1e-3, n_threads=16)
     raised = time.perf_counter()
-    timer.join()
     assert raised - sent["t"] < 0.5
     assert np.all(np.isfinite(net.parameters))
     hist = net.fit(X[:300], y[:300], epochs=1, n_threads=16)     # still usable
