@@ -351,11 +351,10 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
         # Ctrl-C: the threads stop together after the row in progress, every update whole. Any other failure
         # (a thread that could not start, or was never submitted): the others stop waiting for it, possibly
         # mid-row.
-        complete = len(futures) == k
+        torn = len(futures) < k or not isinstance(exc, KeyboardInterrupt)
         ctl[_core.SPLIT_CTL_STOP] = 1
-        if not (complete and isinstance(exc, KeyboardInterrupt)):
+        if torn:
             ctl[_core.SPLIT_CTL_ABORT] = 1
-        torn = not (complete and isinstance(exc, KeyboardInterrupt))
         for f in futures:
             try:
                 f.result()
