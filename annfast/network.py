@@ -216,6 +216,9 @@ class Network:
         self._dirty = False       # the weights changed since the last publish
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._scratch = threading.local()   # each reader thread's own workspace, kept between its calls
+        # train_step's settings as last given and checked: a loop of train_step(x, y, 0.01) passes the same
+        # objects every time, and checking them again cost more than a small network's step
+        self._last_step_settings: tuple | None = None
         self._lock = threading.RLock()
         _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
@@ -1056,7 +1059,14 @@ class Network:
             If the row's loss or the updated weights are non-finite; the weights and the momentum
             velocity are then exactly those from before the step.
         """
-        lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
+        last = self._last_step_settings
+        if (last is not None and learning_rate is last[0] and momentum is last[1] and weight_decay is last[2]
+                and nesterov is last[3]):
+            lr, mu, wd, nest = last[4]     # the very objects of the last call, already checked
+        else:
+            lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
+            if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
+                self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
         with self._lock:
             if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
                 y = self._target_row(y)
