@@ -217,6 +217,9 @@ class Network:
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._scratch = threading.local()   # each reader thread's own workspace, kept between its calls
         self._lock = threading.RLock()
+        # readers that publish stale weights take this first: a reader that finds another one publishing waits
+        # for that copy (never for training) instead of returning the state from before it
+        self._reader_publish = threading.Lock()
         _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
@@ -235,6 +238,7 @@ class Network:
         it and every training call of the child would wait forever. Take a fresh lock and go back to the last
         published weights, the one state known whole (the live ones may be mid-row).
         """
+        self._reader_publish = threading.Lock()   # the child has no other thread: nobody holds it there
         if self._lock.acquire(blocking=False):   # free, or held by this very thread (a fork from a callback)
             self._lock.release()
             return
@@ -275,12 +279,17 @@ class Network:
         """
         if self._lock._is_owned():
             return self._params
-        if self._dirty and not self._hold and self._lock.acquire(blocking=False):
-            try:
-                if self._dirty and not self._hold:
-                    self._publish()
-            finally:
-                self._lock.release()
+        if self._dirty and not self._hold:
+            # Serialized among readers: one that finds another reader mid-publish waits for its copy (a copy,
+            # never training, which holds only the network's lock) rather than return the stale state, which
+            # would hide a train_step that returned before this call from it.
+            with self._reader_publish:
+                if self._dirty and not self._hold and self._lock.acquire(blocking=False):
+                    try:
+                        if self._dirty and not self._hold:
+                            self._publish()
+                    finally:
+                        self._lock.release()
         return self._published
 
     def _between_chunks(self, report):
