@@ -2,6 +2,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 import annfast as af
 
@@ -38,3 +39,51 @@ def test_a_reader_after_train_step_sees_it_while_another_reader_publishes():
     second.join(10)
     assert not first.is_alive() and not second.is_alive()
     np.testing.assert_array_equal(got[0], expected)
+
+
+def _blocked_during_refit(est, call, refit):
+    """Run call(est) in a thread whose network predict waits until refit() (a fit building a new network) ends."""
+    net = est.network_
+    predict = net.predict
+    entered, go = threading.Event(), threading.Event()
+
+    def slow(X):
+        entered.set()
+        go.wait(10)
+        return predict(X)
+    net.predict = slow
+    got = []
+    reader = threading.Thread(target=lambda: got.append(call(est)))
+    reader.start()
+    assert entered.wait(10)
+    refit()
+    go.set()
+    reader.join(10)
+    assert not reader.is_alive() and got
+    return got[0]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_regressor_prediction_during_a_refit_is_one_fits_prediction(rng):
+    # predict read network_, ran it, then read y_scale_ and y_mean_: a fit ending meanwhile gave the old
+    # network's outputs on the new fit's target scale, a prediction of neither fit
+    from annfast.sklearn import ANNRegressor
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    est = ANNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    before = est.predict(X)
+    got = _blocked_during_refit(est, lambda e: e.predict(X), lambda: est.set_params(random_state=1).fit(X, 1000 * y ** 2 + 5000))
+    after = est.predict(X)
+    assert np.array_equal(got, before) or np.array_equal(got, after)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_classifier_prediction_during_a_refit_uses_its_own_fits_classes(rng):
+    from annfast.sklearn import ANNClassifier
+    X = rng.normal(size=(40, 3))
+    y = np.where(X[:, 0] > 0, "a", "b")
+    est = ANNClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    before = est.predict(X)
+    got = _blocked_during_refit(est, lambda e: e.predict(X), lambda: est.set_params(random_state=1).fit(X, np.where(X[:, 1] > 0, "x", "y")))
+    assert set(got) <= {"a", "b"}
+    np.testing.assert_array_equal(got, before)
