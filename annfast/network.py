@@ -308,6 +308,18 @@ class Network:
         return w
 
     @contextlib.contextmanager
+    def _whole(self):
+        """Hold the lock to read the weights whole, publishing first a change a train_step left stale.
+
+        While this runs (a gradient over many rows, a save, get_weights), a reader cannot take the lock to
+        publish that change itself, and would otherwise return the state from before the train_step.
+        """
+        with self._lock:
+            if self._dirty and not self._hold:
+                self._publish()
+            yield
+
+    @contextlib.contextmanager
     def _unpublished(self):
         """Hold the lock for a call whose changes readers must not see before it ends (a failed call: never)."""
         with self._lock:
@@ -459,7 +471,7 @@ class Network:
             On Ctrl-C: ``path`` then holds the previous file, or the complete new one if the
             interrupt came after the rename.
         """
-        with self._lock:
+        with self._whole():
             _io.save(self, path)
 
     def to_onnx(self, path) -> None:
@@ -515,7 +527,7 @@ class Network:
         _fann.save(self, path)
 
     def __getstate__(self) -> dict:
-        with self._lock:
+        with self._whole():
             return {
                 "n_inputs": self.n_inputs,
                 "layers": [(layer.units, layer.activation, layer.negative_slope) for layer in self.layers],
@@ -595,7 +607,7 @@ class Network:
         PyTorch's and the C kernels' (n_out, n_in) layout, so ``W @ x + b`` is the layer's pre-activation.
         ``[W.T for W, b in net.get_weights()]`` gives Keras's and scikit-learn's (``coefs_``) orientation.
         """
-        with self._lock:
+        with self._whole():
             return [(W.copy(), b.copy()) for W, b in self._views]
 
     def set_weights(self, weights) -> None:
@@ -664,7 +676,7 @@ class Network:
 
     def _snapshot(self) -> dict:
         """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
-        with self._lock:
+        with self._whole():
             return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
                     "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
                     "spec": self._cur_spec, "stop_training": self.stop_training}
@@ -1175,7 +1187,7 @@ class Network:
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         grad = np.zeros(self.n_params, dtype=self.dtype)
-        with self._lock:
+        with self._whole():
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
         grad /= X.shape[0]
         return grad

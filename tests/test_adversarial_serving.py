@@ -87,3 +87,35 @@ def test_a_classifier_prediction_during_a_refit_uses_its_own_fits_classes(rng):
     got = _blocked_during_refit(est, lambda e: e.predict(X), lambda: est.set_params(random_state=1).fit(X, np.where(X[:, 1] > 0, "x", "y")))
     assert set(got) <= {"a", "b"}
     np.testing.assert_array_equal(got, before)
+
+
+def test_a_reader_after_train_step_sees_it_while_another_thread_reads_under_the_lock(monkeypatch):
+    # gradient, get_weights, save hold the network's lock (no training runs); a reader after a train_step could
+    # not take it to publish the step, and returned the weights from before it
+    import annfast.network as network
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(2)], dtype="float64", seed=0)
+    x = np.array([0.1, 0.2, 0.3])
+    for _ in range(2):
+        net.predict_one(x)
+    net.train_step(x, [1.0, -1.0], learning_rate=0.5)
+    twin = af.Network(3, [af.Dense(4, "tanh"), af.Dense(2)], dtype="float64", seed=0)
+    twin.set_parameters(np.array(net.parameters))
+    expected = twin.predict_one(x)
+
+    entered, go = threading.Event(), threading.Event()
+    gradient_rows = network._core.gradient_rows
+
+    def slow(*args):   # a gradient over many rows
+        entered.set()
+        go.wait(10)
+        return gradient_rows(*args)
+    monkeypatch.setattr(network._core, "gradient_rows", slow)
+    other = threading.Thread(target=net.gradient, args=(x[None], [[0.0, 0.0]]))
+    other.start()
+    assert entered.wait(10)
+    try:
+        got = net.predict_one(x)
+    finally:
+        go.set()
+        other.join(10)
+    np.testing.assert_array_equal(got, expected)
