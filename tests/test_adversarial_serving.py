@@ -119,3 +119,14 @@ def test_a_reader_after_train_step_sees_it_while_another_thread_reads_under_the_
         go.set()
         other.join(10)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_hogwild_with_sync_every_is_refused_whatever_the_core_count(monkeypatch, cores):
+    # the cap at the cores ran before the check: on one core the contradictory settings trained serially
+    from annfast import _parallel
+    monkeypatch.setattr(_parallel, "usable_cores", lambda: cores)
+    net = af.Network(4, [af.Dense(8, "tanh"), af.Dense(1)], dtype="float64", seed=0)
+    X = np.zeros((20, 4))
+    with pytest.raises(ValueError, match="two different threaded modes"):
+        net.fit(X, X[:, :1], n_threads=4, hogwild=True, sync_every=10)
