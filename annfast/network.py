@@ -197,7 +197,7 @@ class Network:
         v.check_network_size(widths, self.dtype)
         self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
         self.loss = self._check_loss(self._default_loss() if loss is None else loss)
-        self._specs: dict[str, _core.Spec] = {}
+        self._specs: dict[tuple[str, str], _core.Spec] = {}
         self._cur_spec = self._spec(self.loss)
         self.n_params = int(self._cur_spec.n_params)
         self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
@@ -345,12 +345,15 @@ class Network:
         return loss
 
     def _spec(self, loss: str) -> _core.Spec:
-        spec = self._specs.get(loss)
+        # keyed by the kernel too: a reader (evaluate) builds specs without the lock, and one it builds while the
+        # kernel changes must not be kept as the new kernel's
+        kernel = self._kernel
+        spec = self._specs.get((loss, kernel))
         if spec is None:
             layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope)
                       for layer in self.layers]
-            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[self._kernel])
-            self._specs[loss] = spec
+            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel])
+            self._specs[(loss, kernel)] = spec
         return spec
 
     @property

@@ -130,3 +130,36 @@ def test_hogwild_with_sync_every_is_refused_whatever_the_core_count(monkeypatch,
     X = np.zeros((20, 4))
     with pytest.raises(ValueError, match="two different threaded modes"):
         net.fit(X, X[:, :1], n_threads=4, hogwild=True, sync_every=10)
+
+
+def test_a_spec_a_reader_builds_while_the_kernel_changes_is_not_kept_for_the_new_kernel(monkeypatch):
+    # evaluate(loss=...) builds and caches a spec without the lock; the kernel setter clearing the cache in the
+    # meantime left the spec of the old kernel cached, used by later evaluate and fit calls with that loss
+    import annfast.network as network
+    from annfast import _validation as v
+    kernels = [k for k in v.KERNELS if network._core.isa_supported(v.KERNELS[k])]
+    if len(kernels) < 2:
+        pytest.skip("one kernel variant on this CPU")
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(2, "softmax")], dtype="float64", seed=0)
+    net.kernel = kernels[0]
+    made, keep = {}, []
+    Spec = network._core.Spec
+    entered, go = threading.Event(), threading.Event()
+
+    def spec(*args):
+        s = Spec(*args)
+        keep.append(s)
+        made[id(s)] = args[-1]
+        if threading.current_thread() is reader:
+            entered.set()
+            go.wait(10)
+        return s
+    monkeypatch.setattr(network._core, "Spec", spec)
+    X, Y = np.zeros((2, 3)), np.array([[1.0, 0.0], [0.0, 1.0]])
+    reader = threading.Thread(target=net.evaluate, args=(X, Y), kwargs={"loss": "half_squared_error"})
+    reader.start()
+    assert entered.wait(10)
+    net.kernel = kernels[1]
+    go.set()
+    reader.join(10)
+    assert made[id(net._spec("half_squared_error"))] == v.KERNELS[kernels[1]]
