@@ -217,6 +217,7 @@ class Network:
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
         self._scratch = threading.local()   # each reader thread's own workspace, kept between its calls
         self._lock = threading.RLock()
+        self._only_reading = 0   # > 0: the lock is held (outermost) by a call that does not change the weights
         # readers that publish stale weights take this first: a reader that finds another one publishing waits
         # for that copy (never for training) instead of returning the state from before it
         self._reader_publish = threading.Lock()
@@ -243,6 +244,9 @@ class Network:
             self._lock.release()
             return
         self._lock = threading.RLock()
+        if self._only_reading:   # held by a call that reads the weights (a reader publishing, a save): whole
+            self._only_reading = 0
+            return
         self._fitting = False
         self._hold = 0
         np.copyto(self._params, self._published)
@@ -285,10 +289,12 @@ class Network:
             # would hide a train_step that returned before this call from it.
             with self._reader_publish:
                 if self._dirty and not self._hold and self._lock.acquire(blocking=False):
+                    self._only_reading += 1
                     try:
                         if self._dirty and not self._hold:
                             self._publish()
                     finally:
+                        self._only_reading -= 1
                         self._lock.release()
         return self._published
 
@@ -314,10 +320,15 @@ class Network:
         While this runs (a gradient over many rows, a save, get_weights), a reader cannot take the lock to
         publish that change itself, and would otherwise return the state from before the train_step.
         """
+        outermost = not self._lock._is_owned()   # not inside this thread's own training call
         with self._lock:
             if self._dirty and not self._hold:
                 self._publish()
-            yield
+            self._only_reading += outermost
+            try:
+                yield
+            finally:
+                self._only_reading -= outermost
 
     @contextlib.contextmanager
     def _unpublished(self):

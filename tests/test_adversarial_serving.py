@@ -1,4 +1,7 @@
 """Adversarial checks of serving while training (README "Threads, and serving while training")."""
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -163,3 +166,38 @@ def test_a_spec_a_reader_builds_while_the_kernel_changes_is_not_kept_for_the_new
     go.set()
     reader.join(10)
     assert made[id(net._spec("half_squared_error"))] == v.KERNELS[kernels[1]]
+
+
+_FORK_DURING_A_READERS_PUBLISH = """
+import os, threading, numpy as np, annfast as af
+net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(2)], dtype="float64", seed=0)
+x = np.array([0.1, 0.2, 0.3])
+net.train_step(x, [1.0, -1.0], learning_rate=0.5)
+stepped = np.array(net.parameters)
+entered, go = threading.Event(), threading.Event()
+publish = net._publish
+def slow():
+    if threading.current_thread() is reader:
+        entered.set(); go.wait(10)
+    publish()
+net._publish = slow
+reader = threading.Thread(target=net.predict_one, args=(x,))
+reader.start()
+assert entered.wait(10)
+pid = os.fork()
+if pid == 0:
+    net._publish = publish
+    os._exit(0 if np.array_equal(np.array(net.parameters), stepped) else 7)
+go.set(); reader.join()
+print(os.waitpid(pid, 0)[1] >> 8)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_a_reader_publishes_keeps_the_weights_of_a_finished_train_step(tmp_path):
+    # the child took back the lock the publishing reader held as if a fit had been cut off, and reverted to the
+    # published weights: the train_step that had returned before the fork was lost
+    out = subprocess.run([sys.executable, "-c", _FORK_DURING_A_READERS_PUBLISH], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
