@@ -1175,14 +1175,16 @@ class Network:
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         spec = self._spec(loss)
-        total, correct = _core.loss_rows(spec, self._readable(), X, Y, self._work(spec))
+        params = self._readable()   # once: the loss and the metrics of one published state
+        total, correct = _core.loss_rows(spec, params, X, Y, self._work(spec))
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
         if self.layers[-1].activation in ("softmax", "sigmoid", "step"):
             out["accuracy"] = correct / X.shape[0]
         if metric_fns:
-            P = self.predict(X)
+            P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(self._cur_spec, params, X, P, self._work(self._cur_spec))
             out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
         return out
 

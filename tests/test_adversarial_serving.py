@@ -201,3 +201,21 @@ def test_a_child_forked_while_a_reader_publishes_keeps_the_weights_of_a_finished
                          timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+def test_evaluate_with_metrics_reads_one_published_state(monkeypatch):
+    # evaluate took the published weights for the loss, then again (through predict) for the metrics: a publish
+    # in between gave a loss of one state and metrics of another
+    import annfast.network as network
+    net = af.Network(2, [af.Dense(3, "tanh"), af.Dense(1)], dtype="float64", seed=0)
+    X = np.array([[0.5, -1.0], [1.0, 2.0], [-0.3, 0.1]])
+    y = np.array([1.0, -2.0, 0.5])
+    loss_rows = network._core.loss_rows
+
+    def then_publish(*args):   # another thread's set_weights publishes right after the loss is computed
+        out = loss_rows(*args)
+        net.set_weights([(2 * W, b + 1) for W, b in net.get_weights()])
+        return out
+    monkeypatch.setattr(network._core, "loss_rows", then_publish)
+    got = net.evaluate(X, y, metrics=["rmse"])
+    assert got["rmse"] == pytest.approx(np.sqrt(2 * got["loss"]), rel=1e-12)
