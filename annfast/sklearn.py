@@ -585,7 +585,7 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         check_is_fitted(self)
         from . import _onnx
 
-        _onnx.export_regressor(self, path)
+        _onnx.export_regressor(self._as_fitted(), path)   # one fit's network and attributes
 
     def _make_scorer(self, X_val, y_val):
         return lambda net: r2_score(y_val, net.predict(X_val))
@@ -928,7 +928,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         check_is_fitted(self)
         from . import _onnx
 
-        _onnx.export_classifier(self, path)
+        _onnx.export_classifier(self._as_fitted(), path)   # one fit's network and attributes
 
     def predict_proba(self, X):
         """Predict the class probabilities of X.

@@ -219,3 +219,24 @@ def test_evaluate_with_metrics_reads_one_published_state(monkeypatch):
     monkeypatch.setattr(network._core, "loss_rows", then_publish)
     got = net.evaluate(X, y, metrics=["rmse"])
     assert got["rmse"] == pytest.approx(np.sqrt(2 * got["loss"]), rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_regressor_exported_during_a_refit_is_one_fits_model(rng, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import json
+    from annfast.sklearn import ANNRegressor
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    est = ANNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
+    mean = est.y_mean_.tolist()
+    net = est.network_
+    whole = net._whole
+
+    def refit_then_whole():   # another thread's fit ends after the export took the network
+        est.set_params(random_state=1).fit(X, 1000 * y ** 2 + 5000)
+        return whole()
+    net._whole = refit_then_whole
+    est.to_onnx(tmp_path / "m.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(meta["annfast_y_mean"]) == pytest.approx(mean)
