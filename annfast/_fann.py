@@ -333,6 +333,6 @@ def text(net) -> str:
 
 def save(net, path) -> None:
     """Write ``net`` to ``path`` as a FANN_FLO_2.1 file, atomically (``Network.save_fann``)."""
-    with net._lock:
+    with net._whole():
         content = text(net)
     write_atomic(path, [content.encode("ascii")], "the FANN network")

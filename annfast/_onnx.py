@@ -150,7 +150,7 @@ def save(model, path) -> None:
 
 def export_network(net, path) -> None:
     """Write ``net`` to ``path`` as an ONNX model (``Network.to_onnx``)."""
-    with net._lock:
+    with net._whole():
         model = build(net)
     save(model, path)
 
@@ -158,7 +158,7 @@ def export_network(net, path) -> None:
 def export_regressor(est, path) -> None:
     """Write a fitted ANNRegressor: float64 ``output`` equal to ``est.predict`` (always 2-D)."""
     net = est.network_
-    with net._lock:
+    with net._whole():
         model = build(net, {"annfast_estimator": "ANNRegressor",
                             "annfast_y_mean": json.dumps(np.asarray(est.y_mean_, dtype=float).tolist()),
                             "annfast_y_scale": json.dumps(np.asarray(est.y_scale_, dtype=float).tolist())},
@@ -175,6 +175,6 @@ def export_classifier(est, path) -> None:
     except (TypeError, ValueError):
         raise ValueError(f"{type(est).__name__}.to_onnx: the class labels cannot be stored in JSON "
                          f"({labels[:10]!r}); refit with numbers or strings as labels") from None
-    with net._lock:
+    with net._whole():
         model = build(net, {"annfast_estimator": "ANNClassifier", "annfast_classes": text}, float64_output=True)
     save(model, path)

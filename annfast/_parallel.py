@@ -138,13 +138,13 @@ def choose(spec, threads: int, batch_size: int, hogwild: bool, sync_every, n_row
     """
     if threads == 1:
         return "serial", 1
+    if sync_every is not None and hogwild:   # before the cap: refused on every machine, whatever its cores
+        raise ValueError("hogwild=True and sync_every are two different threaded modes; give one of them")
     if CLAMP_TO_CORES and (sync_every is not None or hogwild):   # asynchronous threads beyond the cores only wait
         threads = min(threads, usable_cores())
         if threads == 1:
             return "serial", 1
     if sync_every is not None:
-        if hogwild:
-            raise ValueError("hogwild=True and sync_every are two different threaded modes; give one of them")
         one_block = n_rows is not None and sync_every >= n_rows
         if threads * sync_every > MERGED_ROWS_IN_FLIGHT and not one_block:
             raise ValueError(

@@ -197,7 +197,7 @@ class Network:
         v.check_network_size(widths, self.dtype)
         self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
         self.loss = self._check_loss(self._default_loss() if loss is None else loss)
-        self._specs: dict[str, _core.Spec] = {}
+        self._specs: dict[tuple[str, str], _core.Spec] = {}
         self._cur_spec = self._spec(self.loss)
         self.n_params = int(self._cur_spec.n_params)
         self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
@@ -220,6 +220,10 @@ class Network:
         # objects every time, and checking them again cost more than a small network's step
         self._last_step_settings: tuple | None = None
         self._lock = threading.RLock()
+        self._only_reading = 0   # > 0: the lock is held (outermost) by a call that does not change the weights
+        # readers that publish stale weights take this first: a reader that finds another one publishing waits
+        # for that copy (never for training) instead of returning the state from before it
+        self._reader_publish = threading.Lock()
         _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
@@ -238,10 +242,14 @@ class Network:
         it and every training call of the child would wait forever. Take a fresh lock and go back to the last
         published weights, the one state known whole (the live ones may be mid-row).
         """
+        self._reader_publish = threading.Lock()   # the child has no other thread: nobody holds it there
         if self._lock.acquire(blocking=False):   # free, or held by this very thread (a fork from a callback)
             self._lock.release()
             return
         self._lock = threading.RLock()
+        if self._only_reading:   # held by a call that reads the weights (a reader publishing, a save): whole
+            self._only_reading = 0
+            return
         self._fitting = False
         self._hold = 0
         np.copyto(self._params, self._published)
@@ -278,12 +286,19 @@ class Network:
         """
         if self._lock._is_owned():
             return self._params
-        if self._dirty and not self._hold and self._lock.acquire(blocking=False):
-            try:
-                if self._dirty and not self._hold:
-                    self._publish()
-            finally:
-                self._lock.release()
+        if self._dirty and not self._hold:
+            # Serialized among readers: one that finds another reader mid-publish waits for its copy (a copy,
+            # never training, which holds only the network's lock) rather than return the stale state, which
+            # would hide a train_step that returned before this call from it.
+            with self._reader_publish:
+                if self._dirty and not self._hold and self._lock.acquire(blocking=False):
+                    self._only_reading += 1
+                    try:
+                        if self._dirty and not self._hold:
+                            self._publish()
+                    finally:
+                        self._only_reading -= 1
+                        self._lock.release()
         return self._published
 
     def _between_chunks(self, report):
@@ -300,6 +315,23 @@ class Network:
         if w is None or w.shape[0] < spec.workspace_len:
             w = self._scratch.work = _core.aligned_empty(spec.workspace_len, self.dtype)
         return w
+
+    @contextlib.contextmanager
+    def _whole(self):
+        """Hold the lock to read the weights whole, publishing first a change a train_step left stale.
+
+        While this runs (a gradient over many rows, a save, get_weights), a reader cannot take the lock to
+        publish that change itself, and would otherwise return the state from before the train_step.
+        """
+        outermost = not self._lock._is_owned()   # not inside this thread's own training call
+        with self._lock:
+            if self._dirty and not self._hold:
+                self._publish()
+            self._only_reading += outermost
+            try:
+                yield
+            finally:
+                self._only_reading -= outermost
 
     @contextlib.contextmanager
     def _unpublished(self):
@@ -327,12 +359,15 @@ class Network:
         return loss
 
     def _spec(self, loss: str) -> _core.Spec:
-        spec = self._specs.get(loss)
+        # keyed by the kernel too: a reader (evaluate) builds specs without the lock, and one it builds while the
+        # kernel changes must not be kept as the new kernel's
+        kernel = self._kernel
+        spec = self._specs.get((loss, kernel))
         if spec is None:
             layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope)
                       for layer in self.layers]
-            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[self._kernel])
-            self._specs[loss] = spec
+            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel])
+            self._specs[(loss, kernel)] = spec
         return spec
 
     @property
@@ -453,7 +488,7 @@ class Network:
             On Ctrl-C: ``path`` then holds the previous file, or the complete new one if the
             interrupt came after the rename.
         """
-        with self._lock:
+        with self._whole():
             _io.save(self, path)
 
     def to_onnx(self, path) -> None:
@@ -509,7 +544,7 @@ class Network:
         _fann.save(self, path)
 
     def __getstate__(self) -> dict:
-        with self._lock:
+        with self._whole():
             return {
                 "n_inputs": self.n_inputs,
                 "layers": [(layer.units, layer.activation, layer.negative_slope) for layer in self.layers],
@@ -589,7 +624,7 @@ class Network:
         PyTorch's and the C kernels' (n_out, n_in) layout, so ``W @ x + b`` is the layer's pre-activation.
         ``[W.T for W, b in net.get_weights()]`` gives Keras's and scikit-learn's (``coefs_``) orientation.
         """
-        with self._lock:
+        with self._whole():
             return [(W.copy(), b.copy()) for W, b in self._views]
 
     def set_weights(self, weights) -> None:
@@ -658,7 +693,7 @@ class Network:
 
     def _snapshot(self) -> dict:
         """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
-        with self._lock:
+        with self._whole():
             return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
                     "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
                     "spec": self._cur_spec, "stop_training": self.stop_training}
@@ -1150,14 +1185,16 @@ class Network:
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         spec = self._spec(loss)
-        total, correct = _core.loss_rows(spec, self._readable(), X, Y, self._work(spec))
+        params = self._readable()   # once: the loss and the metrics of one published state
+        total, correct = _core.loss_rows(spec, params, X, Y, self._work(spec))
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
         if self.layers[-1].activation in ("softmax", "sigmoid", "step"):
             out["accuracy"] = correct / X.shape[0]
         if metric_fns:
-            P = self.predict(X)
+            P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            _core.predict_rows(self._cur_spec, params, X, P, self._work(self._cur_spec))
             out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
         return out
 
@@ -1176,7 +1213,7 @@ class Network:
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
         grad = np.zeros(self.n_params, dtype=self.dtype)
-        with self._lock:
+        with self._whole():
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
         grad /= X.shape[0]
         return grad

@@ -224,6 +224,17 @@ class _BaseANN(BaseEstimator):
         tags.target_tags.required = True
         return tags
 
+    def _as_fitted(self):
+        """Return a shallow copy of the estimator holding one fit's attributes, for one reading call.
+
+        ``_fit`` replaces the fitted attributes by one ``dict.update``; this copies them by one ``dict.copy``
+        (each a single C call under the GIL), so a prediction made while another thread fits uses the network,
+        target scaling and classes of one fit, never the old network with the new fit's ``y_scale_``.
+        """
+        view = object.__new__(type(self))
+        view.__dict__ = self.__dict__.copy()
+        return view
+
     def _validated_X(self, X) -> np.ndarray:
         """Check that the estimator is fitted and return X as a C-contiguous array of the network's dtype."""
         check_is_fitted(self)
@@ -574,7 +585,7 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         check_is_fitted(self)
         from . import _onnx
 
-        _onnx.export_regressor(self, path)
+        _onnx.export_regressor(self._as_fitted(), path)   # one fit's network and attributes
 
     def _make_scorer(self, X_val, y_val):
         return lambda net: r2_score(y_val, net.predict(X_val))
@@ -633,6 +644,7 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Float64; 2-D when ``fit`` got a 2-D y.
         """
+        self = self._as_fitted()   # one fit's network, y_scale_ and y_mean_, whatever fit runs meanwhile
         X = self._validated_X(X)
         out = self.network_.predict(X) * self.y_scale_ + self.y_mean_     # float64
         return out if self._y_2d else out[:, 0]
@@ -916,7 +928,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         check_is_fitted(self)
         from . import _onnx
 
-        _onnx.export_classifier(self, path)
+        _onnx.export_classifier(self._as_fitted(), path)   # one fit's network and attributes
 
     def predict_proba(self, X):
         """Predict the class probabilities of X.
@@ -931,6 +943,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         ndarray of shape (n_samples, n_classes)
             Float64; column k is the probability of ``classes_[k]``; rows sum to 1.
         """
+        self = self._as_fitted()   # validated against the features of the network it runs
         X = self._validated_X(X)
         return self.network_.predict(X).astype(np.float64)
 
@@ -947,6 +960,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
+        self = self._as_fitted()   # one fit's network and classes_
         X = self._validated_X(X)
         return self.classes_.take(self.network_.predict(X).argmax(axis=1))
 
@@ -970,6 +984,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         float
             The (weighted) fraction of correctly predicted labels.
         """
+        self = self._as_fitted()   # one fit's classes_ for the check and the prediction
         if self.__sklearn_is_fitted__() and self.classes_.dtype.kind != "O":
             return super().score(X, y, sample_weight=sample_weight)
         y_pred = self.predict(X)
