@@ -24,6 +24,10 @@ from ._progress import Progress
 from .callbacks import CallbackList
 from .history import History
 
+#: whether sys.getrefcount counts every reference to an array (CPython before 3.14, with the GIL): _publish
+#: reuses a published copy only when it can tell that no reader holds it
+_EXACT_REFCOUNTS = sys.version_info < (3, 14) and getattr(sys, "_is_gil_enabled", lambda: True)()
+
 #: every live Network, so that a forked child can take back the locks of fits the fork cut off
 _LIVE: weakref.WeakSet[Network] = weakref.WeakSet()
 
@@ -271,8 +275,10 @@ class Network:
             self._dirty = True
             return
         spare, self._spare = self._spare, None
-        # references to spare: this frame's, getrefcount's argument; more means a reader still holds it
-        if spare is None or sys.getrefcount(spare) > 2:
+        # references to spare: this frame's, getrefcount's argument; more means a reader still holds it. (Only
+        # where reference counts are exact: newer interpreters may leave borrowed references uncounted, and
+        # there a new buffer is the safe choice.)
+        if spare is None or not _EXACT_REFCOUNTS or sys.getrefcount(spare) > 2:
             spare = np.empty_like(self._params)
         np.copyto(spare, self._params)
         self._spare, self._published = self._published, spare

@@ -225,6 +225,7 @@ def test_evaluate_with_metrics_reads_one_published_state(monkeypatch):
 def test_a_regressor_exported_during_a_refit_is_one_fits_model(rng, tmp_path):
     onnx = pytest.importorskip("onnx")
     import json
+
     from annfast.sklearn import ANNRegressor
     X = rng.normal(size=(40, 3))
     y = X @ [1.0, -2.0, 0.5]
