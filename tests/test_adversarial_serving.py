@@ -75,7 +75,8 @@ def test_a_regressor_prediction_during_a_refit_is_one_fits_prediction(rng):
     y = X @ [1.0, -2.0, 0.5]
     est = ANNRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
     before = est.predict(X)
-    got = _blocked_during_refit(est, lambda e: e.predict(X), lambda: est.set_params(random_state=1).fit(X, 1000 * y ** 2 + 5000))
+    got = _blocked_during_refit(est, lambda e: e.predict(X),
+                                lambda: est.set_params(random_state=1).fit(X, 1000 * y ** 2 + 5000))
     after = est.predict(X)
     assert np.array_equal(got, before) or np.array_equal(got, after)
 
@@ -87,7 +88,8 @@ def test_a_classifier_prediction_during_a_refit_uses_its_own_fits_classes(rng):
     y = np.where(X[:, 0] > 0, "a", "b")
     est = ANNClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, y)
     before = est.predict(X)
-    got = _blocked_during_refit(est, lambda e: e.predict(X), lambda: est.set_params(random_state=1).fit(X, np.where(X[:, 1] > 0, "x", "y")))
+    got = _blocked_during_refit(est, lambda e: e.predict(X),
+                                lambda: est.set_params(random_state=1).fit(X, np.where(X[:, 1] > 0, "x", "y")))
     assert set(got) <= {"a", "b"}
     np.testing.assert_array_equal(got, before)
 
