@@ -75,17 +75,17 @@ cdef extern from "annfast.h" nogil:
 
     af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd, float *params, float *velocity,
                                 float *grad, float *work, const float *X, const float *Y,
-                                const int64_t *order, int64_t begin, int64_t end,
+                                const float *weights, const int64_t *order, int64_t begin, int64_t end,
                                 af_report *report)
     af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
-                                   const float *X, const float *Y, const int64_t *order,
+                                   const float *X, const float *Y, const float *weights, const int64_t *order,
                                    int64_t begin, int64_t end, af_report *report)
     af_status af_apply_gradient_f32(const af_sgd *sgd, int64_t n_params, float *params, float *velocity,
                                     const float *grad, int64_t count)
     af_status af_predict_rows_f32(const af_net *net, const float *params, float *work,
                                   const float *X, int64_t begin, int64_t end, float *out)
     af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
-                               const float *X, const float *Y, int64_t begin, int64_t end,
+                               const float *X, const float *Y, const float *weights, int64_t begin, int64_t end,
                                af_report *report)
     void af_activate_f32(int32_t activation, double alpha, const float *z, float *a, int64_t n)
     void af_activation_deriv_f32(int32_t activation, double alpha, const float *z, const float *a,
@@ -94,22 +94,22 @@ cdef extern from "annfast.h" nogil:
     void af_merge_delta_f32(int64_t n, float *shared, float *copy, float *start)
     af_status af_split_rows_f32(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
                                 float *params, float *velocity, float *replica, float *vreplica, float *hbuf,
-                                float *work, const float *X, const float *Y, const int64_t *order,
+                                float *work, const float *X, const float *Y, const float *weights, const int64_t *order,
                                 int64_t begin, int64_t end, af_report *report)
 
     af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd, double *params, double *velocity,
                                 double *grad, double *work, const double *X, const double *Y,
-                                const int64_t *order, int64_t begin, int64_t end,
+                                const double *weights, const int64_t *order, int64_t begin, int64_t end,
                                 af_report *report)
     af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
-                                   const double *X, const double *Y, const int64_t *order,
+                                   const double *X, const double *Y, const double *weights, const int64_t *order,
                                    int64_t begin, int64_t end, af_report *report)
     af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
                                     const double *grad, int64_t count)
     af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
                                   const double *X, int64_t begin, int64_t end, double *out)
     af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
-                               const double *X, const double *Y, int64_t begin, int64_t end,
+                               const double *X, const double *Y, const double *weights, int64_t begin, int64_t end,
                                af_report *report)
     void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n)
     void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
@@ -119,4 +119,4 @@ cdef extern from "annfast.h" nogil:
     af_status af_split_rows_f64(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
                                 double *params, double *velocity, double *replica, double *vreplica,
                                 double *hbuf, double *work, const double *X, const double *Y,
-                                const int64_t *order, int64_t begin, int64_t end, af_report *report)
+                                const double *weights, const int64_t *order, int64_t begin, int64_t end, af_report *report)

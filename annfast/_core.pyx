@@ -84,9 +84,10 @@ cdef inline void predict_into(bint f32, const af_net *net, const void *params, v
 
 cdef af_status train_row(bint f32, const af_net *net, const af_sgd *sgd, int64_t n, void *params, void *backup,
                          void *velocity, void *vbackup, void *work, const void *x, const void *y,
-                         af_report *rep) noexcept nogil:
+                         const void *weight, af_report *rep) noexcept nogil:
     """One SGD step from row x, target y; on a non-finite loss or weights, the parameters and the velocity
-    (when there is one: vbackup then receives it first) are restored from the backups taken first."""
+    (when there is one: vbackup then receives it first) are restored from the backups taken first. weight: NULL
+    or the row's sample weight (a float or double as the network's)."""
     cdef int64_t order0 = 0
     cdef af_status st
     cdef size_t size = n * (sizeof(float) if f32 else sizeof(double))
@@ -95,12 +96,12 @@ cdef af_status train_row(bint f32, const af_net *net, const af_sgd *sgd, int64_t
         memcpy(vbackup, velocity, size)
     if f32:
         st = af_train_rows_f32(net, sgd, <float *>params, <float *>velocity, NULL, <float *>work, <const float *>x,
-                               <const float *>y, &order0, 0, 1, rep)
+                               <const float *>y, <const float *>weight, &order0, 0, 1, rep)
         if st == AF_OK and not af_all_finite_f32(<float *>params, n):
             st = AF_ERR_NONFINITE
     else:
         st = af_train_rows_f64(net, sgd, <double *>params, <double *>velocity, NULL, <double *>work,
-                               <const double *>x, <const double *>y, &order0, 0, 1, rep)
+                               <const double *>x, <const double *>y, <const double *>weight, &order0, 0, 1, rep)
         if st == AF_OK and not af_all_finite_f64(<double *>params, n):
             st = AF_ERR_NONFINITE
     if st == AF_ERR_NONFINITE:
@@ -234,6 +235,17 @@ cdef int check_order(const int64_t[::1] order, Py_ssize_t n_rows) except -1:
     return 0
 
 
+cdef const real *row_weights(const real[::1] weights, Py_ssize_t n_rows) except? NULL:
+    """The sample weights' data (one per row of X, checked by the caller: finite, >= 0), or NULL for None."""
+    if weights is None:
+        return NULL
+    if weights.shape[0] != n_rows:
+        raise ValueError(f"weights has {weights.shape[0]} values for {n_rows} rows")
+    if n_rows == 0:
+        return NULL
+    return &weights[0]
+
+
 cdef int all_finite_(const real *x, int64_t n) noexcept nogil:
     if real is float:
         return af_all_finite_f32(x, n)
@@ -310,7 +322,8 @@ cdef af_sgd sgd_settings(Spec spec, real[::1] velocity, real[::1] grad, double l
 def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, real[::1] backup,
                const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
                double learning_rate, double momentum=0.0, double weight_decay=0.0,
-               bint nesterov=False, int64_t batch_size=1, int64_t epoch=-1, object progress=None):
+               bint nesterov=False, int64_t batch_size=1, int64_t epoch=-1, object progress=None,
+               const real[::1] weights=None):
     """Train on the rows ``X[order[0]], X[order[1]], ...`` in batches of ``batch_size``.
 
     params, velocity, grad, backup : real[n_params]
@@ -319,6 +332,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     X : real[n_rows, n_inputs], Y : real[n_rows, n_outputs]
     order : int64[n_order]
         Row indices, each in [0, n_rows).
+    weights : real[n_rows] or None
+        Sample weights, indexed by row (see csrc/annfast.h), checked by the caller.
     progress : callable(done) or None
         Called with the number of rows done between chunks (GIL held).
 
@@ -340,6 +355,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
     check_len(backup.shape[0], n_params, "backup")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
     check_order(order, X.shape[0])
+    cdef const real *wp = row_weights(weights, X.shape[0])
     sgd = sgd_settings(spec, velocity, grad, learning_rate, momentum, weight_decay, nesterov, bs, &vel, &g)
     if n == 0:
         return 0.0, 0
@@ -362,10 +378,10 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
             with nogil:
                 if real is float:
                     st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
-                                           &Y[0, 0], &order[0], pos, end, &rep)
+                                           &Y[0, 0], wp, &order[0], pos, end, &rep)
                 else:
                     st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0],
-                                           &Y[0, 0], &order[0], pos, end, &rep)
+                                           &Y[0, 0], wp, &order[0], pos, end, &rep)
             if st == AF_ERR_NONFINITE:
                 raise_nonfinite(params, backup, vstate, order[rep.bad_row], rep.bad_row, epoch)
             elif st != AF_OK:
@@ -381,10 +397,10 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
                 with nogil:
                     if real is float:
                         st = af_gradient_rows_f32(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
-                                                  &order[0], sub, sub_end, &rep)
+                                                  wp, &order[0], sub, sub_end, &rep)
                     else:
                         st = af_gradient_rows_f64(&spec.net, &params[0], g, &work[0], &X[0, 0], &Y[0, 0],
-                                                  &order[0], sub, sub_end, &rep)
+                                                  wp, &order[0], sub, sub_end, &rep)
                 if st == AF_ERR_NONFINITE:
                     raise_nonfinite(params, backup, vstate, order[rep.bad_row], rep.bad_row, epoch)
                 between_chunks(params, backup, vstate, progress, sub_end)
@@ -411,7 +427,7 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
                  const real[:, ::1] Y, const int64_t[::1] order, int64_t block, double learning_rate,
                  double momentum=0.0, double weight_decay=0.0, bint nesterov=False, int64_t batch_size=1,
                  object stop=None, real[::1] shared=None, real[::1] start=None, object lock=None,
-                 int64_t[::1] next_pos=None):
+                 int64_t[::1] next_pos=None, const real[::1] weights=None):
     """One thread's part of a multi-threaded epoch: SGD over ``X[order[i]]`` (per sample, or in mini-batches
     of ``batch_size`` with the thread's own ``grad``), ``block`` rows (rounded up to whole batches) between
     returns to Python.
@@ -452,6 +468,7 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
         raise ValueError("next_pos needs shared, start and lock, and holds one position")
     if block < 1:
         raise ValueError("block >= 1 is required")
+    cdef const real *wp = row_weights(weights, X.shape[0])
     sgd = sgd_settings(spec, velocity, grad, learning_rate, momentum, weight_decay, nesterov, batch_size, &vel, &g)
     if n == 0:
         return 0.0, 0, 0, -1
@@ -468,10 +485,10 @@ def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad
         with nogil:
             if real is float:
                 st = af_train_rows_f32(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
-                                       &order[0], pos, end, &rep)
+                                       wp, &order[0], pos, end, &rep)
             else:
                 st = af_train_rows_f64(&spec.net, &sgd, &params[0], vel, g, &work[0], &X[0, 0], &Y[0, 0],
-                                       &order[0], pos, end, &rep)
+                                       wp, &order[0], pos, end, &rep)
         if st == AF_ERR_NONFINITE:
             if stop is not None:
                 stop.set()
@@ -537,7 +554,8 @@ def split_workspace_len(Spec spec):
 def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] replica, real[::1] vreplica,
                  real[::1] work, real[::1] hbuf, int64_t[::1] ctl, const real[:, ::1] X, const real[:, ::1] Y,
                  const int64_t[::1] order, int64_t thread, int64_t n_threads, double learning_rate,
-                 double momentum=0.0, double weight_decay=0.0, bint nesterov=False):
+                 double momentum=0.0, double weight_decay=0.0, bint nesterov=False,
+                 const real[::1] weights=None):
     """Thread ``thread`` of ``n_threads`` in per-sample SGD over ``X[order[i]]`` shared by the threads.
 
     Every thread of the epoch calls this with the same arguments but ``thread``, ``replica`` and ``vreplica``
@@ -572,6 +590,7 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
     if ctl.shape[0] != split_ctl_len(n_threads):
         raise ValueError(f"ctl holds {split_ctl_len(n_threads)} values for {n_threads} threads")
     sgd = sgd_settings(spec, velocity, velocity, learning_rate, momentum, weight_decay, nesterov, 1, &vel, &g)
+    cdef const real *wp = row_weights(weights, X.shape[0])
     if thread > 0:
         check_len(replica.shape[0], spec.n_params, "replica")
         rep_p = &replica[0]
@@ -586,10 +605,10 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
     with nogil:
         if real is float:
             st = af_split_rows_f32(&spec.net, &sgd, thread, n_threads, &ctl[0], &params[0], vel, rep_p, rep_v,
-                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], &order[0], 0, n, &rep)
+                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], wp, &order[0], 0, n, &rep)
         else:
             st = af_split_rows_f64(&spec.net, &sgd, thread, n_threads, &ctl[0], &params[0], vel, rep_p, rep_v,
-                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], &order[0], 0, n, &rep)
+                                   &hbuf[0], &work[0], &X[0, 0], &Y[0, 0], wp, &order[0], 0, n, &rep)
     if st == AF_ERR_NONFINITE:
         return rep.loss_sum, rep.n_correct, rep.bad_row, rep.bad_row
     if st == AF_STOPPED:
@@ -600,7 +619,8 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
 
 
 def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
-                   const int64_t[::1] order, int64_t begin, int64_t end, real[::1] grad, object stop=None):
+                   const int64_t[::1] order, int64_t begin, int64_t end, real[::1] grad, object stop=None,
+                   const real[::1] weights=None):
     """Add the gradient of the summed loss of rows ``X[order[begin:end]]`` to grad (n_params).
 
     For one thread's slice of a mini-batch: params are read only. Runs in chunks without the GIL and
@@ -618,6 +638,7 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
     if not 0 <= begin <= end <= order.shape[0]:
         raise IndexError(f"rows {begin}:{end} are outside the {order.shape[0]} positions of order")
     check_order(order[begin:end], X.shape[0])
+    cdef const real *wp = row_weights(weights, X.shape[0])
     if begin == end:
         return 0.0, 0, -1
     work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
@@ -626,11 +647,11 @@ def gradient_shard(Spec spec, const real[::1] params, const real[:, ::1] X, cons
         stop_at = min(pos + chunk, end)
         with nogil:
             if real is float:
-                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], &order[0],
-                                          pos, stop_at, &rep)
+                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], wp,
+                                          &order[0], pos, stop_at, &rep)
             else:
-                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], &order[0],
-                                          pos, stop_at, &rep)
+                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], wp,
+                                          &order[0], pos, stop_at, &rep)
         if st == AF_ERR_NONFINITE:
             if stop is not None:
                 stop.set()
@@ -1000,8 +1021,9 @@ cdef class Engine:
         return out
 
     def train_one(self, Spec spec, object x, object y, double learning_rate, double momentum=0.0,
-                  double weight_decay=0.0, bint nesterov=False):
-        """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss.
+                  double weight_decay=0.0, bint nesterov=False, double weight=1.0):
+        """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss (times
+        ``weight``, the row's sample weight, checked by the caller; its gradient is scaled by it too).
 
         x and y of another dtype or layout, Python numbers, lists and (for several outputs) integer class
         labels are converted here when that is simple (see convert_rows). Returns None (changing
@@ -1027,6 +1049,9 @@ cdef class Engine:
         cdef void *vb
         cdef float[::1] heap32
         cdef double[::1] heap64
+        cdef float w32 = <float>weight
+        cdef double w64 = weight
+        cdef const void *wp = NULL
         check_len(n, spec.n_params, "params")
         if not (learning_rate > 0) or not (0 <= momentum < 1) or not (weight_decay >= 0):
             raise ValueError("learning_rate > 0, 0 <= momentum < 1 and weight_decay >= 0 are required, got "
@@ -1072,11 +1097,13 @@ cdef class Engine:
                 p, b = <void *>&self.p64[0], <void *>&self.b64[0]
                 v = <void *>&self.v64[0] if momentum > 0 else NULL
                 vb = <void *>&self.vb64[0] if momentum > 0 else NULL
+            if weight != 1.0:
+                wp = <const void *>&w32 if self.f32 else <const void *>&w64
             if n >= NOGIL_MACS:
                 with nogil:
-                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, &rep)
+                    st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, wp, &rep)
             else:
-                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, &rep)
+                st = train_row(self.f32, &spec.net, &sgd, n, p, b, v, vb, w, xd, yd, wp, &rep)
         finally:
             if x_held:
                 PyBuffer_Release(&xb)
@@ -1127,9 +1154,11 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
             PyErr_CheckSignals()
 
 
-def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y, real[::1] work=None):
+def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y, real[::1] work=None,
+              const real[::1] weights=None):
     """(summed loss, rows classified right) of the rows of X against Y; DivergenceError if a loss is
-    non-finite. ``work``: scratch of at least ``spec.workspace_len`` reals, else allocated for the call."""
+    non-finite. ``work``: scratch of at least ``spec.workspace_len`` reals, else allocated for the call.
+    ``weights``: sample weights (one per row), each row's loss is multiplied by its weight."""
     cdef int64_t n = X.shape[0], pos = 0, end
     cdef int64_t chunk = spec.chunk_rows * 3
     cdef af_report rep
@@ -1137,6 +1166,7 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
     cdef af_status st = AF_OK
     check_len(params.shape[0], spec.n_params, "params")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    cdef const real *wp = row_weights(weights, X.shape[0])
     if n == 0:
         return 0.0, 0
     if work is None or work.shape[0] < spec.workspace_len:
@@ -1145,11 +1175,11 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
         end = min(pos + chunk, n)
         with nogil:
             if real is float:
-                st = af_loss_rows_f32(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
-                                      &rep)
+                st = af_loss_rows_f32(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], wp, pos,
+                                      end, &rep)
             else:
-                st = af_loss_rows_f64(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], pos, end,
-                                      &rep)
+                st = af_loss_rows_f64(&spec.net, &params[0], &work[0], &X[0, 0], &Y[0, 0], wp, pos,
+                                      end, &rep)
         if st == AF_ERR_NONFINITE:
             raise DivergenceError(f"non-finite loss at row {rep.bad_row}: the weights or that row hold "
                                   "values too large for the network's precision")
@@ -1160,7 +1190,7 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
 
 
 def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const real[:, ::1] Y,
-                  real[::1] grad):
+                  real[::1] grad, const real[::1] weights=None):
     """Add the gradient of the summed loss of all rows of X, Y to grad (n_params); return the loss.
 
     The parameters are not modified. For gradient checks and full-batch methods. Runs in chunks of whole
@@ -1174,6 +1204,7 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
     check_len(params.shape[0], spec.n_params, "params")
     check_len(grad.shape[0], spec.n_params, "grad")
     check_rows(spec, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1])
+    cdef const real *wp = row_weights(weights, X.shape[0])
     if n == 0:
         return 0.0
     work_arr = aligned_empty(spec.workspace_len, np.float32 if real is float else np.float64)
@@ -1182,11 +1213,11 @@ def gradient_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const
         end = min(pos + chunk, n)
         with nogil:
             if real is float:
-                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                          pos, end, &rep)
+                st = af_gradient_rows_f32(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], wp,
+                                          NULL, pos, end, &rep)
             else:
-                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], NULL,
-                                          pos, end, &rep)
+                st = af_gradient_rows_f64(&spec.net, &params[0], &grad[0], &work[0], &X[0, 0], &Y[0, 0], wp,
+                                          NULL, pos, end, &rep)
         if st == AF_ERR_NONFINITE:
             raise DivergenceError(f"non-finite loss at row {rep.bad_row}: the weights or that row hold "
                                   "values too large for the network's precision")

@@ -141,7 +141,11 @@ const char *af_status_name(int32_t status);
 /* ---- kernels, float: the same functions exist with suffix _f64 for double ------------------------
  *
  * Shapes: X (n_rows, n_in) and Y (n_rows, n_out) row-major, where n_in is the first layer's and n_out
- * the last layer's width; out (n_rows, n_out). params, velocity and grad have af_n_params(net) reals;
+ * the last layer's width; out (n_rows, n_out). weights (sample weights) is NULL (every row weighs 1) or has n_rows
+ * reals, indexed by row like X and Y: a row's loss, as reported and as trained on, is its weight times its
+ * loss, so its gradient, and its update, is scaled by the weight (a weight of 1 changes nothing, a weight of 0
+ * leaves only weight decay and momentum acting on that row's step). Weights are the caller's to check (finite,
+ * >= 0); a batch's update is still the mean over its rows, count rows, not the sum of their weights. params, velocity and grad have af_n_params(net) reals;
  * work has af_workspace_len(net) reals and may hold anything on entry. Row indices are not checked:
  * the caller guarantees 0 <= begin <= end and that every row index used is < n_rows.
  */
@@ -165,7 +169,8 @@ const char *af_status_name(int32_t status);
  * whole. */
 af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd,
                             float *params, float *velocity, float *grad, float *work,
-                            const float *X, const float *Y, const int64_t *order,
+                            const float *X, const float *Y, const float *weights,
+                            const int64_t *order,
                             int64_t begin, int64_t end,
                             af_report *report);
 
@@ -175,7 +180,7 @@ af_status af_train_rows_f32(const af_net *net, const af_sgd *sgd,
  * and by gradient checks. On a non-finite loss returns AF_ERR_NONFINITE with report->bad_row set to
  * the position of the row; grad then holds a partial sum. */
 af_status af_gradient_rows_f32(const af_net *net, const float *params, float *grad, float *work,
-                               const float *X, const float *Y, const int64_t *order,
+                               const float *X, const float *Y, const float *weights, const int64_t *order,
                                int64_t begin, int64_t end, af_report *report);
 
 /* One SGD update from a summed gradient of count rows: g = grad / count + lambda w, momentum as in
@@ -190,7 +195,7 @@ af_status af_predict_rows_f32(const af_net *net, const float *params, float *wor
 /* Adds the losses of rows begin .. end-1 to the report (a row with a non-finite loss stops the call
  * with AF_ERR_NONFINITE and report->bad_row set). */
 af_status af_loss_rows_f32(const af_net *net, const float *params, float *work,
-                           const float *X, const float *Y, int64_t begin, int64_t end,
+                           const float *X, const float *Y, const float *weights, int64_t begin, int64_t end,
                            af_report *report);
 
 /* Elementwise activation and its derivative (as used by backpropagation, from z and a = f(z)) of n
@@ -235,11 +240,13 @@ int64_t af_split_workspace_len(const af_net *net);
 int64_t af_split_hbuf_len(const af_net *net);  /* reals of hbuf: 2 af_round_up(n1) */
 af_status af_split_rows_f32(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
                             float *params, float *velocity, float *replica, float *vreplica, float *hbuf,
-                            float *work, const float *X, const float *Y, const int64_t *order,
+                            float *work, const float *X, const float *Y, const float *weights,
+                            const int64_t *order,
                             int64_t begin, int64_t end, af_report *report);
 af_status af_split_rows_f64(const af_net *net, const af_sgd *sgd, int64_t t, int64_t T, int64_t *ctl,
                             double *params, double *velocity, double *replica, double *vreplica, double *hbuf,
-                            double *work, const double *X, const double *Y, const int64_t *order,
+                            double *work, const double *X, const double *Y, const double *weights,
+                            const int64_t *order,
                             int64_t begin, int64_t end, af_report *report);
 
 /* One thread's merge into shared parameters: shared += copy - start (the thread's change since it last
@@ -250,18 +257,19 @@ void af_merge_delta_f32(int64_t n, float *shared, float *copy, float *start);
 /* ---- the same in double ----------------------------------------------------------------------- */
 af_status af_train_rows_f64(const af_net *net, const af_sgd *sgd,
                             double *params, double *velocity, double *grad, double *work,
-                            const double *X, const double *Y, const int64_t *order,
+                            const double *X, const double *Y, const double *weights,
+                            const int64_t *order,
                             int64_t begin, int64_t end,
                             af_report *report);
 af_status af_gradient_rows_f64(const af_net *net, const double *params, double *grad, double *work,
-                               const double *X, const double *Y, const int64_t *order,
+                               const double *X, const double *Y, const double *weights, const int64_t *order,
                                int64_t begin, int64_t end, af_report *report);
 af_status af_apply_gradient_f64(const af_sgd *sgd, int64_t n_params, double *params, double *velocity,
                                 const double *grad, int64_t count);
 af_status af_predict_rows_f64(const af_net *net, const double *params, double *work,
                               const double *X, int64_t begin, int64_t end, double *out);
 af_status af_loss_rows_f64(const af_net *net, const double *params, double *work,
-                           const double *X, const double *Y, int64_t begin, int64_t end,
+                           const double *X, const double *Y, const double *weights, int64_t begin, int64_t end,
                            af_report *report);
 void af_activate_f64(int32_t activation, double alpha, const double *z, double *a, int64_t n);
 void af_activation_deriv_f64(int32_t activation, double alpha, const double *z, const double *a,
