@@ -234,7 +234,7 @@ def _diverged(params, backup, epoch: int, where: str) -> None:
 
 
 def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, lr: float, mu: float, wd: float,
-                  nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+                  nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One per-sample epoch on ``n_threads`` threads over disjoint shards of ``order``.
 
     Returns (summed loss, rows classified right).
@@ -244,8 +244,8 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
     shards = np.array_split(order, n_threads)
     block = 4 * spec.chunk_rows    # worker threads need no Ctrl-C checks: fewer GIL round trips
     futures = _submit_all(pool, stop, [(_core.train_thread, spec, params, velocity, params, X, Y,
-                                        np.ascontiguousarray(shard), block, lr, mu, wd, nesterov, 1, stop)
-                                       for shard in shards])
+                                        np.ascontiguousarray(shard), block, lr, mu, wd, nesterov, 1, stop, None, None,
+                                        None, None, W) for shard in shards])
     results = _finish(futures, stop, params, backup)
     bad = [(k, r[3]) for k, r in enumerate(results) if r[3] >= 0]
     if bad:
@@ -258,7 +258,7 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
 
 def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads, X, Y, order, lr: float, mu: float,
                  wd: float, nesterov: bool, sync_every: int, batch_size: int, epoch: int,
-                 pool: ThreadPoolExecutor) -> tuple[float, int]:
+                 pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
 
     Each thread merges on its own (``_core.train_thread``): no barrier between the threads.
@@ -281,7 +281,7 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     futures = _submit_all(pool, stop, [(_pinned, t, _core.train_thread, spec, copies[t],
                                         vcopies[t] if mu > 0 else velocity, grads[t] if batch_size > 1 else copies[t],
                                         X, Y, order, sync_every, lr, mu, wd, nesterov, batch_size, stop, params,
-                                        starts[t], lock, next_pos) for t in range(k)])
+                                        starts[t], lock, next_pos, W) for t in range(k)])
     results = _finish(futures, stop, params, backup)
     bad = [r[3] for r in results if r[3] >= 0]
     if bad:
@@ -320,7 +320,7 @@ last_split_ticks = None
 
 
 def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf, X, Y, order, lr: float,
-                mu: float, wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+                mu: float, wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One per-sample epoch on ``len(works)`` threads with the split kernel (csrc/af_split.inc).
 
     The threads train the rows in ``order`` one at a time, as one thread would: each owns a slice of the first
@@ -339,7 +339,7 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
         for t in range(k):
             futures.append(pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
                                        vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order,
-                                       t, k, lr, mu, wd, nesterov))
+                                       t, k, lr, mu, wd, nesterov, W))
         # wait for the first failure, not for thread 0 first: a thread that fails before its first barrier
         # leaves the others (thread 0 included) waiting for it until ABORT is set below
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -374,7 +374,7 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
 
 
 def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_size: int, lr: float, mu: float,
-                      wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor) -> tuple[float, int]:
+                      wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One mini-batch epoch with every batch's gradient summed by ``len(grads)`` threads.
 
     ``grads`` holds one zeroed (n_params,) buffer per thread; they are left zeroed. Returns (summed loss,
@@ -389,7 +389,7 @@ def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_
         cuts = np.linspace(start, end, k + 1).astype(np.int64)
         try:
             futures = _submit_all(pool, stop, [(_core.gradient_shard, spec, params, X, Y, order, int(cuts[i]),
-                                                int(cuts[i + 1]), grads[i], stop) for i in range(k)])
+                                                int(cuts[i + 1]), grads[i], stop, W) for i in range(k)])
             results = _finish(futures, stop, params, backup)
         except BaseException:
             for g in grads:

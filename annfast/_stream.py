@@ -1,6 +1,7 @@
 """Training data that need not fit in memory: in-memory arrays, memory-mapped arrays, iterables of chunks.
 
-``Network.fit`` asks a source for the *buffers* of each epoch and trains on them one after the other,
+``Network.fit`` asks a source for the *buffers* of each epoch, triples (X, Y, W) where W holds the rows' sample
+weights or is None, and trains on them one after the other,
 shuffling the rows within each buffer (so shuffling is bounded by the buffer size, documented in fit):
 
 - ``InMemory``: the usual case, all rows in one buffer (a full shuffle).
@@ -37,13 +38,13 @@ def default_buffer_rows(n_inputs: int, itemsize: int) -> int:
 class InMemory:
     """All rows in memory: one buffer per epoch."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray):
-        self.X, self.Y = X, Y
+    def __init__(self, X: np.ndarray, Y: np.ndarray, W: np.ndarray | None = None):
+        self.X, self.Y, self.W = X, Y, W
         self.n_rows = X.shape[0]
 
     def buffers(self, rng):
-        """Yield (X, Y) once."""
-        yield self.X, self.Y
+        """Yield (X, Y, W) once."""
+        yield self.X, self.Y, self.W
 
 
 class _MappedReader:
@@ -94,7 +95,7 @@ class MappedRows:
     """Rows of memory-mapped arrays, read block by block (see the module docstring)."""
 
     def __init__(self, X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
-                 loss: str | None = None, activation: str | None = None):
+                 loss: str | None = None, activation: str | None = None, sample_weight=None):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_rows, n_inputs), got shape {X.shape}")
         if X.shape[1] != n_inputs:
@@ -111,13 +112,20 @@ class MappedRows:
         self._dims = (n_inputs, n_outputs, dtype, loss, activation)
         self._rx = _MappedReader(X).read if isinstance(X, np.memmap) else (lambda r0, r1: X[r0:r1])
         self._ry = _MappedReader(y).read if isinstance(y, np.memmap) else (lambda r0, r1: y[r0:r1])
+        self._rw = None
+        if sample_weight is not None:
+            w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
+            if w.ndim != 1 or w.shape[0] != self.n_rows:
+                raise ValueError(f"sample_weight must hold one weight per row of X ({self.n_rows}), got shape {w.shape}")
+            self._rw = _MappedReader(w).read if isinstance(w, np.memmap) else (lambda r0, r1: w[r0:r1])
         self._check_all()
 
     def _block(self, r0: int, r1: int):
         n_in, n_out, dtype, loss, activation = self._dims
         Xb = v.as_inputs(self._rx(r0, r1), n_in, dtype, first_row=r0)
         Yb = v.as_targets(self._ry(r0, r1), r1 - r0, n_out, dtype, first_row=r0, loss=loss, activation=activation)
-        return Xb, Yb
+        Wb = None if self._rw is None else v.as_sample_weight(self._rw(r0, r1), r1 - r0, dtype, first_row=r0)
+        return Xb, Yb, Wb
 
     def _check_all(self) -> None:
         for r0 in range(0, self.n_rows, self.block):
@@ -133,7 +141,8 @@ class MappedRows:
 
 
 class ChunkStream:
-    """An iterable of (X, y) chunks gathered into buffers of about ``buffer_rows`` rows."""
+    """An iterable of (X, y) or (X, y, sample_weight) chunks gathered into buffers of about ``buffer_rows`` rows
+    (every chunk of one pass with weights, or none: a buffer mixing both would weigh some rows by chance)."""
 
     def __init__(self, chunks, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
                  loss: str | None = None, activation: str | None = None):
@@ -160,15 +169,24 @@ class ChunkStream:
                              "pass a list or an object whose __iter__ starts over to train several epochs")
         self._used = True
         n_in, n_out, dtype, loss, activation = self._dims
-        xs, ys, held, seen = [], [], 0, 0
+        xs, ys, ws, held, seen, weighted = [], [], [], 0, 0, None
         for k, chunk in enumerate(self.chunks):
             try:
-                Xc, yc = chunk
+                Xc, yc, *wc = chunk
+                if len(wc) > 1:
+                    raise ValueError
             except (TypeError, ValueError):
-                raise TypeError(f"chunk {k} must be a pair (X, y)") from None
+                raise TypeError(f"chunk {k} must be a pair (X, y) or a triple (X, y, sample_weight)") from None
+            if weighted is None:
+                weighted = bool(wc)
+            elif weighted != bool(wc):
+                raise ValueError(f"chunk {k} {'has' if wc else 'has no'} sample weights but the chunks before it "
+                                 f"{'had none' if wc else 'had them'}: give every chunk weights, or none")
             try:
                 Xc = v.as_inputs(Xc, n_in, dtype)
                 Yc = v.as_targets(yc, Xc.shape[0], n_out, dtype, loss=loss, activation=activation)
+                if wc:
+                    ws.append(v.as_sample_weight(wc[0], Xc.shape[0], dtype))
             except ValueError as exc:
                 raise ValueError(f"chunk {k} (rows {seen} onwards): {exc}") from None
             xs.append(Xc)
@@ -176,28 +194,33 @@ class ChunkStream:
             held += Xc.shape[0]
             seen += Xc.shape[0]
             if held >= self.buffer_rows:
-                yield np.concatenate(xs), np.concatenate(ys)
-                xs, ys, held = [], [], 0
+                yield np.concatenate(xs), np.concatenate(ys), np.concatenate(ws) if ws else None
+                xs, ys, ws, held = [], [], [], 0
         if held:
-            yield np.concatenate(xs), np.concatenate(ys)
+            yield np.concatenate(xs), np.concatenate(ys), np.concatenate(ws) if ws else None
         if seen == 0:
             raise ValueError("the chunk iterable gave no rows")
         self.n_rows = seen
 
 
 def source(X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int | None,
-           loss: str | None = None, activation: str | None = None):
+           loss: str | None = None, activation: str | None = None, sample_weight=None):
     """Return the data source for fit's X and y (see the module docstring).
 
-    With ``loss`` and the output ``activation``, the targets are checked to fit the loss too.
+    With ``loss`` and the output ``activation``, the targets are checked to fit the loss too. ``sample_weight``:
+    one weight per row (for chunks: in the chunks, as their third member).
     """
     rows = buffer_rows or default_buffer_rows(n_inputs, dtype.itemsize)
     if y is None:
+        if sample_weight is not None:
+            raise ValueError("with X an iterable of chunks, give the sample weights in the chunks: (X, y, sample_weight)")
         return ChunkStream(X, n_inputs, n_outputs, dtype, rows, loss, activation)
     if isinstance(X, np.memmap):
-        return MappedRows(X, y, n_inputs, n_outputs, dtype, rows, loss, activation)
+        return MappedRows(X, y, n_inputs, n_outputs, dtype, rows, loss, activation, sample_weight)
     Xa = v.as_inputs(X, n_inputs, dtype)
-    return InMemory(Xa, v.as_targets(y, Xa.shape[0], n_outputs, dtype, loss=loss, activation=activation))
+    Ya = v.as_targets(y, Xa.shape[0], n_outputs, dtype, loss=loss, activation=activation)
+    W = None if sample_weight is None else v.as_sample_weight(sample_weight, Xa.shape[0], dtype)
+    return InMemory(Xa, Ya, W)
 
 
 __all__ = ["ChunkStream", "InMemory", "MappedRows", "source"]

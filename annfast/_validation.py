@@ -310,3 +310,82 @@ def as_row(x, width: int, dtype: np.dtype, name: str) -> np.ndarray:
     if arr.ndim != 1 or arr.shape[0] != width:
         raise ValueError(f"{name} must hold one row of {width} values, got shape {np.shape(x)}")
     return cast_finite(arr, dtype, name)
+
+
+# ---- sample and class weights -------------------------------------------------------------------------------
+
+#: Output activations whose rows belong to classes (argmax of several outputs, or one output on either side of 0.5).
+CLASSIFIER_OUTPUTS = ("softmax", "sigmoid", "step")
+
+
+def as_sample_weight(w, n_rows: int, dtype: np.dtype, name: str = "sample_weight", first_row: int = 0) -> np.ndarray:
+    """Return per-row weights as a C-contiguous (n_rows,) array of ``dtype``: real numbers, finite and >= 0.
+
+    A row's loss, as trained on and as reported, is its weight times its loss (see ``Network.fit``).
+    """
+    arr = _numeric(w, name)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one weight per row), got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but {name} has {arr.shape[0]}")
+    out = cast_finite(arr, dtype, name, first_row=first_row)
+    bad = np.flatnonzero(out < 0)
+    if bad.size:
+        raise ValueError(f"{name}[{bad[0] + first_row}] = {out[bad[0]]} is negative; weights must be >= 0")
+    return out
+
+
+def row_classes(Y: np.ndarray) -> np.ndarray:
+    """The class of each row of classifier targets: the largest output of several, else 0/1 by the 0.5 line."""
+    if Y.shape[1] > 1:
+        return np.argmax(Y, axis=1)
+    return (Y[:, 0] >= 0.5).astype(np.int64)
+
+
+def check_class_weight(class_weight, n_outputs: int, activation: str):
+    """Check ``class_weight`` (None, "balanced", or a dict class -> weight) against the network's outputs.
+
+    Returns None, "balanced", or a (n_classes,) float64 array of each class's weight (1 for a class not named).
+    """
+    if class_weight is None:
+        return None
+    if activation not in CLASSIFIER_OUTPUTS:
+        raise ValueError(f"class_weight needs a classifier output (one of {', '.join(CLASSIFIER_OUTPUTS)}), but the "
+                         f"output layer is {activation!r}; pass sample_weight instead")
+    n_classes = n_outputs if n_outputs > 1 else 2
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}, got {class_weight!r}")
+        return "balanced"
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be None, 'balanced' or a dict {{class: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    table = np.ones(n_classes)
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
+            raise ValueError(f"class_weight has key {key!r}, which is not a class in [0, {n_classes})")
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"class_weight[{key}] = {value!r} must be a finite number >= 0")
+        table[int(key)] = float(value)
+    return table
+
+
+def balanced_class_weight(Y: np.ndarray) -> np.ndarray:
+    """scikit-learn's "balanced" weights from targets Y: n_rows / (n_classes_present * rows_of_class)."""
+    classes = row_classes(Y)
+    counts = np.bincount(classes, minlength=max(2, Y.shape[1]))
+    present = np.count_nonzero(counts)
+    table = np.ones(counts.shape[0])
+    table[counts > 0] = Y.shape[0] / (present * counts[counts > 0])
+    return table
+
+
+def weigh_rows(table, Y: np.ndarray, W, dtype: np.dtype):
+    """Per-row weights: ``W`` (or ones) times each row's class weight from ``table`` (None: ``W`` unchanged)."""
+    if table is None:
+        return W
+    cw = table[row_classes(Y)].astype(dtype)
+    return cw if W is None else np.ascontiguousarray(W * cw, dtype=dtype)

@@ -735,7 +735,8 @@ class Network:
             nesterov: bool = False, weight_decay: float = 0.0, seed: int | None = None,
             validation_data=None, validation_split: float = 0.0, callbacks=None, verbose: int = 0,
             n_threads: int = 1, sync_every: int | None = None, hogwild: bool = False,
-            shuffle_buffer: int | None = None, initial_epoch: int = 0, metrics=None) -> History:
+            shuffle_buffer: int | None = None, initial_epoch: int = 0, metrics=None, sample_weight=None,
+            class_weight=None) -> History:
         """Train by stochastic, mini-batch or full-batch gradient descent for some epochs.
 
         Parameters
@@ -776,7 +777,7 @@ class Network:
             L2 penalty: adds weight_decay * w to every parameter's gradient.
         seed : int or None, default=None
             Seed of this call's shuffling; None continues the network's own random stream.
-        validation_data : tuple (X_val, y_val) or None, default=None
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), or None, default=None
             Data to compute "val_loss" (and "val_accuracy") on after every epoch.
         validation_split : float, default=0.0
             In [0, 1): hold out this fraction of the rows (the last ones, before any shuffling) as
@@ -841,6 +842,21 @@ class Network:
             training rows after the epoch (one more pass; in-memory data only), whereas "loss" and
             "accuracy" are running values of the epoch (each row before its update). Callbacks can monitor
             them.
+        sample_weight : array_like of shape (n_rows,) or None, default=None
+            A weight >= 0 per row (Keras and scikit-learn): the row's loss, as trained on and as reported, is its
+            weight times its loss, so its gradient and its update are scaled by the weight, inside the C loop. A
+            weight of 2 acts to first order like the row seen twice (exactly so for the summed gradient, see
+            ``gradient``); 0 leaves the row out of the gradient, though with momentum or weight decay its step
+            still moves the weights as a step with a zero gradient does. A mini-batch's update is the mean over
+            its rows (divided by the rows, not by their weights), and ``history["loss"]`` is the mean over the
+            epoch's rows of their weighted losses; ``"accuracy"`` counts every row once. May be memory-mapped with a
+            memory-mapped X; for chunks, pass ``(X, y, sample_weight)`` triples instead.
+        class_weight : dict, "balanced" or None, default=None
+            For classifier outputs (softmax, sigmoid, step): a weight per class, multiplied into each row's
+            sample weight (classes not named weigh 1). A row's class is its largest target (several outputs) or
+            whether its target is >= 0.5 (one output). "balanced": scikit-learn's
+            ``n_rows / (n_classes * rows of the class)`` over the training rows (in-memory data only).
+            Validation data are weighed only by weights given in ``validation_data``.
 
         Returns
         -------
@@ -875,7 +891,14 @@ class Network:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
         loss = self.loss if loss is None else self._check_loss(loss)
         out_act = self.layers[-1].activation
-        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act)
+        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
+                              sample_weight)
+        class_table = v.check_class_weight(class_weight, self.n_outputs, out_act)
+        if isinstance(class_table, str):
+            if not isinstance(data, _stream.InMemory):
+                raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
+                                 "in memory; for streamed data pass a dict {class: weight}")
+            class_table = v.balanced_class_weight(data.Y)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
         if epochs < initial_epoch:
@@ -893,12 +916,16 @@ class Network:
         val = None
         if validation_data is not None:
             try:
-                Xv, yv = validation_data
+                Xv, yv, *wv = validation_data
+                if len(wv) > 1:
+                    raise ValueError
             except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (X_val, y_val)") from None
+                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                                "sample_weight_val)") from None
             Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
             val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
-                                    activation=out_act))
+                                    activation=out_act),
+                   v.as_sample_weight(wv[0], Xv.shape[0], self.dtype, "sample_weight_val") if wv else None)
         elif split > 0:
             if not isinstance(data, _stream.InMemory):
                 raise ValueError("validation_split needs the data in memory; for streamed data pass "
@@ -907,8 +934,12 @@ class Network:
             if not 1 <= n_val < data.n_rows:
                 raise ValueError(f"validation_split={split} leaves no training or no validation rows "
                                  f"out of {data.n_rows}")
-            val = (data.X[-n_val:], data.Y[-n_val:])
-            data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val])
+            W = data.W
+            val = (data.X[-n_val:], data.Y[-n_val:], None if W is None else W[-n_val:])
+            data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val], None if W is None else W[:-n_val])
+        if class_table is not None and isinstance(data, _stream.InMemory):   # once, not every epoch
+            data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self.dtype))
+            class_table = None
         if batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
         callbacks = CallbackList(callbacks)
@@ -946,6 +977,8 @@ class Network:
             params["learning_rate_schedule"] = repr(schedule)
         if metric_fns:
             params["metrics"] = ",".join(name for name, _ in metric_fns)
+        if sample_weight is not None or class_weight is not None:
+            params["weighted"] = True
         if initial_epoch > 0 and self.history is not None:
             hist = self.history.continued(params)     # a copy: a snapshot of the old history stays as it was
         else:
@@ -1005,31 +1038,32 @@ class Network:
                     if progress:
                         progress.epoch_begin(epoch)
                     total, correct, rows = 0.0, 0, 0
-                    for Xb, Yb in data.buffers(rng if shuffle else None):
+                    for Xb, Yb, Wb in data.buffers(rng if shuffle else None):
                         nb = Xb.shape[0]
+                        Wb = v.weigh_rows(class_table, Yb, Wb, self.dtype)   # streamed data: per buffer
                         order = rng.permutation(nb) if shuffle else np.arange(nb, dtype=np.int64)
                         report = progress.offset(rows) if progress else None
                         if mode == "split":
                             t, c = _parallel.split_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, replicas, vreplicas,
-                                works, hbuf, Xb, Yb, order, lr, mu, wd, nest, epoch, pool)
+                                works, hbuf, Xb, Yb, order, lr, mu, wd, nest, epoch, pool, Wb)
                         elif mode == "hogwild":
                             t, c = _parallel.hogwild_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, Xb, Yb, order,
-                                threads, lr, mu, wd, nest, epoch, pool)
+                                threads, lr, mu, wd, nest, epoch, pool, Wb)
                         elif merged:
                             t, c = _parallel.merged_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, copies, starts,
                                 vcopies, grads, Xb, Yb, order, lr, mu, wd, nest, sync_every, min(bs, nb), epoch,
-                                pool)
+                                pool, Wb)
                         elif mode == "batch":
                             t, c = _parallel.split_batch_epoch(
                                 spec, self._params, self._engine.velocity, self._engine.backup, grads, Xb, Yb,
-                                order, min(bs, nb), lr, mu, wd, nest, epoch, pool)
+                                order, min(bs, nb), lr, mu, wd, nest, epoch, pool, Wb)
                         else:
                             t, c = _core.train_rows(
                                 spec, self._params, self._engine.velocity, self._grad, self._engine.backup, Xb,
-                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, self._between_chunks(report))
+                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, self._between_chunks(report), Wb)
                         self._publish()
                         total, correct, rows = total + t, correct + c, rows + nb
                     seen += rows
@@ -1040,7 +1074,7 @@ class Network:
                         P = self.predict(data.X)
                         logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
                     if val is not None:
-                        vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1])
+                        vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1], None, val[2])
                         logs["val_loss"] = vloss / val[0].shape[0]
                         if classifier:
                             logs["val_accuracy"] = vcorrect / val[0].shape[0]
@@ -1069,7 +1103,8 @@ class Network:
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
                     shuffle: bool = False, loss: str | None = None, momentum: float = 0.0,
-                    nesterov: bool = False, weight_decay: float = 0.0, n_threads: int = 1) -> float:
+                    nesterov: bool = False, weight_decay: float = 0.0, n_threads: int = 1,
+                    sample_weight=None, class_weight=None) -> float:
         """Make one pass over the given rows (in their order unless ``shuffle``); return the mean loss.
 
         The parameters mean the same as in ``fit``; X may also be memory-mapped, or an iterable of
@@ -1077,11 +1112,12 @@ class Network:
         """
         hist = self.fit(X, y, epochs=1, learning_rate=learning_rate, batch_size=batch_size,
                         shuffle=shuffle, loss=loss, momentum=momentum, nesterov=nesterov,
-                        weight_decay=weight_decay, n_threads=n_threads)
+                        weight_decay=weight_decay, n_threads=n_threads, sample_weight=sample_weight,
+                        class_weight=class_weight)
         return hist.history["loss"][0]
 
     def train_step(self, x, y, learning_rate: float = 0.01, momentum: float = 0.0,
-                   weight_decay: float = 0.0, nesterov: bool = False) -> float:
+                   weight_decay: float = 0.0, nesterov: bool = False, sample_weight=None) -> float:
         """Make one online SGD update from one row; return that row's loss (before the update).
 
         Parameters
@@ -1091,6 +1127,8 @@ class Network:
             for several outputs.
         learning_rate, momentum, weight_decay, nesterov
             As in ``fit`` (checked exactly as ``fit`` checks them); uses the network's ``loss``.
+        sample_weight : float or None, default=None
+            The row's weight (>= 0, as in ``fit``): its loss, returned and trained on, is scaled by it.
 
         Raises
         ------
@@ -1108,15 +1146,16 @@ class Network:
             lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
+        weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
         with self._lock:
             if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
                 y = self._target_row(y)
             try:
-                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
+                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight)
                 if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
                     x = v.as_row(x, self.n_inputs, self.dtype, "x")
                     y = self._target_row(y)
-                    loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest)
+                    loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight)
             finally:
                 # published by the next reader that finds nobody training (a copy per step would cost more
                 # than the step on large networks)
@@ -1166,7 +1205,7 @@ class Network:
             out = out[0]
         return out
 
-    def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False, metrics=None):
+    def evaluate(self, X, y, loss: str | None = None, return_dict: bool = False, metrics=None, sample_weight=None):
         """Compute the mean loss over the rows (the network's loss unless ``loss`` is given), and metrics.
 
         Parameters
@@ -1180,6 +1219,9 @@ class Network:
         metrics : list of str or callable, or None, default=None
             Also compute these from ``predict`` (see ``annfast.metrics``): "accuracy", "rmse", "mae", "r2",
             or functions ``metric(Y, P) -> float``. Implies ``return_dict=True``.
+        sample_weight : array_like of shape (n_rows,) or None, default=None
+            Weights >= 0 of the rows' losses, as in ``fit``: the loss is the mean over the rows of each row's
+            weight times its loss. Accuracy and ``metrics`` count every row once.
 
         Returns
         -------
@@ -1190,9 +1232,10 @@ class Network:
         return_dict = return_dict or bool(metric_fns)
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
+        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         spec = self._spec(loss)
         params = self._readable()   # once: the loss and the metrics of one published state
-        total, correct = _core.loss_rows(spec, params, X, Y, self._work(spec))
+        total, correct = _core.loss_rows(spec, params, X, Y, self._work(spec), W)
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
@@ -1204,11 +1247,13 @@ class Network:
             out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
         return out
 
-    def gradient(self, X, y, loss: str | None = None) -> np.ndarray:
+    def gradient(self, X, y, loss: str | None = None, sample_weight=None) -> np.ndarray:
         """Compute the gradient of the mean loss over the rows with respect to the flat parameters.
 
         Computed by backpropagation at the current weights, which are not changed. Useful for
-        checking, for custom optimizers and for averaging gradients across workers.
+        checking, for custom optimizers and for averaging gradients across workers. With
+        ``sample_weight`` (one weight >= 0 per row), the gradient of the mean of the rows' weighted losses: for
+        integer weights, the summed gradient equals that of the data with each row repeated weight times.
 
         Returns
         -------
@@ -1218,9 +1263,10 @@ class Network:
         loss = self.loss if loss is None else self._check_loss(loss)
         X = v.as_inputs(X, self.n_inputs, self.dtype)
         Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
+        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self.dtype)
         grad = np.zeros(self.n_params, dtype=self.dtype)
         with self._whole():
-            _core.gradient_rows(self._spec(loss), self._params, X, Y, grad)
+            _core.gradient_rows(self._spec(loss), self._params, X, Y, grad, W)
         grad /= X.shape[0]
         return grad
 

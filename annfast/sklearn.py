@@ -33,7 +33,8 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
+    from sklearn.utils.validation import (_check_sample_weight, check_consistent_length, check_is_fitted,
+                                          column_or_1d, validate_data)
 except ImportError as exc:  # scikit-learn missing, or older than 1.6 (no validate_data / __sklearn_tags__)
     raise ImportError('annfast.sklearn needs scikit-learn >= 1.6, an optional extra of annfast: '
                       'pip install "annfast[sklearn]"') from exc
@@ -272,7 +273,7 @@ class _BaseANN(BaseEstimator):
 
     # ---- training ----------------------------------------------------------------------------
 
-    def _fit(self, X, y, incremental: bool, classes=None):
+    def _fit(self, X, y, incremental: bool, classes=None, sample_weight=None):
         """Fit (or continue fitting) as one transaction: on any exception the estimator is left as it was.
 
         The work runs on a staged copy of the estimator's attributes, which replace the estimator's only
@@ -284,7 +285,7 @@ class _BaseANN(BaseEstimator):
         reuse = self.__sklearn_is_fitted__() and (incremental or p["warm_start"])
         staged = object.__new__(type(self))
         staged.__dict__.update(self.__dict__)
-        warning = staged._fit_work(X, y, p, reuse, incremental, classes)
+        warning = staged._fit_work(X, y, p, reuse, incremental, classes, sample_weight)
         gone = set(self.__dict__) - set(staged.__dict__)
         self.__dict__.update(staged.__dict__)
         for key in gone:
@@ -293,10 +294,14 @@ class _BaseANN(BaseEstimator):
             warnings.warn(warning, ConvergenceWarning, stacklevel=3)
         return self
 
-    def _fit_work(self, X, y, p: dict, reuse: bool, incremental: bool, classes) -> str | None:
+    def _fit_work(self, X, y, p: dict, reuse: bool, incremental: bool, classes, sample_weight) -> str | None:
         name = type(self).__name__
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
+        weights = None   # checked (length, finite, >= 0; a number is every row's) before anything changes
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         targets, n_outputs = self._prepare_targets(y, reuse, classes)
+        weights = self._class_weighed(weights, targets, incremental)
         early = p["early_stopping"] and not incremental
         rs = check_random_state(self.random_state) if early or not reuse else None
         if reuse:
@@ -326,8 +331,9 @@ class _BaseANN(BaseEstimator):
 
         score = None
         if early:
-            X, targets, X_val, y_val = self._split_validation(X, targets, p["validation_fraction"], rs)
-            score = self._make_scorer(X_val, y_val)
+            X, targets, weights, X_val, y_val, w_val = self._split_validation(X, targets, weights,
+                                                                              p["validation_fraction"], rs)
+            score = self._make_scorer(X_val, y_val, w_val)
         n_rows = X.shape[0]
         bs = p["batch_size"]
         bs = min(_AUTO_BATCH, n_rows) if bs == "auto" else bs
@@ -347,7 +353,7 @@ class _BaseANN(BaseEstimator):
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
                         learning_rate=lr, batch_size=bs, shuffle=p["shuffle"],
                         momentum=p["momentum"], nesterov=p["nesterovs_momentum"] and p["momentum"] > 0,
-                        weight_decay=p["alpha"], callbacks=[monitor], verbose=p["verbose"])
+                        weight_decay=p["alpha"], callbacks=[monitor], verbose=p["verbose"], sample_weight=weights)
                 if early and monitor.best_params is not None:
                     net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
             except BaseException as exc:
@@ -376,7 +382,11 @@ class _BaseANN(BaseEstimator):
                     f"than tol={p['tol']}; raise max_iter (or tol) to train to convergence")
         return None
 
-    def _split_validation(self, X, targets, fraction: float, rs):
+    def _class_weighed(self, weights, targets, incremental: bool):
+        """The rows' weights times their class weights (classifiers; the base class has none)."""
+        return weights
+
+    def _split_validation(self, X, targets, weights, fraction: float, rs):
         n_val = int(np.ceil(fraction * X.shape[0]))
         if n_val < 2 or X.shape[0] - n_val < 1:
             raise ValueError(f"{type(self).__name__}: early_stopping=True holds out validation_fraction={fraction} "
@@ -384,13 +394,16 @@ class _BaseANN(BaseEstimator):
                              f"needed) and {X.shape[0] - n_val} training rows; use more data or a larger "
                              f"validation_fraction, or early_stopping=False")
         stratify = targets if self._stratify else None
+        w = np.ones(X.shape[0]) if weights is None else weights
         try:
-            X_train, X_val, y_train, y_val = train_test_split(X, targets, test_size=n_val, random_state=rs,
-                                                              stratify=stratify)
+            X_train, X_val, y_train, y_val, w_train, w_val = train_test_split(X, targets, w, test_size=n_val,
+                                                                              random_state=rs, stratify=stratify)
         except ValueError as exc:
             raise ValueError(f"{type(self).__name__}: early_stopping=True cannot hold out a stratified validation "
                              f"set of {n_val} rows: {exc}") from None
-        return np.ascontiguousarray(X_train), np.ascontiguousarray(y_train), X_val, y_val
+        if weights is None:
+            w_train = w_val = None
+        return np.ascontiguousarray(X_train), np.ascontiguousarray(y_train), w_train, X_val, y_val, w_val
 
 
 class ANNRegressor(RegressorMixin, _BaseANN):
@@ -587,10 +600,10 @@ class ANNRegressor(RegressorMixin, _BaseANN):
 
         _onnx.export_regressor(self._as_fitted(), path)   # one fit's network and attributes
 
-    def _make_scorer(self, X_val, y_val):
-        return lambda net: r2_score(y_val, net.predict(X_val))
+    def _make_scorer(self, X_val, y_val, w_val=None):
+        return lambda net: r2_score(y_val, net.predict(X_val), sample_weight=w_val)
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data X and targets y.
 
         Parameters
@@ -599,6 +612,9 @@ class ANNRegressor(RegressorMixin, _BaseANN):
             Finite numbers.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        sample_weight : array-like of shape (n_samples,) or a number, default=None
+            Weights >= 0 of the rows: each row's loss and update are scaled by its weight, inside the C loop
+            (``Network.fit``). With ``early_stopping``, the validation score is weighted too.
 
         Returns
         -------
@@ -612,9 +628,9 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         annfast.DivergenceError
             If training diverges (learning rate too high, unscaled data); the estimator is unchanged.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on the given rows, continuing from the fitted network (or a new one).
 
         Parameters
@@ -623,13 +639,15 @@ class ANNRegressor(RegressorMixin, _BaseANN):
             Finite numbers.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets, as many columns as in the first call.
+        sample_weight : array-like of shape (n_samples,) or a number, default=None
+            As in ``fit``.
 
         Returns
         -------
         self : ANNRegressor
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predict the targets of X.
@@ -716,6 +734,10 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         Precision of the weights and of all computation. Probabilities are returned as float64 either way.
     verbose : int or bool, default=0
         0 or False: silent; 2 or True: one line per epoch; 1: a live progress bar per epoch (on stderr).
+    class_weight : dict {label: weight}, "balanced" or None, default=None
+        Weights of the classes, multiplied into each row's ``sample_weight`` (labels not named weigh 1);
+        "balanced" is ``n_samples / (n_classes * rows of the class)`` over the rows of the ``fit`` call (as
+        scikit-learn's ``compute_class_weight``; refused by ``partial_fit``, which sees only part of the data).
 
     Attributes
     ----------
@@ -771,6 +793,19 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
     _output_activation = "softmax"
     _loss = "cross_entropy"
     _stratify = True
+
+    def __init__(self, hidden_layer_sizes=(32,), activation="relu", *, learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, batch_size=1, max_iter=200, momentum=0.0,
+                 nesterovs_momentum=True, alpha=1e-4, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, tol=1e-4, shuffle=True, random_state=None, warm_start=False, dtype="float32",
+                 verbose=0, class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, learning_rate=learning_rate,
+                         learning_rate_init=learning_rate_init, power_t=power_t, batch_size=batch_size,
+                         max_iter=max_iter, momentum=momentum, nesterovs_momentum=nesterovs_momentum, alpha=alpha,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, tol=tol, shuffle=shuffle, random_state=random_state,
+                         warm_start=warm_start, dtype=dtype, verbose=verbose)
+        self.class_weight = class_weight
     _y_check_params = {}
 
     def __sklearn_tags__(self):
@@ -848,12 +883,42 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
             self.classes_ = classes
         return self._codes(y), self.classes_.shape[0]     # later calls: any label not in classes_ is an error
 
-    def _make_scorer(self, X_val, y_val):
-        return lambda net: accuracy_score(y_val, net.predict(X_val).argmax(axis=1))
+    def _make_scorer(self, X_val, y_val, w_val=None):
+        return lambda net: accuracy_score(y_val, net.predict(X_val).argmax(axis=1), sample_weight=w_val)
+
+    def _class_weighed(self, weights, codes, incremental: bool):
+        """The rows' weights times the weights of their classes (``class_weight``; labels as in ``classes_``)."""
+        cw = self.class_weight
+        if cw is None:
+            return weights
+        name = type(self).__name__
+        n_classes = self.classes_.shape[0]
+        if isinstance(cw, str) and cw == "balanced":
+            if incremental:
+                raise ValueError(f"{name}: class_weight='balanced' needs the class counts of all the data, which "
+                                 f"partial_fit does not see; compute them once (scikit-learn's compute_class_weight) "
+                                 f"and pass class_weight as a dict {{label: weight}}")
+            counts = np.bincount(codes, minlength=n_classes)
+            table = np.ones(n_classes)
+            table[counts > 0] = codes.shape[0] / (np.count_nonzero(counts) * counts[counts > 0])
+        elif isinstance(cw, dict):
+            index = {label: k for k, label in enumerate(self.classes_.tolist())}
+            table = np.ones(n_classes)
+            for label, w in cw.items():
+                if label not in index:
+                    raise ValueError(f"{name}: class_weight names the label {label!r}, which is not one of the "
+                                     f"classes {self.classes_.tolist()}")
+                if isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w) or w < 0:
+                    raise ValueError(f"{name}: class_weight[{label!r}] = {w!r} must be a finite number >= 0")
+                table[index[label]] = float(w)
+        else:
+            raise ValueError(f"{name}: class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}")
+        row = table[codes]
+        return row if weights is None else weights * row
 
     # ---- public API --------------------------------------------------------------------------
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data X and class labels y.
 
         Parameters
@@ -862,6 +927,10 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
             Finite numbers.
         y : array-like of shape (n_samples,)
             Class labels (numbers, strings or other hashable objects), at least two distinct ones.
+        sample_weight : array-like of shape (n_samples,) or a number, default=None
+            Weights >= 0 of the rows, multiplied by ``class_weight``: each row's loss and update are scaled by
+            its weight, inside the C loop (``Network.fit``). With ``early_stopping``, the validation accuracy is
+            weighted too.
 
         Returns
         -------
@@ -876,9 +945,9 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         annfast.DivergenceError
             If training diverges; the estimator is unchanged.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on the given rows, continuing from the fitted network (or a new one).
 
         Parameters
@@ -890,6 +959,8 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         classes : array-like of shape (n_classes,), default=None
             All the classes of the whole data. Required on the first call (when the estimator is not yet
             fitted); later it may be omitted, or must equal ``classes_``.
+        sample_weight : array-like of shape (n_samples,) or a number, default=None
+            As in ``fit`` (``class_weight="balanced"`` is refused here: it needs the counts of all the data).
 
         Returns
         -------
@@ -905,7 +976,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         if classes is None and not self.__sklearn_is_fitted__():
             raise ValueError(f"{type(self).__name__}: classes must be passed on the first call to partial_fit "
                              f"(all the labels of the whole data, e.g. classes=np.unique(y_all))")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def to_onnx(self, path) -> None:
         """Export the fitted classifier as an ONNX model whose float64 "output" equals ``predict_proba``.

@@ -38,10 +38,18 @@ def _snapshot(est):
 
 # ---- scikit-learn's own estimator checks -----------------------------------------------------------------
 
-# Checks that fail and why. Empty: every check of scikit-learn 1.9 passes. A check may only be added here with
-# the reason it cannot pass; a check that fails because of a bug gets the bug fixed instead. (The checks that
-# need pandas are skipped when pandas is not installed; they pass with it.)
-EXPECTED_FAILED_CHECKS: dict = {"ANNRegressor": {}, "ANNClassifier": {}}
+# Checks that fail and why. A check may only be added here with the reason it cannot pass; a check that fails
+# because of a bug gets the bug fixed instead. (The checks that need pandas are skipped when pandas is not
+# installed; they pass with it.) The one entry is scikit-learn's own for its MLPs and SGD estimators: stochastic
+# gradient descent visits a repeated row twice, at two different points of training, whereas a weight of 2 scales
+# one step, so the two fits agree only to first order in the learning rate (test_sample_weight.py checks the
+# equivalence where it is exact: the summed gradient, and full-batch descent).
+_SGD_WEIGHTS = ("per-sample SGD: a weight of 2 scales one step, a repeated row takes two at different weights; "
+                "equal only to first order in the learning rate")
+EXPECTED_FAILED_CHECKS: dict = {
+    "ANNRegressor": {"check_sample_weight_equivalence_on_dense_data": _SGD_WEIGHTS},
+    "ANNClassifier": {"check_sample_weight_equivalence_on_dense_data": _SGD_WEIGHTS},
+}
 
 
 def _expected_failed_checks(estimator):
