@@ -305,7 +305,7 @@ def split_threads(spec, n_threads: int) -> int:
     ``CLAMP_TO_CORES = False`` lifts all three limits but the units (tests oversubscribe with it). The reference
     kernel has no split kernel (af_split_rows refuses it): it trains on one thread.
     """
-    if spec.n_layers < 2 or spec.isa == _core.AF_ISA_REFERENCE:
+    if spec.n_layers < 2 or spec.isa == _core.af_isa.AF_ISA_REFERENCE:
         return 1
     k = min(n_threads, spec.first_width // SPLIT_UNITS)
     if CLAMP_TO_CORES:
