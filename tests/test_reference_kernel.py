@@ -22,9 +22,9 @@ float32 0.5 of the movement, between ANY two roundings, not a kernel bug).
 import numpy as np
 import pytest
 from conftest import DTYPES, representable
+from test_reference import NETS as NUMPY_NETS
 from test_reference import SETTINGS as NUMPY_SETTINGS
 from test_reference import assert_same_weights, make_case
-from test_reference import NETS as NUMPY_NETS
 
 import annfast as af
 from annfast import _core, _parallel
@@ -83,9 +83,9 @@ def case(shape, dtype, n_rows, seed=5):
 
 
 def spec_of(net, kernel):
-    n_in, layers, loss = net.n_inputs, net.layers, net.loss
-    return _core.Spec(n_in, [(l.units, v.ACTIVATIONS[l.activation], l.negative_slope) for l in layers],
-                      v.LOSSES[loss], v.KERNELS[kernel])
+    """The C descriptor of net, for kernel (what Network._spec builds for its own kernel)."""
+    layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope) for layer in net.layers]
+    return _core.Spec(net.n_inputs, layers, v.LOSSES[net.loss], v.KERNELS[kernel])
 
 
 def train(net, kernel, X, Y, w, order, setting):
@@ -249,3 +249,23 @@ def test_model_files_with_the_reference_kernel(tmp_path):
     net.save_fann(tmp_path / "m.net")
     pytest.importorskip("onnx")
     net.to_onnx(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.parametrize("kernel", fast_kernels())
+def test_divergence_stops_at_the_same_row_as_the_reference_kernel(kernel, batch_size):
+    """A row whose loss overflows stops every kernel before its update (its batch's): the same row is named and
+    the weights kept are those of every earlier row (batch)."""
+    net, X, Y, _, order = case("medium-784-128-10-sigmoid-softmax-ce", "float64", 40)
+    Y[order[23]] *= 1e308   # its cross-entropy, 1e308 (lse - z_y), overflows
+    kept = {}
+    for k in ("reference", kernel):
+        params = np.array(net.parameters)
+        z = np.zeros_like(params)
+        with pytest.raises(_core.DivergenceError, match=f"row {order[23]}"):
+            _core.train_rows(spec_of(net, k), params, z.copy(), z.copy(), z.copy(), X, Y, order, LR, 0.5, 0.0,
+                             False, batch_size)
+        kept[k] = params
+    moved = np.abs(kept["reference"] - np.asarray(net.parameters)).max()
+    assert moved > 1e-6
+    assert_close(kept[kernel], kept["reference"], moved, TOL["float64"], "params kept")
