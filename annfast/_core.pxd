@@ -28,6 +28,7 @@ cdef extern from "annfast.h" nogil:
         AF_ISA_BASE
         AF_ISA_AVX2
         AF_ISA_AVX512
+        AF_ISA_REFERENCE
 
     cpdef enum af_status:
         AF_OK

@@ -302,9 +302,10 @@ def split_threads(spec, n_threads: int) -> int:
     hidden layer and ``SPLIT_MIN_MACS`` of its multiply-adds, and its slice is at least half the work of the
     layers past the first, which every thread computes itself. (On the 16-core run of bench/threads.py: 784-256-10
     was fastest at 8 threads, 16 slower; large, whose 512 x 512 second layer every thread computes, at 2-4.)
-    ``CLAMP_TO_CORES = False`` lifts all three limits but the units (tests oversubscribe with it).
+    ``CLAMP_TO_CORES = False`` lifts all three limits but the units (tests oversubscribe with it). The reference
+    kernel has no split kernel (af_split_rows refuses it): it trains on one thread.
     """
-    if spec.n_layers < 2:
+    if spec.n_layers < 2 or spec.isa == _core.af_isa.AF_ISA_REFERENCE:
         return 1
     k = min(n_threads, spec.first_width // SPLIT_UNITS)
     if CLAMP_TO_CORES:

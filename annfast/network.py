@@ -378,11 +378,12 @@ class Network:
 
     @property
     def kernel(self) -> str:
-        """Name of the C kernel variant in use ("base", "avx2" or "avx512"); settable to any this CPU runs.
+        """Name of the C kernel variant in use ("base", "avx2", "avx512" or "reference"); settable to any this CPU runs.
 
         The default is the fastest measured among those the CPU runs: AVX-512 when most weights sit in rows
         of at least 32 float32 or 16 float64 inputs, else AVX2; the environment variable ANNFAST_KERNEL
-        overrides it.
+        overrides it. "reference" (never a default) is the plain scalar C statement of the algorithm
+        (csrc/af_reference.inc) that the others are tested against: slow, and one thread for per-sample SGD.
         """
         return self._kernel
 

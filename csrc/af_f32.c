@@ -1,4 +1,4 @@
-/* af_f32.c -- the float instance of the kernels: baseline variant and the public entry points. */
+/* af_f32.c -- the float instance of the kernels: baseline variant, the reference kernel and the public entry points. */
 #include <math.h>
 #include <string.h>
 #include "af_internal.h"
@@ -14,4 +14,5 @@
 #define AF_API(name) AF_API_X(name, AF_PREC)
 
 #include "af_kernels.inc"
+#include "af_reference.inc"
 #include "af_api.inc"

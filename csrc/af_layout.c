@@ -69,7 +69,7 @@ int64_t af_split_hbuf_len(const af_net *net) { return 2 * af_round_up(net->layer
 
 int32_t af_isa_supported(int32_t isa)
 {
-    if (isa == AF_ISA_BASE) return 1;
+    if (isa == AF_ISA_BASE || isa == AF_ISA_REFERENCE) return 1;
 #if AF_HAVE_X86_VARIANTS
     if (isa == AF_ISA_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     if (isa == AF_ISA_AVX512)
@@ -82,6 +82,7 @@ int32_t af_isa_supported(int32_t isa)
 
 int32_t af_isa_best(void)
 {
+    /* never AF_ISA_REFERENCE: it is the slow statement of the algorithm, chosen only by name */
     if (af_isa_supported(AF_ISA_AVX512)) return AF_ISA_AVX512;
     if (af_isa_supported(AF_ISA_AVX2)) return AF_ISA_AVX2;
     return AF_ISA_BASE;

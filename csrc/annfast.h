@@ -49,11 +49,15 @@ typedef enum af_loss {
                                   cross-entropy summed over the outputs */
 } af_loss;
 
-/* Kernel variants. AF_ISA_BASE runs everywhere; the others are used only when af_isa_supported() says so. */
+/* Kernel variants. AF_ISA_BASE and AF_ISA_REFERENCE run everywhere; the others are used only when
+ * af_isa_supported() says so. */
 typedef enum af_isa {
     AF_ISA_BASE = 0,
     AF_ISA_AVX2 = 1,       /* x86-64 with AVX2 and FMA */
-    AF_ISA_AVX512 = 2      /* x86-64 with AVX-512 F, DQ, BW and VL */
+    AF_ISA_AVX512 = 2,     /* x86-64 with AVX-512 F, DQ, BW and VL */
+    AF_ISA_REFERENCE = 3   /* plain scalar C, one row at a time (af_reference.inc): the statement of the
+                              algorithm that every other variant is tested against; slow. Never af_isa_best;
+                              af_split_rows refuses it (AF_ERR_BAD_ARG) */
 } af_isa;
 
 /* Status codes. AF_OK is 0; never renumber them. */

@@ -47,10 +47,13 @@ def make_case(name, dtype, rng, n_rows=40):
 
 
 def supported_kernels():
-    """The kernel variants this CPU runs."""
+    """The fast kernel variants this CPU runs. Not "reference": tests/test_reference_kernel.py checks it against
+    this NumPy reference and every variant against it (here it would also take the random draws after the last
+    variant's: the loops below share one generator, and its fourth large-first case is too ill-conditioned for
+    float32's 1e-5, on every kernel)."""
     from annfast import _core
     from annfast._validation import KERNELS
-    return [k for k, code in KERNELS.items() if _core.isa_supported(code)]
+    return [k for k, code in KERNELS.items() if k != "reference" and _core.isa_supported(code)]
 
 
 def assert_same_weights(net, ref, dtype):
