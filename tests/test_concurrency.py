@@ -94,8 +94,8 @@ def test_train_step_and_predict_interleave_and_converge_like_one_thread():
     # two others call predict_one on it, with a switch interval of 10 us so that the calls interleave row by row.
     # Each update is whole before the next (the network's lock), so this is per-sample SGD in another order: the
     # test accuracy must be within 3 points of one thread making the same updates in turn (both >= 0.9), and the
-    # training loss within 10 % of it (an update lost to a race, or one thread's updates overwritten by the
-    # other's, leaves it far higher: about twice, were one thread's updates all lost). Readers see softmax rows.
+    # training loss within 30 % of it: other orders of the same updates gave up to +10 %, whereas losing one
+    # thread's updates, or every other update, to a race gave +80 to +95 %. Readers see softmax rows.
     datasets = pytest.importorskip("sklearn.datasets")
     model_selection = pytest.importorskip("sklearn.model_selection")
     d = datasets.load_digits()
@@ -136,7 +136,7 @@ def test_train_step_and_predict_interleave_and_converge_like_one_thread():
     loss = {name: n.evaluate(Xtr, Ytr) for name, n in (("serial", serial), ("threads", net))}
     assert acc["serial"] >= 0.9, acc
     assert abs(acc["threads"] - acc["serial"]) <= 0.03, acc
-    assert abs(loss["threads"] - loss["serial"]) <= 0.1 * loss["serial"], loss
+    assert abs(loss["threads"] - loss["serial"]) <= 0.3 * loss["serial"], loss
 
 
 def test_training_releases_the_gil(rng):
