@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import annfast as af
+from annfast import _core
+from annfast._validation import KERNELS
 
 
 @pytest.fixture
@@ -483,3 +485,103 @@ def test_pandas_dataframe_with_a_string_column_is_named():
         net.fit(frame, pd.Series([1.0, 2.0]))
     assert net.parameters.tobytes() == before
     net.fit(pd.DataFrame({"area": [50.0, 70.0], "rooms": [1, 2]}), pd.Series([1.0, 2.0]))   # numbers pass
+
+
+# ---- a non-finite loss in evaluate, gradient and mini-batch fit -----------------------------------------
+# af_loss_rows and af_gradient_rows stop at the first row whose loss is not finite and report it; evaluate and
+# gradient raise DivergenceError naming that row of X and change nothing. The network below overflows on the
+# rows with x[0] == 1 only: its first layer's column 0 is half the dtype's largest value, relu passes that on,
+# and the output sums four such units with weights of 1 (past the largest value: inf). Rows with x[0] == 0 have
+# finite losses, and training on them leaves column 0 as it is (its gradient is x[0] times a delta: 0).
+# "small": 3 inputs, every call one chunk. "chunked": 400 inputs and 256 units (about 100,000 parameters), so
+# evaluate, gradient and fit work in chunks of a few dozen rows (rows of the later chunks are named by their
+# index in X, not in the chunk), and a mini-batch of 128 rows is summed by af_gradient_rows in chunks.
+# Every kernel variant has its own copy of these paths: each is a parameter (skipped where the CPU lacks it).
+OVERFLOW_NETS = {"small": (3, 4), "chunked": (400, 256)}
+KERNEL_PARAMS = [pytest.param(k, marks=pytest.mark.skipif(not _core.isa_supported(code),
+                                                          reason=f"this CPU cannot run the {k} kernel"))
+                 for k, code in KERNELS.items()]
+
+
+def overflowing_net(dtype, kernel, shape="small"):
+    n_in, hidden = OVERFLOW_NETS[shape]
+    net = af.Network(n_in, [af.Dense(hidden, "relu"), af.Dense(2, "linear")], dtype=dtype, seed=5)
+    net.kernel = kernel
+    (W1, b1), (W2, b2) = net.get_weights()
+    W1 = W1.astype(np.float64)
+    W1[:, 0] = float(np.finfo(dtype).max) / 2
+    net.set_weights([(W1, b1), (np.ones_like(W2), b2)])
+    return net
+
+
+def overflowing_rows(net, n_rows, bad, rng):
+    """X, Y of n_rows rows whose losses are finite except those of the rows in bad."""
+    X = rng.normal(size=(n_rows, net.n_inputs))
+    X[:, 0] = 0.0
+    X[list(bad), 0] = 1.0
+    return X, rng.normal(size=(n_rows, 2))
+
+
+# (net, rows, rows whose loss is inf): the first of those is the one to name. 40 rows: blocks of 16 rows (the
+# blocked path), row 21 in the second block, row 37 in the last, short block; 1 and 7 rows: fewer than a block,
+# one row at a time; 300 rows of the chunked net: the bad row in a later chunk.
+OVERFLOW_CASES = {"blocked-row21": ("small", 40, [21, 30]), "blocked-tail-row37": ("small", 40, [37]),
+                  "blocked-row0": ("small", 40, [0, 1]), "one-row": ("small", 1, [0]),
+                  "rows-below-a-block-row5": ("small", 7, [5, 6]), "chunked-row251": ("chunked", 300, [251, 290])}
+
+
+@pytest.mark.parametrize("case", OVERFLOW_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("call", ["evaluate", "gradient"])
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
+def test_non_finite_loss_in_evaluate_and_gradient_names_the_row_and_changes_nothing(kernel, call, dtype, case, rng):
+    shape, n_rows, bad = OVERFLOW_CASES[case]
+    net = overflowing_net(dtype, kernel, shape)
+    X, Y = overflowing_rows(net, n_rows, bad, rng)
+    before = net.parameters.tobytes()
+    with pytest.raises(af.DivergenceError) as err:
+        getattr(net, call)(X, Y)
+    assert type(err.value) is af.DivergenceError
+    assert str(err.value) == (f"non-finite loss at row {bad[0]}: the weights or that row hold values too large "
+                              f"for the network's precision")
+    assert net.parameters.tobytes() == before
+    # the other rows' losses are finite: the error is that row's, and the network is still usable
+    good = np.setdiff1d(np.arange(n_rows), bad)
+    if len(good):
+        assert np.isfinite(net.evaluate(X[good], Y[good]))
+        assert np.all(np.isfinite(net.gradient(X[good], Y[good])))
+        assert net.parameters.tobytes() == before
+
+
+# (net, rows, batch_size, bad row, rows trained before its batch)
+MINIBATCH_CASES = {"batch8-row21": ("small", 40, 8, 21, 16), "batch8-row16": ("small", 40, 8, 16, 16),
+                   "batch8-row3": ("small", 40, 8, 3, 0),
+                   "batch128-summed-in-chunks-row300": ("chunked", 400, 128, 300, 256)}
+
+
+@pytest.mark.parametrize("case", MINIBATCH_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["plain", "momentum"])
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
+def test_non_finite_loss_in_a_mini_batch_keeps_the_batches_before_it(kernel, momentum, dtype, case, rng):
+    # annfast.h (af_train_rows): on a non-finite loss, batch_size > 1 stops before the update of that row's
+    # batch, and every earlier update is whole. So the weights (and the velocity) after the error are those of
+    # the same fit on the rows before that batch: bitwise, the same batches through the same kernels.
+    shape, n_rows, batch_size, bad, kept = MINIBATCH_CASES[case]
+    net = overflowing_net(dtype, kernel, shape)
+    X, Y = overflowing_rows(net, n_rows, [bad], rng)
+    kw = dict(epochs=1, learning_rate=1e-3, batch_size=batch_size, momentum=momentum, shuffle=False)
+    with pytest.raises(af.DivergenceError) as err:
+        net.fit(X, Y, **kw)
+    assert type(err.value) is af.DivergenceError
+    assert str(err.value).startswith(f"non-finite loss at row {bad} of X (position {bad} of the order) in epoch "
+                                     f"0; the weights are those from before that row."), str(err.value)
+    want = overflowing_net(dtype, kernel, shape)
+    if kept:
+        want.fit(X[:kept], Y[:kept], **kw)
+        assert want.parameters.tobytes() != overflowing_net(dtype, kernel, shape).parameters.tobytes()   # moved
+    np.testing.assert_array_equal(net.parameters, want.parameters)
+    if momentum and kept:
+        np.testing.assert_array_equal(net._engine.velocity, want._engine.velocity)
+    elif momentum:   # the first batch failed: no update, the velocity is still zero
+        assert not np.any(net._engine.velocity)

@@ -10,6 +10,8 @@ from conftest import DTYPES, TOL, representable
 from reference import ReferenceMLP
 
 import annfast as af
+from annfast import _core
+from annfast._validation import KERNELS
 
 NETS = {
     # name: (n_inputs, [(units, activation)], loss)
@@ -46,14 +48,14 @@ def make_case(name, dtype, rng, n_rows=40):
     return net, ref, X, Y
 
 
-def supported_kernels():
-    """The fast kernel variants this CPU runs. Not "reference": tests/test_reference_kernel.py checks it against
-    this NumPy reference and every variant against it (here it would also take the random draws after the last
-    variant's: the loops below share one generator, and its fourth large-first case is too ill-conditioned for
-    float32's 1e-5, on every kernel)."""
-    from annfast import _core
-    from annfast._validation import KERNELS
-    return [k for k, code in KERNELS.items() if k != "reference" and _core.isa_supported(code)]
+# Every fast kernel variant (base, avx2, avx512) is a parameter of the tests that check the kernels' vector paths,
+# so a failure names the kernel; those this CPU cannot run are skipped, with the reason. Not "reference": the C
+# reference kernel is checked against this NumPy reference, and every variant against it, in
+# test_reference_kernel.py.
+KERNEL_PARAMS = [pytest.param(k, marks=pytest.mark.skipif(not _core.isa_supported(code),
+                                                          reason=f"this CPU cannot run the {k} kernel"))
+                 for k, code in KERNELS.items() if k != "reference"]
+every_kernel = pytest.mark.parametrize("kernel", KERNEL_PARAMS)
 
 
 def assert_same_weights(net, ref, dtype):
@@ -136,28 +138,28 @@ def test_predict_of_many_rows_spans_chunks(rng):
 WIDE_LAYERS = ([(37, "tanh"), (19, "sigmoid"), (5, "linear")], "half_squared_error")
 
 
-@pytest.mark.parametrize("n_in", [70, 64, 32])
-@pytest.mark.parametrize("batch_size", [1, 3, 16, 23, 40])
+@pytest.mark.parametrize("n_in", [70, 64, 32], ids=lambda n: f"in{n}")
+@pytest.mark.parametrize("batch_size", [1, 3, 16, 23, 40], ids=lambda b: f"batch{b}")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_wide_layers_match_reference_on_every_kernel(dtype, batch_size, n_in, rng):
+@every_kernel
+def test_wide_layers_match_reference_on_every_kernel(kernel, dtype, batch_size, n_in, rng):
     spec, loss = WIDE_LAYERS
     X = representable(rng.normal(size=(83, n_in)), dtype)
     Y = representable(rng.normal(size=(83, spec[-1][0])), dtype)
-    for kernel in supported_kernels():
-        net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
-        net.kernel = kernel
-        ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
-        np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
-        net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False, batch_size=batch_size)
-        ref.train(X, Y, np.arange(len(X)), 0.05, batch_size=batch_size)
-        assert_same_weights(net, ref, dtype)
-        np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
-        # the gradient of the whole set, in blocks of rows, against the reference's per-row sum
-        rows = [ref.row_gradients(x, y) for x, y in zip(X, Y)]
-        want = np.concatenate([np.concatenate([sum(r[0][k] for r in rows).ravel(), sum(r[1][k] for r in rows)])
-                               for k in range(len(spec))]) / len(X)
-        got = net.gradient(X, Y)
-        np.testing.assert_allclose(got, want, rtol=0, atol=10 * TOL[dtype] * max(1.0, np.abs(want).max()))
+    net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
+    net.kernel = kernel
+    ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
+    np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
+    net.fit(X, Y, epochs=1, learning_rate=0.05, shuffle=False, batch_size=batch_size)
+    ref.train(X, Y, np.arange(len(X)), 0.05, batch_size=batch_size)
+    assert_same_weights(net, ref, dtype)
+    np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=TOL[dtype])
+    # the gradient of the whole set, in blocks of rows, against the reference's per-row sum
+    rows = [ref.row_gradients(x, y) for x, y in zip(X, Y)]
+    want = np.concatenate([np.concatenate([sum(r[0][k] for r in rows).ravel(), sum(r[1][k] for r in rows)])
+                           for k in range(len(spec))]) / len(X)
+    got = net.gradient(X, Y)
+    np.testing.assert_allclose(got, want, rtol=0, atol=10 * TOL[dtype] * max(1.0, np.abs(want).max()))
 
 
 # A first layer of 150 x 115 weights (69 KB in float32) is past the size from which per-sample SGD keeps up to 8
@@ -196,41 +198,42 @@ def train_in_calls(net, ref, X, Y, order, lr, dtype, **sgd):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_pending_first_layer_updates_match_reference_on_every_kernel(dtype, rng):
-    for kernel in supported_kernels():
-        net, ref, X, Y = large_first_case(dtype, kernel, rng)
-        assert net.layers[0].units * net.n_inputs * np.dtype(dtype).itemsize >= 65536
-        order = rng.permutation(len(X))
-        # two epochs, the second shuffled, and a call that ends with updates pending followed by another call;
-        # the calls of 83, 45 and 38 rows end with groups of 3, 5 and 6 rows, whose first-layer products are
-        # computed together, as are the full groups' 8 (train_step below: groups of one row)
-        for rows in (np.arange(len(X)), order[:45], order[45:]):
-            hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
-            want = ref.train(X, Y, rows, 0.05) / len(rows)
-            assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype])
-            assert_same_weights(net, ref, dtype)
-        # train_step (one row per call: its update is applied before the call returns)
-        for r in order[:5]:
-            net.train_step(X[r], Y[r], learning_rate=0.05)
-            ref.train(X, Y, [r], 0.05)
+@every_kernel
+def test_pending_first_layer_updates_match_reference_on_every_kernel(kernel, dtype, rng):
+    net, ref, X, Y = large_first_case(dtype, kernel, rng)
+    assert net.layers[0].units * net.n_inputs * np.dtype(dtype).itemsize >= 65536
+    order = rng.permutation(len(X))
+    # two epochs, the second shuffled, and a call that ends with updates pending followed by another call;
+    # the calls of 83, 45 and 38 rows end with groups of 3, 5 and 6 rows, whose first-layer products are
+    # computed together, as are the full groups' 8 (train_step below: groups of one row)
+    for rows in (np.arange(len(X)), order[:45], order[45:]):
+        hist = net.fit(X[rows], Y[rows], epochs=1, learning_rate=0.05, shuffle=False)
+        want = ref.train(X, Y, rows, 0.05) / len(rows)
+        assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype])
         assert_same_weights(net, ref, dtype)
+    # train_step (one row per call: its update is applied before the call returns)
+    for r in order[:5]:
+        net.train_step(X[r], Y[r], learning_rate=0.05)
+        ref.train(X, Y, [r], 0.05)
+    assert_same_weights(net, ref, dtype)
 
 
+@pytest.mark.parametrize("n_in, units, n_out", [(130, 127, 3), (257, 66, 5), (91, 93, 1)],
+                         ids=["130x127x3", "257x66x5", "91x93x1"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_in, units, n_out", [(130, 127, 3), (257, 66, 5), (91, 93, 1)])
-def test_pending_groups_of_every_size_match_reference(dtype, n_in, units, n_out, rng):
+@every_kernel
+def test_pending_groups_of_every_size_match_reference(kernel, dtype, n_in, units, n_out, rng):
     # First layers just above the 64 KiB of the pending path (91 x 93 in float64 only; in float32 it checks
     # the fused path below it), with rows and columns outside whole vectors and groups of four, trained in
     # calls of 1 to 27 rows: every size of a call's last group (1 .. 8 rows, whose products with the first
     # layer are computed together) on every kernel.
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), n_out)), dtype)
-    for kernel in supported_kernels():
-        net = af.Network(n_in, [af.Dense(units, "tanh"), af.Dense(n_out, "linear")], dtype=dtype, seed=3)
-        net.kernel = kernel
-        ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
-        train_in_calls(net, ref, X, Y, rng.permutation(len(X)), 0.02, dtype)
-        assert_same_weights(net, ref, dtype)
+    net = af.Network(n_in, [af.Dense(units, "tanh"), af.Dense(n_out, "linear")], dtype=dtype, seed=3)
+    net.kernel = kernel
+    ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+    train_in_calls(net, ref, X, Y, rng.permutation(len(X)), 0.02, dtype)
+    assert_same_weights(net, ref, dtype)
 
 
 def at_offset(a, offset):
@@ -246,7 +249,8 @@ def at_offset(a, offset):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sgd", [dict(batch_size=1), dict(batch_size=1, momentum=0.6, weight_decay=0.01),
                                  dict(batch_size=7)], ids=["per-sample", "momentum-decay", "minibatch7"])
-def test_results_do_not_depend_on_where_the_rows_start(dtype, sgd, rng):
+@every_kernel
+def test_results_do_not_depend_on_where_the_rows_start(kernel, dtype, sgd, rng):
     # Calls of more than one row on a first layer of the pending path's size work on aligned copies of the rows
     # (per-sample groups, mini-batch blocks, predict and evaluate blocks; 130 inputs leave every row but the first
     # off a vector boundary too). Wherever X starts, the weights, predictions and losses are bitwise the same,
@@ -254,83 +258,83 @@ def test_results_do_not_depend_on_where_the_rows_start(dtype, sgd, rng):
     X0 = representable(rng.normal(size=(45, 130)), dtype)
     Y = representable(rng.normal(size=(45, 3)), dtype)
     itemsize = np.dtype(dtype).itemsize
-    for kernel in supported_kernels():
-        results = []
-        for offset in range(0, 64, itemsize):
-            X = at_offset(X0, offset)
-            net = af.Network(130, [af.Dense(127, "tanh"), af.Dense(3, "linear")], dtype=dtype, seed=3)
-            net.kernel = kernel
-            if offset == 0:
-                ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
-            net.fit(X, Y, epochs=2, learning_rate=0.005, shuffle=False, **sgd)
-            np.testing.assert_array_equal(X, X0)
-            results.append((net.get_weights(), net.predict(X), net.evaluate(X, Y)))
-        for _ in range(2):
-            ref.train(X0, Y, np.arange(len(X0)), 0.005, **sgd)
-        assert_same_weights(net, ref, dtype)
-        np.testing.assert_allclose(results[-1][1], ref.predict(X0), rtol=0, atol=100 * TOL[dtype])
-        for weights, pred, loss in results[:-1]:
-            for (W, b), (Wl, bl) in zip(weights, results[-1][0]):
-                np.testing.assert_array_equal(W, Wl)
-                np.testing.assert_array_equal(b, bl)
-            np.testing.assert_array_equal(pred, results[-1][1])
-            assert loss == results[-1][2]
+    results = []
+    for offset in range(0, 64, itemsize):
+        X = at_offset(X0, offset)
+        net = af.Network(130, [af.Dense(127, "tanh"), af.Dense(3, "linear")], dtype=dtype, seed=3)
+        net.kernel = kernel
+        if offset == 0:
+            ref = ReferenceMLP(net.get_weights(), ["tanh", "linear"], "half_squared_error")
+        net.fit(X, Y, epochs=2, learning_rate=0.005, shuffle=False, **sgd)
+        np.testing.assert_array_equal(X, X0)
+        results.append((net.get_weights(), net.predict(X), net.evaluate(X, Y)))
+    for _ in range(2):
+        ref.train(X0, Y, np.arange(len(X0)), 0.005, **sgd)
+    assert_same_weights(net, ref, dtype)
+    np.testing.assert_allclose(results[-1][1], ref.predict(X0), rtol=0, atol=100 * TOL[dtype])
+    for weights, pred, loss in results[:-1]:
+        for (W, b), (Wl, bl) in zip(weights, results[-1][0]):
+            np.testing.assert_array_equal(W, Wl)
+            np.testing.assert_array_equal(b, bl)
+        np.testing.assert_array_equal(pred, results[-1][1])
+        assert loss == results[-1][2]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.6, True)])
-def test_pending_updates_with_momentum_match_reference(dtype, momentum, nesterov, rng):
+@pytest.mark.parametrize("momentum, nesterov", [(0.9, False), (0.6, True)], ids=["momentum0.9", "nesterov0.6"])
+@every_kernel
+def test_pending_updates_with_momentum_match_reference(kernel, dtype, momentum, nesterov, rng):
     # With momentum (no weight decay) a large first layer's updates and its velocity's are pending too: the
     # group's W x and V x are computed up front, the rows' corrections carry the momentum's sums of powers,
     # and the velocity carries over from call to call. Calls of 1 to 27 rows, every kernel.
-    for kernel in supported_kernels():
-        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
-        order = rng.permutation(len(X))
-        train_in_calls(net, ref, X, Y, order, 0.01, dtype, momentum=momentum, nesterov=nesterov)
-        assert_same_weights(net, ref, dtype)
-        for r in order[:4]:   # train_step: one row per call, on the velocity the calls above left
-            net.train_step(X[r], Y[r], learning_rate=0.01, momentum=momentum, nesterov=nesterov)
-            ref.train(X, Y, [r], 0.01, momentum=momentum, nesterov=nesterov)
-        assert_same_weights(net, ref, dtype)
+    net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
+    order = rng.permutation(len(X))
+    train_in_calls(net, ref, X, Y, order, 0.01, dtype, momentum=momentum, nesterov=nesterov)
+    assert_same_weights(net, ref, dtype)
+    for r in order[:4]:   # train_step: one row per call, on the velocity the calls above left
+        net.train_step(X[r], Y[r], learning_rate=0.01, momentum=momentum, nesterov=nesterov)
+        ref.train(X, Y, [r], 0.01, momentum=momentum, nesterov=nesterov)
+    assert_same_weights(net, ref, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum, nesterov, weight_decay", [(0.0, False, 0.01), (0.9, False, 0.003),
-                                                              (0.6, True, 0.01)])
-def test_pending_updates_with_weight_decay_match_reference(dtype, momentum, nesterov, weight_decay, rng):
+                                                              (0.6, True, 0.01)],
+                         ids=["decay0.01", "momentum0.9-decay0.003", "nesterov0.6-decay0.01"])
+@every_kernel
+def test_pending_updates_with_weight_decay_match_reference(kernel, dtype, momentum, nesterov, weight_decay, rng):
     # Weight decay makes each row's step scale W (and feed the velocity with W): still linear in W and V, so a
     # large first layer's updates stay pending, every term scaled by its power of the step's matrix, W x too.
     # Calls of 1 to 27 rows, every kernel; then train_step (one row per call) on what the calls left. The decay
     # moves the weights by about 1e-4 (float32's tolerance is 1e-5), so a path that ignored it would fail.
     sgd = dict(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-    for kernel in supported_kernels():
-        net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
-        order = rng.permutation(len(X))
-        train_in_calls(net, ref, X, Y, order, 0.01, dtype, **sgd)
-        assert_same_weights(net, ref, dtype)
-        for r in order[:4]:
-            net.train_step(X[r], Y[r], learning_rate=0.01, **sgd)
-            ref.train(X, Y, [r], 0.01, **sgd)
-        assert_same_weights(net, ref, dtype)
+    net, ref, X, Y = large_first_case(dtype, kernel, rng, n_rows=sum(CALL_SIZES))
+    order = rng.permutation(len(X))
+    train_in_calls(net, ref, X, Y, order, 0.01, dtype, **sgd)
+    assert_same_weights(net, ref, dtype)
+    for r in order[:4]:
+        net.train_step(X[r], Y[r], learning_rate=0.01, **sgd)
+        ref.train(X, Y, [r], 0.01, **sgd)
+    assert_same_weights(net, ref, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_in", [70, 64, 32])
+@pytest.mark.parametrize("n_in", [70, 64, 32], ids=lambda n: f"in{n}")
 @pytest.mark.parametrize("sgd", [dict(weight_decay=0.02), dict(momentum=0.9), dict(momentum=0.6, weight_decay=0.01),
                                  dict(momentum=0.6, nesterov=True, weight_decay=0.01)], ids=str)
-def test_momentum_and_decay_sweeps_match_reference_on_every_kernel(dtype, n_in, sgd, rng):
+@every_kernel
+def test_momentum_and_decay_sweeps_match_reference_on_every_kernel(kernel, dtype, n_in, sgd, rng):
     # Per-sample SGD with weight decay alone: every layer below the pending path's size takes sweep_sgd's
     # vectors, W scaled by 1 - lr lam in the same sweep; with momentum, one vector sweep over W and V, four rows
     # per pass. Rows and columns outside whole vectors and groups of four, every kernel.
     spec, loss = WIDE_LAYERS
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), spec[-1][0])), dtype)
-    for kernel in supported_kernels():
-        net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
-        net.kernel = kernel
-        ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
-        train_in_calls(net, ref, X, Y, np.arange(len(X)), 0.02, dtype, **sgd)
-        assert_same_weights(net, ref, dtype)
+    net = af.Network(n_in, [af.Dense(u, a) for u, a in spec], dtype=dtype, seed=5, loss=loss)
+    net.kernel = kernel
+    ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss)
+    train_in_calls(net, ref, X, Y, np.arange(len(X)), 0.02, dtype, **sgd)
+    assert_same_weights(net, ref, dtype)
 
 
 @pytest.mark.parametrize("lr, sgd", [(0.05, {}), (0.02, dict(momentum=0.9)), (0.02, dict(weight_decay=0.01))],
@@ -358,23 +362,24 @@ TFIRST_SGD = {"plain": {}, "decay": dict(weight_decay=0.02), "momentum": dict(mo
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)])
+@pytest.mark.parametrize("n_in, units", [(64, 32), (33, 17), (5, 70), (7, 40), (64, 33)],
+                         ids=["64x32", "33x17", "5x70", "7x40", "64x33"])
 @pytest.mark.parametrize("sgd", TFIRST_SGD.values(), ids=TFIRST_SGD.keys())
-def test_transposed_first_layer_matches_reference_on_every_kernel(dtype, n_in, units, sgd, rng):
+@every_kernel
+def test_transposed_first_layer_matches_reference_on_every_kernel(kernel, dtype, n_in, units, sgd, rng):
     X = representable(rng.normal(size=(sum(CALL_SIZES), n_in)), dtype)
     Y = representable(rng.normal(size=(sum(CALL_SIZES), 3)), dtype)
     lr = 0.02 if sgd.get("momentum") else 0.05
-    for kernel in supported_kernels():
-        net = af.Network(n_in, [af.Dense(units, "sigmoid"), af.Dense(3, "linear")], dtype=dtype, seed=2)
-        net.kernel = kernel
-        ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
-        order = rng.permutation(len(X))
-        train_in_calls(net, ref, X, Y, order, lr, dtype, **sgd)
-        assert_same_weights(net, ref, dtype)
-        for r in order[:3]:
-            net.train_step(X[r], Y[r], learning_rate=lr, **sgd)
-            ref.train(X, Y, [r], lr, **sgd)
-        assert_same_weights(net, ref, dtype)
+    net = af.Network(n_in, [af.Dense(units, "sigmoid"), af.Dense(3, "linear")], dtype=dtype, seed=2)
+    net.kernel = kernel
+    ref = ReferenceMLP(net.get_weights(), ["sigmoid", "linear"], "half_squared_error")
+    order = rng.permutation(len(X))
+    train_in_calls(net, ref, X, Y, order, lr, dtype, **sgd)
+    assert_same_weights(net, ref, dtype)
+    for r in order[:3]:
+        net.train_step(X[r], Y[r], learning_rate=lr, **sgd)
+        ref.train(X, Y, [r], lr, **sgd)
+    assert_same_weights(net, ref, dtype)
 
 
 def test_divergence_with_the_first_layer_transposed_keeps_every_earlier_row(rng):
@@ -396,19 +401,19 @@ def test_divergence_with_the_first_layer_transposed_keeps_every_earlier_row(rng)
 # cross-entropy takes its log-sum-exp from the softmax's output at the maximum. Widths below, at and past each
 # vector size, every kernel: predictions, loss and one epoch of per-sample SGD against the reference.
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n_out", [2, 3, 4, 5, 8, 9, 16, 17])
-def test_softmax_widths_match_reference_on_every_kernel(dtype, n_out, rng):
+@pytest.mark.parametrize("n_out", [2, 3, 4, 5, 8, 9, 16, 17], ids=lambda n: f"out{n}")
+@every_kernel
+def test_softmax_widths_match_reference_on_every_kernel(kernel, dtype, n_out, rng):
     X = representable(rng.normal(size=(60, 9)), dtype)
     Y = np.eye(n_out)[rng.integers(0, n_out, len(X))]
-    for kernel in supported_kernels():
-        net = af.Network(9, [af.Dense(11, "relu"), af.Dense(n_out, "softmax")], dtype=dtype, seed=8,
-                         loss="cross_entropy")
-        net.kernel = kernel
-        ref = ReferenceMLP(net.get_weights(), ["relu", "softmax"], "cross_entropy")
-        np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=10 * TOL[dtype])
-        mean_loss = np.mean([ref.row_loss(x, y) for x, y in zip(X, Y)])
-        assert net.evaluate(X, Y) == pytest.approx(mean_loss, rel=10 * TOL[dtype])
-        hist = net.fit(X, Y, epochs=1, learning_rate=0.1, shuffle=False)
-        want = ref.train(X, Y, np.arange(len(X)), 0.1) / len(X)
-        assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype])
-        assert_same_weights(net, ref, dtype)
+    net = af.Network(9, [af.Dense(11, "relu"), af.Dense(n_out, "softmax")], dtype=dtype, seed=8,
+                     loss="cross_entropy")
+    net.kernel = kernel
+    ref = ReferenceMLP(net.get_weights(), ["relu", "softmax"], "cross_entropy")
+    np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=0, atol=10 * TOL[dtype])
+    mean_loss = np.mean([ref.row_loss(x, y) for x, y in zip(X, Y)])
+    assert net.evaluate(X, Y) == pytest.approx(mean_loss, rel=10 * TOL[dtype])
+    hist = net.fit(X, Y, epochs=1, learning_rate=0.1, shuffle=False)
+    want = ref.train(X, Y, np.arange(len(X)), 0.1) / len(X)
+    assert hist.history["loss"][0] == pytest.approx(want, rel=10 * TOL[dtype])
+    assert_same_weights(net, ref, dtype)
