@@ -129,6 +129,23 @@ def check_sgd(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, f
     return lr, mu, wd, bool(nesterov)
 
 
+#: Output activations whose outputs are probabilities, the only ones cross-entropy is defined for.
+CROSS_ENTROPY_OUTPUTS = ("softmax", "sigmoid")
+
+
+def check_loss(loss, activation: str, what: str = "the output layer") -> str:
+    """Return ``loss`` if it is a loss name that an output layer of ``activation`` can train on.
+
+    The one rule: cross_entropy needs a softmax or sigmoid output (``CROSS_ENTROPY_OUTPUTS``); the half squared
+    error takes any. ``what`` names the output in the message (the CLI's option, a model file's layer).
+    """
+    check_name(loss, LOSSES, "loss")
+    if loss == "cross_entropy" and activation not in CROSS_ENTROPY_OUTPUTS:
+        raise ValueError(f"cross_entropy needs a softmax or sigmoid output layer, {what} is {activation!r}; use "
+                         f"loss='half_squared_error' or change the output activation")
+    return loss
+
+
 def _frame_problem(a, name: str) -> str | None:
     """Name the first column of a DataFrame (anything with ``columns`` and ``dtypes``) that is not numeric.
 

@@ -72,9 +72,11 @@ import numpy as np
 
 from . import _validation as v
 from ._core import DivergenceError
+from ._parallel import epoch_logs
+from ._settings import SGD
 from .callbacks import CallbackList
 from .history import History
-from .network import Dense, Network
+from .network import Dense, Network, draw_seed
 
 try:
     import dask
@@ -231,7 +233,7 @@ def _train_group(spec: tuple, params: np.ndarray, blocks: list, group: int, epoc
         Y[mask] = blocks[p][1][local[mask]]
     net = _network(spec, params)
     try:
-        hist = net.fit(X, Y, epochs=1, shuffle=False, **settings["sgd"])
+        hist = net.fit(X, Y, epochs=1, shuffle=False, loss=settings["loss"], **settings["sgd"].as_dict())
     except DivergenceError as exc:
         raise DivergenceError(f"annfast.dask.fit, group {group}, epoch {epoch}, round {rnd} (row numbers count "
                               f"within the round): {exc}") from None
@@ -528,14 +530,12 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
         raise ValueError("give rounds_per_epoch or samples_per_round, not both")
     n_groups = _check_int_or_none(n_groups, "n_groups")
     max_retries = v.check_int(max_retries, "max_retries", minimum=0)
-    lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
-    if batch_size is not None:
-        batch_size = v.check_int(batch_size, "batch_size", minimum=1)
+    sgd = SGD(learning_rate, momentum, weight_decay, nesterov, batch_size)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-    loss = net.loss if loss is None else net._check_loss(loss)
+    loss = net.loss if loss is None else v.check_loss(loss, net.layers[-1].activation)
     if seed is None:
-        seed = int(net._rng.integers(2**63))
+        seed = draw_seed(net)
     seed = v.check_int(seed, "seed", minimum=0)
     callbacks = CallbackList(callbacks)
 
@@ -561,16 +561,14 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
                                  f"{max(group_rows)}")
         places = _place(client, futures, groups, rows)
         val = _validation(client, net, validation_data, n_groups, held, encode)
-        classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")
+        classifier = net.layers[-1].activation in v.CLASSIFIER_OUTPUTS
         reported = {"loss", "accuracy"} if classifier else {"loss"}
         callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
         spec = _spec_of(net)
-        sgd = dict(learning_rate=lr, batch_size=batch_size, loss=loss, momentum=mu, nesterov=nest,
-                   weight_decay=wd)
-        settings = {"shuffle": bool(shuffle), "sgd": sgd}
+        settings = {"shuffle": bool(shuffle), "sgd": sgd, "loss": loss}
         hist = DaskHistory(dict(epochs=epochs, rounds_per_epoch=n_rounds, n_groups=len(groups), shuffle=bool(shuffle),
                                 seed=seed, max_retries=max_retries, n_rows=sum(rows), n_partitions=len(rows),
-                                **sgd))
+                                loss=loss, **sgd.as_dict()))
         hist.group_rows = group_rows
         hist.setup_seconds = time.perf_counter() - t_start
         net.history = hist
@@ -610,9 +608,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
                 totals += round_totals
                 hist.record_round(epoch, round_totals[0] / max(n_round, 1), n_round,
                                   time.perf_counter() - t_round, retries)
-            logs = {"loss": totals[0] / totals[2]}
-            if classifier:
-                logs["accuracy"] = totals[1] / totals[2]
+            logs = epoch_logs(totals[0], totals[1], totals[2], classifier)
             if val is not None:
                 logs.update(val(loss, classifier, max_retries, f"validation after epoch {epoch}"))
             hist.record(epoch, **logs)
