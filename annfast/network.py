@@ -1169,7 +1169,7 @@ class Network:
                 and nesterov is last[3]):
             lr, mu, wd, nest = last[4]     # the very objects of the last call, already checked
         else:
-            lr, mu, wd, nest = SGD(learning_rate, momentum, weight_decay, nesterov).step   # as fit checks them
+            lr, mu, wd, nest = SGD.checked_step(learning_rate, momentum, weight_decay, nesterov)   # as fit
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
         weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
