@@ -42,7 +42,7 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-__all__ = ["Dense", "Network", "load", "load_fann"]
+__all__ = ["Dense", "Network", "Snapshot", "load", "load_fann"]
 
 
 class Dense:
@@ -125,6 +125,18 @@ def _init_limit(activation: str, n_in: int, n_out: int) -> float:
     if activation in ("relu", "leaky_relu"):
         return math.sqrt(6.0 / n_in)
     return math.sqrt(6.0 / (n_in + n_out))
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What ``Network.snapshot`` copies and ``Network.restore`` puts back; treat it as opaque."""
+
+    params: np.ndarray
+    velocity: np.ndarray
+    rng: dict
+    history: History | None
+    loss: str
+    stop_training: bool
 
 
 @dataclasses.dataclass
@@ -727,31 +739,65 @@ class Network:
             finally:
                 self._fitting = False
 
-    def _snapshot(self) -> dict:
-        """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
-        with self._whole():
-            return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
-                    "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
-                    "spec": self._cur_spec, "stop_training": self.stop_training}
+    def snapshot(self) -> Snapshot:
+        """Copy everything a training call may change, for ``restore`` to put back.
 
-    def _restore(self, snap: dict) -> None:
-        """Put back a ``_snapshot``, under the lock: other threads see the state before or after, never between.
+        The weights, the momentum velocity, the random stream, the history, the loss and ``stop_training``, taken whole (a change a ``train_step`` left unpublished first becomes
+        visible). Architecture, dtype and kernel are not part of it: a snapshot goes back into the network it was
+        taken from. Cheaper than ``copy.deepcopy`` or pickling (no new network, lock or threads) and, unlike
+        ``get_weights``/``set_weights``, it keeps the velocity and the random stream, so that training resumed
+        from a restored snapshot repeats training resumed at the snapshot bitwise.
 
-        Everything is built aside first; the swap writes the weights in place (readers hold the same lock)
-        and never re-creates the network's buffers, lock or threads.
+        Returns
+        -------
+        Snapshot
+            An opaque value; pass it to ``restore``.
+
+        Examples
+        --------
+        >>> snap = net.snapshot()                      # doctest: +SKIP
+        >>> try:
+        ...     net.fit(X, y, learning_rate=10.0)      # doctest: +SKIP
+        ... except af.DivergenceError:
+        ...     net.restore(snap)                      # as if the fit never ran
         """
-        velocity = snap["velocity"]
+        with self._whole():
+            return Snapshot(params=self._params.copy(), velocity=self._engine.velocity.copy(),
+                            rng=self._rng.bit_generator.state, history=self.history, loss=self.loss,
+                            stop_training=self.stop_training)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put back a ``snapshot`` of this network, under its lock.
+
+        Other threads see the state before or after, never between: everything is checked first; the weights are
+        written in place (readers see them published at once) and the network's buffers, lock and threads are
+        kept.
+
+        Raises
+        ------
+        TypeError
+            If ``snap`` is not a Snapshot.
+        ValueError
+            If it was taken from a network of another size or dtype.
+        """
+        if not isinstance(snap, Snapshot):
+            raise TypeError(f"restore takes a Snapshot from Network.snapshot(), got {type(snap).__name__}")
+        if snap.params.shape != self._params.shape or snap.params.dtype != self.dtype:
+            raise ValueError(f"the snapshot is of a network of {snap.params.shape[0]} {snap.params.dtype} parameters, "
+                             f"this one has {self.n_params} {self.dtype}")
+        velocity = snap.velocity
+        spec = self._spec(snap.loss)   # of the kernel in use now
         with self._lock:
-            self._params[...] = snap["params"]
+            self._params[...] = snap.params
             if velocity.shape[0] == self.n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
                 self._engine.reset_velocity()
-            self._rng.bit_generator.state = snap["rng"]
-            self.history = snap["history"]
-            self.loss = snap["loss"]
-            self._cur_spec = snap["spec"]
-            self.stop_training = snap["stop_training"]
+            self._rng.bit_generator.state = snap.rng
+            self.history = snap.history
+            self.loss = snap.loss
+            self._cur_spec = spec
+            self.stop_training = snap.stop_training
             self._publish()
 
     def _buffers(self, sgd: SGD) -> None:

@@ -348,7 +348,7 @@ class _BaseANN(BaseEstimator):
                            schedule=p["learning_rate"], lr_init=p["learning_rate_init"], power_t=p["power_t"],
                            t0=self.t_, n_rows=X.shape[0])
         with net._unpublished():   # readers see the network as it was until the run is kept (a failed one: never)
-            snapshot = net._snapshot() if reuse else None
+            snapshot = net.snapshot() if reuse else None
             try:
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
                         learning_rate=lr, batch_size=bs, shuffle=p["shuffle"],
@@ -358,7 +358,7 @@ class _BaseANN(BaseEstimator):
                     net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
             except BaseException as exc:
                 if snapshot is not None:
-                    net._restore(snapshot)     # weights, momentum, random stream and history as they were
+                    net.restore(snapshot)     # weights, momentum, random stream and history as they were
                 if isinstance(exc, DivergenceError):
                     raise DivergenceError(
                         f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
