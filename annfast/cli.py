@@ -19,12 +19,15 @@ import time
 
 import numpy as np
 
+from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS
+from ._validation import LOSSES as _LOSSES
+
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
-HIDDEN_ACTIVATIONS = ("step", "sigmoid", "tanh", "relu", "leaky_relu", "linear")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
-LOSSES = ("half_squared_error", "cross_entropy")
-CLASSIFIER_OUTPUTS = ("softmax", "sigmoid", "step")
+# the names of the C enums, as _validation tables them (softmax only in the output layer)
+OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
+HIDDEN_ACTIVATIONS = tuple(a for a in OUTPUT_ACTIVATIONS if a != "softmax")
+LOSSES = tuple(_LOSSES)
 MAX_CLASSES = 100_000
 
 _EPILOG = """\
@@ -465,7 +468,7 @@ def _train(args, out) -> int:
         raise CommandError("a softmax output needs at least 2 outputs but there is 1 target column; use --labels "
                            "for a column of class labels, or another --output-activation")
     loss = None if args.loss == "auto" else args.loss
-    if loss == "cross_entropy" and activation not in ("softmax", "sigmoid"):
+    if loss == "cross_entropy" and activation not in CROSS_ENTROPY_OUTPUTS:
         raise CommandError(f"--loss cross_entropy needs a softmax or sigmoid output, the output activation is "
                            f"{activation}; give --output-activation or another --loss")
 
