@@ -354,6 +354,20 @@ def as_sample_weight(w, n_rows: int, dtype: np.dtype, name: str = "sample_weight
     return out
 
 
+def target_scale(mean, std) -> np.ndarray:
+    """The scale of standardized targets, per column: the standard deviation, or 1 where the column is constant up
+    to rounding (std < 1e-12 * max(|mean|, 1)), which is then only centred. Returns a float64 copy.
+
+    The one rule of target standardization: ``ANNRegressor`` (``y_scale_``), ``annfast.dask.fit_estimator`` and the
+    CLI's ``--standardize`` of targets; the network learns (y - mean) / scale. (The CLI scales input columns by any
+    standard deviation > 0: tiny but genuine inputs are scaled, not left as they are.)
+    """
+    mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+    scale = np.array(np.atleast_1d(std), dtype=np.float64)
+    scale[scale < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return scale
+
+
 def row_classes(Y: np.ndarray) -> np.ndarray:
     """The class of each row of classifier targets: the largest output of several, else 0/1 by the 0.5 line."""
     if Y.shape[1] > 1:

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS
+from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS, target_scale
 from ._validation import LOSSES as _LOSSES
 
 EXIT_ERROR = 2
@@ -423,7 +423,8 @@ def _fold_scaling(net, x_mean, x_scale, y_mean=None, y_scale=None) -> None:
 
 
 def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (1 where 0) of each column of ``a``, for --standardize.
+    """Mean and scale of each column of ``a``, for --standardize: inputs by their standard deviation (1 where
+    0), targets by ``_validation.target_scale`` (the estimators' rule: 1 where constant up to rounding).
 
     CommandError, naming the column, where they are not finite (values near the float64 limit) or
     where 1 / scale would overflow ``dtype`` once folded into the weights (a column of tiny values).
@@ -431,7 +432,7 @@ def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.
     a = a.reshape(a.shape[0], -1)            # (a 1-D column of --labels: one column)
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = a.mean(axis=0), a.std(axis=0)
-        scale = np.where(std > 0, std, 1.0)
+        scale = target_scale(mean, std) if what == "target" else np.where(std > 0, std, 1.0)
         inverse = (1.0 / scale).astype(dtype)
     for k in range(a.shape[1]):
         if not (np.isfinite(mean[k]) and np.isfinite(std[k])):

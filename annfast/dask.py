@@ -781,9 +781,8 @@ def fit_estimator(estimator, X, y, *, classes=None, epochs: int | None = None, c
             else:
                 yy = np.asarray(y, dtype=np.float64)
                 mean, std = yy.mean(axis=0), yy.std(axis=0)
-            mean, std = np.atleast_1d(mean), np.atleast_1d(std)
-            std[std < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
-            estimator.y_mean_, estimator.y_scale_ = mean, std
+            mean = np.atleast_1d(mean)
+            estimator.y_mean_, estimator.y_scale_ = mean, v.target_scale(mean, std)   # as ANNRegressor's
     elif classes is not None and classifier and list(np.asarray(classes).tolist()) != estimator.classes_.tolist():
         raise ValueError(f"classes={list(classes)} is not the classes_ {estimator.classes_.tolist()} of the fitted "
                          f"estimator")

@@ -557,7 +557,7 @@ class ANNRegressor(RegressorMixin, _BaseANN):
             if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
                 raise ValueError(f"{name}: y holds values too large to standardize (column "
                                  f"{int(np.flatnonzero(~np.isfinite(mean + scale))[0])}); rescale y")
-            scale[scale < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0    # constant column: centre only
+            scale = _validation.target_scale(mean, scale)    # a constant column is only centred
             self.y_mean_, self.y_scale_ = mean, scale
             self._y_2d = y.ndim == 2
         return (Y - self.y_mean_) / self.y_scale_, n_outputs
