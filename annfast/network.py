@@ -114,6 +114,29 @@ def _epoch_rate(value, epoch: int) -> float:
                         f"nothing of this epoch was trained") from None
 
 
+def _class_table(class_weight, n_outputs: int, activation: str, data):
+    """fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
+    table = v.check_class_weight(class_weight, n_outputs, activation)
+    if isinstance(table, str):
+        if not isinstance(data, _stream.InMemory):
+            raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
+                             "in memory; for streamed data pass a dict {class: weight}")
+        table = v.balanced_class_weight(data.Y)
+    return table
+
+
+def _checked_callbacks(callbacks, schedule) -> CallbackList:
+    """fit's callbacks as a CallbackList; none of them may set the rate of later epochs when a schedule sets it."""
+    callbacks = CallbackList(callbacks)
+    if schedule is not None:
+        for k, cb in enumerate(callbacks.callbacks):
+            if getattr(cb, "_changes_rate_after_epoch", False):
+                raise ValueError(f"callbacks[{k}] ({type(cb).__name__}) sets the learning rate of the epochs "
+                                 f"that follow, but learning_rate is a schedule ({schedule!r}) that sets every "
+                                 f"epoch's rate itself; use a number for learning_rate, or no such callback")
+    return callbacks
+
+
 def draw_seed(net: Network) -> int:
     """A seed drawn from ``net``'s own random stream (shared with ``annfast.dask``, whose ``seed=None`` continues
     the network's stream as ``fit(seed=None)`` does)."""
@@ -1058,12 +1081,7 @@ class Network:
         out_act = self.layers[-1].activation
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
-        class_table = v.check_class_weight(class_weight, self.n_outputs, out_act)
-        if isinstance(class_table, str):
-            if not isinstance(data, _stream.InMemory):
-                raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
-                                 "in memory; for streamed data pass a dict {class: weight}")
-            class_table = v.balanced_class_weight(data.Y)
+        class_table = _class_table(class_weight, self.n_outputs, out_act, data)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
         if epochs < initial_epoch:
@@ -1083,13 +1101,7 @@ class Network:
             class_table = None
         if sgd.batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
-        callbacks = CallbackList(callbacks)
-        if schedule is not None:
-            for k, cb in enumerate(callbacks.callbacks):
-                if getattr(cb, "_changes_rate_after_epoch", False):
-                    raise ValueError(f"callbacks[{k}] ({type(cb).__name__}) sets the learning rate of the epochs "
-                                     f"that follow, but learning_rate is a schedule ({schedule!r}) that sets every "
-                                     f"epoch's rate itself; use a number for learning_rate, or no such callback")
+        callbacks = _checked_callbacks(callbacks, schedule)
         metric_fns = _metrics.resolve(metrics, out_act)
         computed = [(name, fn) for name, fn in metric_fns if name != "accuracy"]   # accuracy comes from C
         if computed and not isinstance(data, _stream.InMemory):
