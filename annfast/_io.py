@@ -558,7 +558,7 @@ def _finite_float(text):
     return value
 
 
-def _check_header(h, where) -> None:
+def _check_header(h, where) -> None:   # long: one check per header field, in the schema's order
     """Strict schema check: exactly the known fields, each of the right type and in range.
 
     Everything ``Network`` would refuse is refused here, so that loading a file that passes cannot

@@ -225,8 +225,10 @@ def _finish(futures, stop: threading.Event, params, backup):
 
 
 def _diverged(params, backup, epoch: int, row=None) -> None:
-    """Raise the DivergenceError of a threaded epoch (``row`` of X, or None: the weights), restoring the weights
-    to the start of the epoch when they are not all finite."""
+    """Raise the DivergenceError of a threaded epoch (``row`` of X, or None: the weights).
+
+    The weights go back to the start of the epoch when they are not all finite.
+    """
     restored = not _core.all_finite(params)
     if restored:
         params[...] = backup
@@ -467,8 +469,10 @@ class EpochRunner:
         self.bufs = ThreadBuffers(mode, workers, spec, threads, sgd, grad.dtype) if threads > 1 else None
 
     def run_buffer(self, X, Y, order, sgd: SGD, epoch: int, W=None, between=None) -> tuple[float, int]:
-        """Train rows ``order`` of X, Y (weights W) once with ``sgd`` (no batch larger than the rows); return
-        (summed loss, rows classified right). ``between``: serial training's call between chunks."""
+        """Train rows ``order`` of X, Y (weights W) once with ``sgd`` (no batch larger than the rows).
+
+        Returns (summed loss, rows classified right). ``between``: serial training's call between chunks.
+        """
         sgd = sgd.for_rows(X.shape[0])
         e, spec, mode, pool = self.engine, self.spec, self.mode, self.pool
         if mode == "split":
@@ -491,7 +495,7 @@ class EpochRunner:
 
 
 def epoch_logs(total: float, correct: float, rows: int, classifier: bool) -> dict:
-    """An epoch's reported metrics from its sums: "loss" (mean), and "accuracy" for classifier outputs.
+    """Return an epoch's reported metrics from its sums: "loss" (mean), and "accuracy" for classifier outputs.
 
     The one rule of ``Network.fit`` (training and validation rows) and ``annfast.dask.fit``.
     """

@@ -19,7 +19,7 @@ from . import _validation as v
 __all__ = ["SGD"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SGD:
     """Stochastic gradient descent settings, checked at construction (the messages of ``_validation.check_sgd``).
 
@@ -54,8 +54,11 @@ class SGD:
 
     @staticmethod
     def checked_step(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, float, float, bool]:
-        """``SGD(...).step`` without building the object (the same checks and messages): ``train_step``'s path
-        for settings it has not seen, where building a dataclass would double the cost of a small step."""
+        """Return ``SGD(...).step`` without building the object (the same checks and messages).
+
+        ``train_step``'s path for settings it has not seen, where building a dataclass would double the cost of a
+        small step.
+        """
         return v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
 
     @property
@@ -64,8 +67,11 @@ class SGD:
         return self.learning_rate, self.momentum, self.weight_decay, self.nesterov
 
     def for_rows(self, n_rows: int | None) -> SGD:
-        """These settings for a call over ``n_rows`` rows: batch_size None becomes ``n_rows``, and no batch is
-        larger than the rows (``n_rows`` None, streamed data of unknown length: unchanged)."""
+        """Return these settings for a call over ``n_rows`` rows.
+
+        batch_size None becomes ``n_rows``, and no batch is larger than the rows (``n_rows`` None, streamed data
+        of unknown length: unchanged).
+        """
         bs = self.batch_size
         if n_rows is None:
             return self
@@ -73,12 +79,12 @@ class SGD:
         return self if bs == self.batch_size else dataclasses.replace(self, batch_size=bs)
 
     def at_rate(self, learning_rate: float) -> SGD:
-        """The same settings at another learning rate (an epoch's, from a schedule or a callback)."""
+        """Return the same settings at another learning rate (an epoch's, from a schedule or a callback)."""
         if learning_rate == self.learning_rate:
             return self
         return dataclasses.replace(self, learning_rate=learning_rate)
 
     def as_dict(self) -> dict:
-        """The settings as keyword arguments of ``Network.fit`` (and as ``History.params`` records them)."""
+        """Return the settings as keyword arguments of ``Network.fit`` (and as ``History.params`` records them)."""
         return {"learning_rate": self.learning_rate, "batch_size": self.batch_size, "momentum": self.momentum,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}

@@ -355,8 +355,10 @@ def as_sample_weight(w, n_rows: int, dtype: np.dtype, name: str = "sample_weight
 
 
 def target_scale(mean, std) -> np.ndarray:
-    """The scale of standardized targets, per column: the standard deviation, or 1 where the column is constant up
-    to rounding (std < 1e-12 * max(|mean|, 1)), which is then only centred. Returns a float64 copy.
+    """Return the scale of standardized targets, per column (a float64 copy).
+
+    The standard deviation, or 1 where the column is constant up to rounding (std < 1e-12 * max(|mean|, 1)), which
+    is then only centred.
 
     The one rule of target standardization: ``ANNRegressor`` (``y_scale_``), ``annfast.dask.fit_estimator`` and the
     CLI's ``--standardize`` of targets; the network learns (y - mean) / scale. (The CLI scales input columns by any

@@ -162,7 +162,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                             "tab for .tsv files)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:   # long: a declaration of every option, one after the other
     """Return the argument parser of the ``annfast`` command."""
     from . import __version__
 
@@ -423,8 +423,10 @@ def _fold_scaling(net, x_mean, x_scale, y_mean=None, y_scale=None) -> None:
 
 
 def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale of each column of ``a``, for --standardize: inputs by their standard deviation (1 where
-    0), targets by ``_validation.target_scale`` (the estimators' rule: 1 where constant up to rounding).
+    """Mean and scale of each column of ``a``, for --standardize.
+
+    Inputs are scaled by their standard deviation (1 where 0), targets by ``_validation.target_scale`` (the
+    estimators' rule: 1 where constant up to rounding).
 
     CommandError, naming the column, where they are not finite (values near the float64 limit) or
     where 1 / scale would overflow ``dtype`` once folded into the weights (a column of tiny values).
@@ -445,7 +447,7 @@ def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.
     return mean, scale
 
 
-def _train(args, out) -> int:
+def _train(args, out) -> int:   # long: the train command's steps in order (load, build, scale, fit, fold, save)
     from ._core import DivergenceError
     from .network import Dense, Network
 

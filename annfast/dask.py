@@ -595,7 +595,7 @@ def _run_epochs(job: _RoundJob, hist: DaskHistory, callbacks: CallbackList, epoc
 
 
 def _rounds_of(group_rows: list[int], rounds_per_epoch: int | None, samples_per_round: int | None) -> int:
-    """The rounds of each epoch, from ``rounds_per_epoch`` or ``samples_per_round`` (checked against the rows)."""
+    """Return the rounds of each epoch, from ``rounds_per_epoch`` or ``samples_per_round`` (checked)."""
     if samples_per_round is not None:
         return max(1, math.ceil(max(group_rows) / samples_per_round))
     n_rounds = rounds_per_epoch or 1
@@ -624,8 +624,10 @@ class _RoundJob:
 
 
 def _train_round(job: _RoundJob, hist: DaskHistory, epoch: int, rnd: int) -> np.ndarray:
-    """Train round ``rnd`` of ``epoch`` on every group, set the network to the groups' average and record the
-    round; return its (loss sum, hits, rows)."""
+    """Train round ``rnd`` of ``epoch`` on every group, set the network to the groups' average, record the round.
+
+    Returns the round's (loss sum, hits, rows).
+    """
     t_round = time.perf_counter()
     client, net = job.client, job.net
     state = {"params": None, "places": job.places}

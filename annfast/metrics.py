@@ -16,8 +16,10 @@ __all__ = ["accuracy", "mae", "r2", "resolve", "rmse"]
 
 
 def accuracy(Y: np.ndarray, P: np.ndarray) -> float:
-    """Fraction of rows whose predicted class is the target's: argmax for several outputs, >= 0.5 for one
-    (``_validation.row_classes``)."""
+    """Fraction of rows whose predicted class is the target's (``_validation.row_classes``).
+
+    The class is the argmax of several outputs, or whether one output is >= 0.5.
+    """
     return float(np.mean(row_classes(P) == row_classes(Y)))
 
 

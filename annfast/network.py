@@ -115,7 +115,7 @@ def _epoch_rate(value, epoch: int) -> float:
 
 
 def _class_table(class_weight, n_outputs: int, activation: str, data):
-    """fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
+    """Return fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
     table = v.check_class_weight(class_weight, n_outputs, activation)
     if isinstance(table, str):
         if not isinstance(data, _stream.InMemory):
@@ -126,7 +126,7 @@ def _class_table(class_weight, n_outputs: int, activation: str, data):
 
 
 def _checked_callbacks(callbacks, schedule) -> CallbackList:
-    """fit's callbacks as a CallbackList; none of them may set the rate of later epochs when a schedule sets it."""
+    """Return fit's callbacks as a CallbackList; none may set the rate of later epochs when a schedule sets it."""
     callbacks = CallbackList(callbacks)
     if schedule is not None:
         for k, cb in enumerate(callbacks.callbacks):
@@ -138,8 +138,10 @@ def _checked_callbacks(callbacks, schedule) -> CallbackList:
 
 
 def draw_seed(net: Network) -> int:
-    """A seed drawn from ``net``'s own random stream (shared with ``annfast.dask``, whose ``seed=None`` continues
-    the network's stream as ``fit(seed=None)`` does)."""
+    """Return a seed drawn from ``net``'s own random stream.
+
+    Shared with ``annfast.dask``, whose ``seed=None`` continues the network's stream as ``fit(seed=None)`` does.
+    """
     return int(net._rng.integers(2**63))
 
 
@@ -765,11 +767,11 @@ class Network:
     def snapshot(self) -> Snapshot:
         """Copy everything a training call may change, for ``restore`` to put back.
 
-        The weights, the momentum velocity, the random stream, the history, the loss and ``stop_training``, taken whole (a change a ``train_step`` left unpublished first becomes
-        visible). Architecture, dtype and kernel are not part of it: a snapshot goes back into the network it was
-        taken from. Cheaper than ``copy.deepcopy`` or pickling (no new network, lock or threads) and, unlike
-        ``get_weights``/``set_weights``, it keeps the velocity and the random stream, so that training resumed
-        from a restored snapshot repeats training resumed at the snapshot bitwise.
+        The weights, the momentum velocity, the random stream, the history, the loss and ``stop_training``, taken whole
+        (a change a ``train_step`` left unpublished first becomes visible). Architecture, dtype and kernel are not part
+        of it: a snapshot goes back into the network it was taken from. Cheaper than ``copy.deepcopy`` or pickling (no
+        new network, lock or threads) and, unlike ``get_weights``/``set_weights``, it keeps the velocity and the random
+        stream, so that training resumed from a restored snapshot repeats training resumed at the snapshot bitwise.
 
         Returns
         -------
@@ -1155,7 +1157,7 @@ class Network:
         return _stream.InMemory(data.X[:-n_val], data.Y[:-n_val], None if W is None else W[:-n_val]), val
 
     def _fit_history(self, plan: _FitPlan, weighted: bool) -> History:
-        """The History a fit records into: a new one, or (``initial_epoch > 0``) a copy of the network's, continued."""
+        """Return the History a fit records into: new, or (``initial_epoch > 0``) a copy of the network's, continued."""
         schedule, sgd = plan.schedule, plan.sgd
         params = dict(epochs=plan.epochs,
                       learning_rate=sgd.learning_rate if schedule is None else getattr(schedule, "initial", None),

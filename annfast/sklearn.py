@@ -294,6 +294,7 @@ class _BaseANN(BaseEstimator):
             warnings.warn(warning, ConvergenceWarning, stacklevel=3)
         return self
 
+    # long: one fit transaction's steps in order (validate, targets, network, split, schedule, train, record)
     def _fit_work(self, X, y, p: dict, reuse: bool, incremental: bool, classes, sample_weight) -> str | None:
         name = type(self).__name__
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
