@@ -1,4 +1,5 @@
 """Bad input gets the right exception type and a message that says what and where; nothing changes."""
+import re
 import warnings
 
 import numpy as np
@@ -483,3 +484,20 @@ def test_pandas_dataframe_with_a_string_column_is_named():
         net.fit(frame, pd.Series([1.0, 2.0]))
     assert net.parameters.tobytes() == before
     net.fit(pd.DataFrame({"area": [50.0, 70.0], "rooms": [1, 2]}), pd.Series([1.0, 2.0]))   # numbers pass
+
+
+def test_sgd_settings_are_checked_once_with_fits_messages():
+    from annfast._settings import SGD
+    s = SGD(0.1, momentum=0.5, weight_decay=1e-4, nesterov=np.bool_(True), batch_size=np.int64(8))
+    assert s.step == (0.1, 0.5, 1e-4, True) and type(s.step[3]) is bool and type(s.batch_size) is int
+    assert s.for_rows(5).batch_size == 5 and s.for_rows(None) is s and SGD(batch_size=None).for_rows(7).batch_size == 7
+    assert s.at_rate(0.2).learning_rate == 0.2 and s.at_rate(0.1) is s
+    assert s.as_dict() == dict(learning_rate=0.1, batch_size=8, momentum=0.5, nesterov=True, weight_decay=1e-4)
+    net = af.Network(2, [af.Dense(1)], seed=0)
+    X, y = np.zeros((4, 2)), np.zeros(4)
+    for kw in (dict(learning_rate=0.0), dict(momentum=1.0), dict(weight_decay=-1.0), dict(nesterov=True),
+               dict(nesterov="yes", momentum=0.5), dict(learning_rate=True), dict(batch_size=0)):
+        with pytest.raises((TypeError, ValueError)) as fit_error:
+            net.fit(X, y, **kw)
+        with pytest.raises(type(fit_error.value), match=re.escape(str(fit_error.value))):
+            SGD(**kw)
