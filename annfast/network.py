@@ -991,6 +991,7 @@ class Network:
         plan = self._plan_fit(X, y, epochs, learning_rate, batch_size, shuffle, loss, momentum, nesterov, weight_decay,
                               seed, validation_data, validation_split, callbacks, verbose, n_threads, sync_every,
                               hogwild, shuffle_buffer, initial_epoch, metrics, sample_weight, class_weight)
+        progress = Progress(plan.verbose, plan.epochs, plan.n_rows) if plan.verbose else None
         with self._fit_guard(plan.threads > 1):
             self.history = plan.history          # readable even if an epoch is interrupted
             self.loss = plan.loss
@@ -1006,7 +1007,6 @@ class Network:
             plan.callbacks.on_train_begin({})
             runner = _parallel.EpochRunner(plan.mode, plan.threads, plan.spec, self._engine, self._grad,
                                            self._workers, plan.sgd, plan.sync_every)
-            progress = Progress(plan.verbose, plan.epochs, plan.n_rows) if plan.verbose else None
             try:
                 logs = self._epoch_loop(plan, runner, progress)
             except BaseException:
