@@ -120,6 +120,32 @@ class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or non-finite weights (learning rate too high?)."""
 
 
+#: what became of the weights after a divergence, in the words of every DivergenceError
+DIVERGENCE_STATES = {
+    "before_row": "the weights are those from before that row",
+    "restored_call": "the weights were restored to their values at the start of the call",
+    "restored_epoch": "the weights were restored to their values at the start of the epoch",
+    "mid_epoch": "the weights are finite but mid-epoch",
+}
+
+
+def divergence_message(str state, row=None, int64_t epoch=-1, int64_t position=-1):
+    """The one wording of a training divergence (serial kernels here, the threaded runners in ``_parallel``).
+
+    ``row``: the row of X whose loss was non-finite (None: the weights became non-finite after the updates);
+    ``epoch`` and ``position`` (in the epoch's order) when known (>= 0); ``state``: a key of
+    ``DIVERGENCE_STATES``. "non-finite loss at row R of X in epoch E (position P of the order); <state>.
+    Training diverged: lower the learning rate or scale the inputs and targets."
+    """
+    what = "the weights became non-finite" if row is None else f"non-finite loss at row {row} of X"
+    if epoch >= 0:
+        what += f" in epoch {epoch}"
+    if position >= 0:
+        what += f" (position {position} of the order)"
+    return (f"{what}; {DIVERGENCE_STATES[state]}. Training diverged: lower the learning rate or scale the inputs "
+            "and targets.")
+
+
 cdef class Spec:
     """Descriptor of a network for the C kernels: sizes, activation codes, loss and kernel variant.
 
@@ -259,11 +285,12 @@ cdef str secure_weights(real[::1] params, real[::1] backup, object vstate):
     vstate is None (no momentum) or (velocity, its copy from the start of the call): the velocity goes back
     with the weights, to the same point. Kept weights are those from before a row (the kernels check a row
     before its update), and so is the velocity then; a velocity that is not finite anyway is set to zero.
+    Returns what became of the weights, as a ``divergence_message`` state.
     """
-    cdef str state = "the weights are those from before that row"
+    cdef str state = "before_row"
     if not all_finite_(&params[0], params.shape[0]):
         memcpy(&params[0], &backup[0], params.shape[0] * sizeof(real))
-        state = "the weights were restored to their values at the start of the call"
+        state = "restored_call"
         if vstate is not None:
             vstate[0][...] = vstate[1]
     if vstate is not None and not all_finite(vstate[0]):
@@ -286,11 +313,7 @@ cdef int between_chunks(real[::1] params, real[::1] backup, object vstate, objec
 
 cdef int raise_nonfinite(real[::1] params, real[::1] backup, object vstate, int64_t row, int64_t position,
                          int64_t epoch) except -1:
-    state = secure_weights(params, backup, vstate)
-    where = f" in epoch {epoch}" if epoch >= 0 else ""
-    raise DivergenceError(
-        f"non-finite loss at row {row} of X (position {position} of the order){where}; {state}. "
-        "Training diverged: lower the learning rate or scale the inputs and targets.")
+    raise DivergenceError(divergence_message(secure_weights(params, backup, vstate), row, epoch, position))
 
 
 # ---- training ---------------------------------------------------------------------------------
@@ -413,11 +436,7 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
             memset(g, 0, n_params * sizeof(real))
         pos = end
     if not all_finite_(&params[0], n_params):
-        secure_weights(params, backup, vstate)
-        where = f" in epoch {epoch}" if epoch >= 0 else ""
-        raise DivergenceError(
-            f"the weights became non-finite{where}; they were restored to their values at the start of "
-            "the call. Training diverged: lower the learning rate or scale the inputs and targets.")
+        raise DivergenceError(divergence_message(secure_weights(params, backup, vstate), epoch=epoch))
     return rep.loss_sum, rep.n_correct
 
 
@@ -536,6 +555,8 @@ def split_ticks(const int64_t[::1] ctl, int64_t n_threads):
     return out
 
 
+#: the most layers of a network (csrc/annfast.h): _io and the checks read it from here, never copy it
+MAX_LAYERS = AF_MAX_LAYERS
 SPLIT_CTL_STOP = AF_SPLIT_CTL_STOP
 SPLIT_CTL_ABORT = AF_SPLIT_CTL_ABORT
 SPLIT_CTL_SPIN = AF_SPLIT_CTL_SPIN

@@ -122,7 +122,7 @@ def read(path) -> tuple[int, list[tuple[np.ndarray, np.ndarray, str]], str]:
     return parse(data, path)
 
 
-def parse(data: bytes, where: str = "<FANN file>"):
+def parse(data: bytes, where: str = "<FANN file>"):   # long: one pass over the format's fields, in file order
     """Parse the bytes of a FANN .net file (see ``read``); ``where`` names it in messages."""
     def bad(what):
         raise FannFileError(f"{where}: {what}")

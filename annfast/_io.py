@@ -50,11 +50,13 @@ import zlib
 
 import numpy as np
 
+from . import _core
+
 MAGIC = b"ANNFAST\x00"
 FORMAT_VERSION = 2
 _CRC = struct.Struct("<I")        # the final CRC-32 of a version 2 file
 MAX_HEADER = 1 << 20
-MAX_LAYERS = 32               # AF_MAX_LAYERS of csrc/annfast.h
+MAX_LAYERS = _core.MAX_LAYERS   # AF_MAX_LAYERS of csrc/annfast.h, read from it
 MAX_PARAMS = 1 << 28          # 1 GiB of float32 or 2 GiB of float64 parameters
 MAX_INT_DIGITS = 1000         # longer JSON integers are refused before conversion (quadratic in CPython)
 _PREFIX = struct.Struct("<8sII")
@@ -556,13 +558,13 @@ def _finite_float(text):
     return value
 
 
-def _check_header(h, where) -> None:
+def _check_header(h, where) -> None:   # long: one check per header field, in the schema's order
     """Strict schema check: exactly the known fields, each of the right type and in range.
 
     Everything ``Network`` would refuse is refused here, so that loading a file that passes cannot
     raise anything but a ModelFileError.
     """
-    from ._validation import ACTIVATIONS, LOSSES
+    from ._validation import ACTIVATIONS, CROSS_ENTROPY_OUTPUTS, LOSSES
 
     def bad(what):
         raise ModelFileError(f"{where}: invalid header: {what}")
@@ -612,7 +614,7 @@ def _check_header(h, where) -> None:
     loss = h["loss"]
     if not isinstance(loss, str) or loss not in LOSSES:
         bad(f"loss {_short(loss)}")
-    if loss == "cross_entropy" and layers[-1]["activation"] not in ("softmax", "sigmoid"):
+    if loss == "cross_entropy" and layers[-1]["activation"] not in CROSS_ENTROPY_OUTPUTS:
         bad(f"cross_entropy loss needs a softmax or sigmoid output layer, not {layers[-1]['activation']!r}")
     seed = h["seed"]
     if seed is not None and (not _is_int(seed) or seed < 0):

@@ -32,6 +32,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import numpy as np
 
 from . import _core
+from ._settings import SGD
 
 # a batch is split across threads only when each thread gets at least this many of its rows
 SPLIT_ROWS = 256
@@ -223,18 +224,20 @@ def _finish(futures, stop: threading.Event, params, backup):
         raise
 
 
-def _diverged(params, backup, epoch: int, where: str) -> None:
+def _diverged(params, backup, epoch: int, row=None) -> None:
+    """Raise the DivergenceError of a threaded epoch (``row`` of X, or None: the weights).
+
+    The weights go back to the start of the epoch when they are not all finite.
+    """
     restored = not _core.all_finite(params)
     if restored:
         params[...] = backup
-    state = ("the weights were restored to their values at the start of the epoch" if restored
-             else "the weights are finite but mid-epoch")
-    raise _core.DivergenceError(f"non-finite loss {where} in epoch {epoch}; {state}. Training diverged: lower "
-                                "the learning rate or scale the inputs and targets.")
+    raise _core.DivergenceError(_core.divergence_message("restored_epoch" if restored else "mid_epoch",
+                                                         None if row is None else int(row), epoch))
 
 
-def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, lr: float, mu: float, wd: float,
-                  nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
+def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, sgd: SGD, epoch: int,
+                  pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One per-sample epoch on ``n_threads`` threads over disjoint shards of ``order``.
 
     Returns (summed loss, rows classified right).
@@ -243,26 +246,26 @@ def hogwild_epoch(spec, params, velocity, backup, X, Y, order, n_threads: int, l
     stop = threading.Event()
     shards = np.array_split(order, n_threads)
     block = 4 * spec.chunk_rows    # worker threads need no Ctrl-C checks: fewer GIL round trips
+    lr, mu, wd, nest = sgd.step
     futures = _submit_all(pool, stop, [(_core.train_thread, spec, params, velocity, params, X, Y,
-                                        np.ascontiguousarray(shard), block, lr, mu, wd, nesterov, 1, stop, None, None,
+                                        np.ascontiguousarray(shard), block, lr, mu, wd, nest, 1, stop, None, None,
                                         None, None, W) for shard in shards])
     results = _finish(futures, stop, params, backup)
     bad = [(k, r[3]) for k, r in enumerate(results) if r[3] >= 0]
     if bad:
         k, pos = bad[0]
-        _diverged(params, backup, epoch, f"at row {int(shards[k][pos])} of X")
+        _diverged(params, backup, epoch, shards[k][pos])
     if not _core.all_finite(params):
-        _diverged(params, backup, epoch, "in the weights")
+        _diverged(params, backup, epoch)
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
-def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads, X, Y, order, lr: float, mu: float,
-                 wd: float, nesterov: bool, sync_every: int, batch_size: int, epoch: int,
-                 pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
-    """One epoch on ``len(copies)`` threads with private copies merged every ``sync_every`` rows.
+def merged_epoch(spec, params, velocity, backup, bufs: ThreadBuffers, X, Y, order, sgd: SGD, sync_every: int,
+                 epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
+    """One epoch on ``len(bufs.copies)`` threads with private copies merged every ``sync_every`` rows.
 
     Each thread merges on its own (``_core.train_thread``): no barrier between the threads.
-    ``copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
+    ``bufs.copies``/``starts`` (``vcopies`` when momentum > 0, ``grads`` when batch_size > 1) hold one
     (n_params,) buffer per thread. With momentum every thread starts from ``velocity``, which ends as the mean
     of the threads' velocities weighted by the rows each trained (a thread that took no block leaves it
     alone): the epochs of one fit chain as separate fits do. Returns (summed loss, rows classified right).
@@ -270,27 +273,30 @@ def merged_epoch(spec, params, velocity, backup, copies, starts, vcopies, grads,
     backup[...] = params
     stop = threading.Event()
     lock = threading.Lock()
+    copies, starts, vcopies, grads = bufs.copies, bufs.starts, bufs.vcopies, bufs.grads
     k = len(copies)
     order = np.ascontiguousarray(order)
     next_pos = np.zeros(1, dtype=np.int64)   # the threads take the epoch's blocks in turn (see train_thread)
     for c, s0 in zip(copies, starts):
         c[...] = params
         s0[...] = params
+    lr, mu, wd, nest = sgd.step
+    bs = sgd.batch_size
     for v in vcopies if mu > 0 else ():   # every thread starts from the shared velocity, as a new fit does
         v[...] = velocity
     futures = _submit_all(pool, stop, [(_pinned, t, _core.train_thread, spec, copies[t],
-                                        vcopies[t] if mu > 0 else velocity, grads[t] if batch_size > 1 else copies[t],
-                                        X, Y, order, sync_every, lr, mu, wd, nesterov, batch_size, stop, params,
+                                        vcopies[t] if mu > 0 else velocity, grads[t] if bs > 1 else copies[t],
+                                        X, Y, order, sync_every, lr, mu, wd, nest, bs, stop, params,
                                         starts[t], lock, next_pos, W) for t in range(k)])
     results = _finish(futures, stop, params, backup)
     bad = [r[3] for r in results if r[3] >= 0]
     if bad:
-        _diverged(params, backup, epoch, f"at row {int(order[min(bad)])} of X")
+        _diverged(params, backup, epoch, order[min(bad)])
     done = [r[2] for r in results]
     if mu > 0 and sum(done) > 0:   # the shared velocity: the threads', weighted by the rows each trained
         velocity[...] = np.average(vcopies, axis=0, weights=done)
     if not _core.all_finite(params):
-        _diverged(params, backup, epoch, "in the weights")
+        _diverged(params, backup, epoch)
     return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
@@ -320,15 +326,18 @@ def split_threads(spec, n_threads: int) -> int:
 last_split_ticks = None
 
 
-def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf, X, Y, order, lr: float,
-                mu: float, wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
-    """One per-sample epoch on ``len(works)`` threads with the split kernel (csrc/af_split.inc).
+def split_epoch(spec, params, velocity, backup, bufs: ThreadBuffers, X, Y, order, sgd: SGD, epoch: int,
+                pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
+    """One per-sample epoch on ``len(bufs.works)`` threads with the split kernel (csrc/af_split.inc).
 
     The threads train the rows in ``order`` one at a time, as one thread would: each owns a slice of the first
-    hidden layer's units. ``replicas``/``vreplicas`` (the latter with momentum only) and ``works`` hold one
-    buffer per thread. Returns (summed loss, rows classified right).
+    hidden layer's units. ``bufs.replicas``/``vreplicas`` (the latter with momentum only) and ``works`` hold one
+    buffer per thread, ``bufs.hbuf`` the first hidden layer's outputs they share. Returns (summed loss, rows
+    classified right).
     """
     backup[...] = params
+    replicas, vreplicas, works, hbuf = bufs.replicas, bufs.vreplicas, bufs.works, bufs.hbuf
+    lr, mu, wd, nest = sgd.step
     k = len(works)
     order = np.ascontiguousarray(order)
     ctl = _core.aligned_zeros(_core.split_ctl_len(k), np.int64)   # one cache line per thread
@@ -340,7 +349,7 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
         for t in range(k):
             futures.append(pool.submit(_pinned, t, _core.split_thread, spec, params, velocity, replicas[t],
                                        vreplicas[t] if mu > 0 else replicas[t], works[t], hbuf, ctl, X, Y, order,
-                                       t, k, lr, mu, wd, nesterov, W))
+                                       t, k, lr, mu, wd, nest, W))
         # wait for the first failure, not for thread 0 first: a thread that fails before its first barrier
         # leaves the others (thread 0 included) waiting for it until ABORT is set below
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -368,20 +377,21 @@ def split_epoch(spec, params, velocity, backup, replicas, vreplicas, works, hbuf
     last_split_ticks = _core.split_ticks(ctl, k)
     bad = results[0][3]
     if bad >= 0:
-        _diverged(params, backup, epoch, f"at row {int(order[bad])} of X")
+        _diverged(params, backup, epoch, order[bad])
     if not _core.all_finite(params):
-        _diverged(params, backup, epoch, "in the weights")
+        _diverged(params, backup, epoch)
     return results[0][0], results[0][1]
 
 
-def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_size: int, lr: float, mu: float,
-                      wd: float, nesterov: bool, epoch: int, pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
+def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, sgd: SGD, epoch: int,
+                      pool: ThreadPoolExecutor, W=None) -> tuple[float, int]:
     """One mini-batch epoch with every batch's gradient summed by ``len(grads)`` threads.
 
     ``grads`` holds one zeroed (n_params,) buffer per thread; they are left zeroed. Returns (summed loss,
     rows classified right).
     """
     backup[...] = params
+    batch_size = sgd.batch_size
     stop = threading.Event()
     n, k = order.shape[0], len(grads)
     total, correct = 0.0, 0
@@ -400,14 +410,97 @@ def split_batch_epoch(spec, params, velocity, backup, grads, X, Y, order, batch_
         if bad:
             for g in grads:
                 g[...] = 0
-            _diverged(params, backup, epoch, f"at row {int(order[bad[0]])} of X")
+            _diverged(params, backup, epoch, order[bad[0]])
         for g in grads[1:]:
             grads[0] += g
             g[...] = 0
-        _core.apply_gradient(params, velocity, grads[0], end - start, lr, mu, wd, nesterov)
+        _core.apply_gradient(params, velocity, grads[0], end - start, *sgd.step)
         grads[0][...] = 0
         total += sum(r[0] for r in results)
         correct += sum(r[1] for r in results)
     if not _core.all_finite(params):
-        _diverged(params, backup, epoch, "in the weights")
+        _diverged(params, backup, epoch)
     return total, correct
+
+
+class ThreadBuffers:
+    """The per-thread buffers one fit's mode needs, from the network's ``Workers`` (kept from one fit to the next).
+
+    ``grads``: gradients (mini-batches); ``copies``/``starts``: weight copies and their starting points (merged
+    training); ``vcopies``: their velocities (merged, momentum); ``replicas``/``vreplicas``/``works``: the split
+    kernel's replicas of the layers past the first (and their velocities) and workspaces; ``hbuf``: the first
+    hidden layer's outputs that the split kernel's threads share. A mode's unused lists are empty.
+    """
+
+    def __init__(self, mode: str, workers: Workers, spec, threads: int, sgd: SGD, dtype) -> None:
+        merged = mode == "merged"
+
+        def per_thread(name, wanted, fill=None, length=spec.n_params):
+            if not wanted:
+                return []
+            out = workers.buffers(name, threads, length, dtype)
+            if fill is not None:
+                for buf in out:
+                    buf[...] = fill
+            return out
+        self.grads = per_thread("grads", mode == "batch" or (merged and sgd.batch_size > 1), 0)
+        self.copies = per_thread("copies", merged)     # both set from the weights at each epoch's start
+        self.starts = per_thread("starts", merged)
+        self.vcopies = per_thread("velocities", merged and sgd.momentum > 0)   # set at each epoch's start
+        self.replicas = per_thread("replicas", mode == "split")
+        self.vreplicas = per_thread("vreplicas", mode == "split" and sgd.momentum > 0)
+        works = per_thread("works", mode == "split", length=_core.split_workspace_len(spec) + 32)
+        self.works = [w[16:] for w in works]   # 64 bytes on each side: no cache line shared by two threads
+        self.hbuf = _core.aligned_zeros(_core.split_hbuf_len(spec), dtype) if mode == "split" else None
+
+
+class EpochRunner:
+    """Trains the buffers of one fit's epochs in its mode: the one place that dispatches to the runners above.
+
+    Built once per fit (after ``choose``), with the network's ``_core.Engine`` (its weights, velocity and backup)
+    and its gradient buffer for serial mini-batches; ``run_buffer`` trains one buffer of rows in a given order.
+    """
+
+    def __init__(self, mode: str, threads: int, spec, engine, grad, workers: Workers, sgd: SGD,
+                 sync_every: int | None = None) -> None:
+        self.mode, self.threads, self.spec, self.engine, self.grad = mode, threads, spec, engine, grad
+        self.sync_every = sync_every
+        self._workers = workers
+        self.pool = workers.get(threads) if threads > 1 else None
+        self.bufs = ThreadBuffers(mode, workers, spec, threads, sgd, grad.dtype) if threads > 1 else None
+
+    def run_buffer(self, X, Y, order, sgd: SGD, epoch: int, W=None, between=None) -> tuple[float, int]:
+        """Train rows ``order`` of X, Y (weights W) once with ``sgd`` (no batch larger than the rows).
+
+        Returns (summed loss, rows classified right). ``between``: serial training's call between chunks.
+        """
+        sgd = sgd.for_rows(X.shape[0])
+        e, spec, mode, pool = self.engine, self.spec, self.mode, self.pool
+        if mode == "split":
+            return split_epoch(spec, e.params, e.velocity, e.backup, self.bufs, X, Y, order, sgd, epoch, pool, W)
+        if mode == "hogwild":
+            return hogwild_epoch(spec, e.params, e.velocity, e.backup, X, Y, order, self.threads, sgd, epoch, pool, W)
+        if mode == "merged":
+            return merged_epoch(spec, e.params, e.velocity, e.backup, self.bufs, X, Y, order, sgd, self.sync_every,
+                                epoch, pool, W)
+        if mode == "batch":
+            return split_batch_epoch(spec, e.params, e.velocity, e.backup, self.bufs.grads, X, Y, order, sgd, epoch,
+                                     pool, W)
+        return _core.train_rows(spec, e.params, e.velocity, self.grad, e.backup, X, Y, order, *sgd.step,
+                                sgd.batch_size, epoch, between, W)
+
+    def abandon(self) -> None:
+        """After a failed fit: end the threads once they stop (no worker may outlive the fit that failed)."""
+        if self.pool is not None:
+            self._workers.close(wait=True)
+
+
+def epoch_logs(total: float, correct: float, rows: int, classifier: bool) -> dict:
+    """Return an epoch's reported metrics from its sums: "loss" (mean), and "accuracy" for classifier outputs.
+
+    The one rule of ``Network.fit`` (training and validation rows) and ``annfast.dask.fit``.
+    """
+    logs = {"loss": total / rows}
+    if classifier:
+        logs["accuracy"] = correct / rows
+    return logs

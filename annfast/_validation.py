@@ -129,6 +129,23 @@ def check_sgd(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, f
     return lr, mu, wd, bool(nesterov)
 
 
+#: Output activations whose outputs are probabilities, the only ones cross-entropy is defined for.
+CROSS_ENTROPY_OUTPUTS = ("softmax", "sigmoid")
+
+
+def check_loss(loss, activation: str, what: str = "the output layer") -> str:
+    """Return ``loss`` if it is a loss name that an output layer of ``activation`` can train on.
+
+    The one rule: cross_entropy needs a softmax or sigmoid output (``CROSS_ENTROPY_OUTPUTS``); the half squared
+    error takes any. ``what`` names the output in the message (the CLI's option, a model file's layer).
+    """
+    check_name(loss, LOSSES, "loss")
+    if loss == "cross_entropy" and activation not in CROSS_ENTROPY_OUTPUTS:
+        raise ValueError(f"cross_entropy needs a softmax or sigmoid output layer, {what} is {activation!r}; use "
+                         f"loss='half_squared_error' or change the output activation")
+    return loss
+
+
 def _frame_problem(a, name: str) -> str | None:
     """Name the first column of a DataFrame (anything with ``columns`` and ``dtypes``) that is not numeric.
 
@@ -335,6 +352,22 @@ def as_sample_weight(w, n_rows: int, dtype: np.dtype, name: str = "sample_weight
     if bad.size:
         raise ValueError(f"{name}[{bad[0] + first_row}] = {out[bad[0]]} is negative; weights must be >= 0")
     return out
+
+
+def target_scale(mean, std) -> np.ndarray:
+    """Return the scale of standardized targets, per column (a float64 copy).
+
+    The standard deviation, or 1 where the column is constant up to rounding (std < 1e-12 * max(|mean|, 1)), which
+    is then only centred.
+
+    The one rule of target standardization: ``ANNRegressor`` (``y_scale_``), ``annfast.dask.fit_estimator`` and the
+    CLI's ``--standardize`` of targets; the network learns (y - mean) / scale. (The CLI scales input columns by any
+    standard deviation > 0: tiny but genuine inputs are scaled, not left as they are.)
+    """
+    mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+    scale = np.array(np.atleast_1d(std), dtype=np.float64)
+    scale[scale < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return scale
 
 
 def row_classes(Y: np.ndarray) -> np.ndarray:

@@ -19,12 +19,15 @@ import time
 
 import numpy as np
 
+from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS, target_scale
+from ._validation import LOSSES as _LOSSES
+
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
-HIDDEN_ACTIVATIONS = ("step", "sigmoid", "tanh", "relu", "leaky_relu", "linear")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
-LOSSES = ("half_squared_error", "cross_entropy")
-CLASSIFIER_OUTPUTS = ("softmax", "sigmoid", "step")
+# the names of the C enums, as _validation tables them (softmax only in the output layer)
+OUTPUT_ACTIVATIONS = tuple(ACTIVATIONS)
+HIDDEN_ACTIVATIONS = tuple(a for a in OUTPUT_ACTIVATIONS if a != "softmax")
+LOSSES = tuple(_LOSSES)
 MAX_CLASSES = 100_000
 
 _EPILOG = """\
@@ -159,7 +162,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
                             "tab for .tsv files)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:   # long: a declaration of every option, one after the other
     """Return the argument parser of the ``annfast`` command."""
     from . import __version__
 
@@ -420,7 +423,10 @@ def _fold_scaling(net, x_mean, x_scale, y_mean=None, y_scale=None) -> None:
 
 
 def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (1 where 0) of each column of ``a``, for --standardize.
+    """Mean and scale of each column of ``a``, for --standardize.
+
+    Inputs are scaled by their standard deviation (1 where 0), targets by ``_validation.target_scale`` (the
+    estimators' rule: 1 where constant up to rounding).
 
     CommandError, naming the column, where they are not finite (values near the float64 limit) or
     where 1 / scale would overflow ``dtype`` once folded into the weights (a column of tiny values).
@@ -428,7 +434,7 @@ def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.
     a = a.reshape(a.shape[0], -1)            # (a 1-D column of --labels: one column)
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = a.mean(axis=0), a.std(axis=0)
-        scale = np.where(std > 0, std, 1.0)
+        scale = target_scale(mean, std) if what == "target" else np.where(std > 0, std, 1.0)
         inverse = (1.0 / scale).astype(dtype)
     for k in range(a.shape[1]):
         if not (np.isfinite(mean[k]) and np.isfinite(std[k])):
@@ -441,7 +447,7 @@ def _scale(a: np.ndarray, names, dtype: str, what: str) -> tuple[np.ndarray, np.
     return mean, scale
 
 
-def _train(args, out) -> int:
+def _train(args, out) -> int:   # long: the train command's steps in order (load, build, scale, fit, fold, save)
     from ._core import DivergenceError
     from .network import Dense, Network
 
@@ -465,7 +471,7 @@ def _train(args, out) -> int:
         raise CommandError("a softmax output needs at least 2 outputs but there is 1 target column; use --labels "
                            "for a column of class labels, or another --output-activation")
     loss = None if args.loss == "auto" else args.loss
-    if loss == "cross_entropy" and activation not in ("softmax", "sigmoid"):
+    if loss == "cross_entropy" and activation not in CROSS_ENTROPY_OUTPUTS:
         raise CommandError(f"--loss cross_entropy needs a softmax or sigmoid output, the output activation is "
                            f"{activation}; give --output-activation or another --loss")
 

@@ -62,6 +62,7 @@ connected) spread them over cores or over a cluster as they are.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import operator
@@ -72,9 +73,11 @@ import numpy as np
 
 from . import _validation as v
 from ._core import DivergenceError
+from ._parallel import epoch_logs
+from ._settings import SGD
 from .callbacks import CallbackList
 from .history import History
-from .network import Dense, Network
+from .network import Dense, Network, draw_seed
 
 try:
     import dask
@@ -231,7 +234,7 @@ def _train_group(spec: tuple, params: np.ndarray, blocks: list, group: int, epoc
         Y[mask] = blocks[p][1][local[mask]]
     net = _network(spec, params)
     try:
-        hist = net.fit(X, Y, epochs=1, shuffle=False, **settings["sgd"])
+        hist = net.fit(X, Y, epochs=1, shuffle=False, loss=settings["loss"], **settings["sgd"].as_dict())
     except DivergenceError as exc:
         raise DivergenceError(f"annfast.dask.fit, group {group}, epoch {epoch}, round {rnd} (row numbers count "
                               f"within the round): {exc}") from None
@@ -528,21 +531,18 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
         raise ValueError("give rounds_per_epoch or samples_per_round, not both")
     n_groups = _check_int_or_none(n_groups, "n_groups")
     max_retries = v.check_int(max_retries, "max_retries", minimum=0)
-    lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
-    if batch_size is not None:
-        batch_size = v.check_int(batch_size, "batch_size", minimum=1)
+    sgd = SGD(learning_rate, momentum, weight_decay, nesterov, batch_size)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-    loss = net.loss if loss is None else net._check_loss(loss)
+    loss = net.loss if loss is None else v.check_loss(loss, net.layers[-1].activation)
     if seed is None:
-        seed = int(net._rng.integers(2**63))
+        seed = draw_seed(net)
     seed = v.check_int(seed, "seed", minimum=0)
     callbacks = CallbackList(callbacks)
 
     if n_groups is None:
         client.wait_for_workers(1, timeout=_WAIT_FOR_WORKERS)
         n_groups = max(1, sum(client.nthreads().values()))
-    run = uuid.uuid4().hex[:8]
     held = []                      # every future of this call, released at the end
     try:
         futures, rows = _persist(client, net, X, y, n_groups, encode, loss)
@@ -551,80 +551,109 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
             raise ValueError("X has no rows")
         groups = _make_groups(rows, n_groups)
         group_rows = [sum(rows[i] for i in g) for g in groups]
-        if samples_per_round is not None:
-            n_rounds = max(1, math.ceil(max(group_rows) / samples_per_round))
-        else:
-            n_rounds = rounds_per_epoch or 1
-            if n_rounds > max(group_rows):   # the extra rounds train no row, ~30 ms of Dask overhead each
-                raise ValueError(f"rounds_per_epoch={n_rounds} is more than the {max(group_rows)} rows of the "
-                                 f"largest group: rounds past that would train on no rows; give at most "
-                                 f"{max(group_rows)}")
-        places = _place(client, futures, groups, rows)
+        job = _RoundJob(client=client, net=net, spec=_spec_of(net), futures=futures, groups=groups,
+                        n_rounds=_rounds_of(group_rows, rounds_per_epoch, samples_per_round), seed=seed,
+                        settings={"shuffle": bool(shuffle), "sgd": sgd, "loss": loss}, run=uuid.uuid4().hex[:8],
+                        max_retries=max_retries, places=_place(client, futures, groups, rows))
         val = _validation(client, net, validation_data, n_groups, held, encode)
-        classifier = net.layers[-1].activation in ("softmax", "sigmoid", "step")
+        classifier = net.layers[-1].activation in v.CLASSIFIER_OUTPUTS
         reported = {"loss", "accuracy"} if classifier else {"loss"}
         callbacks.check(reported | ({"val_" + k for k in reported} if val is not None else set()))
-        spec = _spec_of(net)
-        sgd = dict(learning_rate=lr, batch_size=batch_size, loss=loss, momentum=mu, nesterov=nest,
-                   weight_decay=wd)
-        settings = {"shuffle": bool(shuffle), "sgd": sgd}
-        hist = DaskHistory(dict(epochs=epochs, rounds_per_epoch=n_rounds, n_groups=len(groups), shuffle=bool(shuffle),
-                                seed=seed, max_retries=max_retries, n_rows=sum(rows), n_partitions=len(rows),
-                                **sgd))
+        hist = DaskHistory(dict(epochs=epochs, rounds_per_epoch=job.n_rounds, n_groups=len(groups),
+                                shuffle=bool(shuffle), seed=seed, max_retries=max_retries, n_rows=sum(rows),
+                                n_partitions=len(rows), loss=loss, **sgd.as_dict()))
         hist.group_rows = group_rows
         hist.setup_seconds = time.perf_counter() - t_start
         net.history = hist
         net.stop_training = False
         callbacks.set_network(net)
         callbacks.on_train_begin({})
-        logs: dict = {}
-        for epoch in range(epochs):
-            t_epoch = time.perf_counter()
-            callbacks.on_epoch_begin(epoch, logs)
-            totals = np.zeros(3)           # loss sum, hits, rows
-            for rnd in range(n_rounds):
-                t_round = time.perf_counter()
-                state = {"params": None, "places": places}
-
-                def submit(g, attempt, epoch=epoch, rnd=rnd, state=state):
-                    if attempt or state["params"] is None:
-                        if attempt:
-                            state["places"] = _replace_dead(client, state["places"])
-                        state["params"] = _ship(client, net.parameters.copy())
-                    where = state["places"][g]
-                    return client.submit(_train_group, spec, state["params"], [futures[i] for i in groups[g]],
-                                         g, epoch, rnd, n_rounds, seed, settings,
-                                         key=f"annfast-train-{run}-{epoch}-{rnd}-{g}-{attempt}",
-                                         workers=None if where is None else [where], allow_other_workers=True)
-
-                results, retries = _run_tasks(client, submit, len(groups), max_retries,
-                                              f"epoch {epoch}, round {rnd}")
-                places = state["places"]
-                n_round = sum(r[1] for r in results)
-                if n_round:
-                    avg = np.zeros(net.n_params)
-                    for params, n_rows, _, _ in results:
-                        avg += (n_rows / n_round) * params
-                    net.set_parameters(avg)
-                round_totals = np.array([sum(r[k] for r in results) for k in (2, 3, 1)], dtype=np.float64)
-                totals += round_totals
-                hist.record_round(epoch, round_totals[0] / max(n_round, 1), n_round,
-                                  time.perf_counter() - t_round, retries)
-            logs = {"loss": totals[0] / totals[2]}
-            if classifier:
-                logs["accuracy"] = totals[1] / totals[2]
-            if val is not None:
-                logs.update(val(loss, classifier, max_retries, f"validation after epoch {epoch}"))
-            hist.record(epoch, **logs)
-            hist.epoch_seconds.append(time.perf_counter() - t_epoch)
-            callbacks.on_epoch_end(epoch, logs)
-            if net.stop_training:
-                break
-        callbacks.on_train_end(logs)
+        callbacks.on_train_end(_run_epochs(job, hist, callbacks, epochs, val, classifier, loss))
     finally:
         held.clear()               # the partitions on the workers are released with the last reference
     hist.wall_time = time.perf_counter() - t_start
     return hist
+
+
+def _run_epochs(job: _RoundJob, hist: DaskHistory, callbacks: CallbackList, epochs: int, val, classifier: bool,
+                loss: str) -> dict:
+    """Train the epochs of one ``fit`` call, round by round, as ``Network.fit`` does; return the last logs."""
+    logs: dict = {}
+    for epoch in range(epochs):
+        t_epoch = time.perf_counter()
+        callbacks.on_epoch_begin(epoch, logs)
+        totals = sum(_train_round(job, hist, epoch, rnd) for rnd in range(job.n_rounds))   # loss, hits, rows
+        logs = epoch_logs(totals[0], totals[1], totals[2], classifier)
+        if val is not None:
+            logs.update(val(loss, classifier, job.max_retries, f"validation after epoch {epoch}"))
+        hist.record(epoch, **logs)
+        hist.epoch_seconds.append(time.perf_counter() - t_epoch)
+        callbacks.on_epoch_end(epoch, logs)
+        if job.net.stop_training:
+            break
+    return logs
+
+
+def _rounds_of(group_rows: list[int], rounds_per_epoch: int | None, samples_per_round: int | None) -> int:
+    """Return the rounds of each epoch, from ``rounds_per_epoch`` or ``samples_per_round`` (checked)."""
+    if samples_per_round is not None:
+        return max(1, math.ceil(max(group_rows) / samples_per_round))
+    n_rounds = rounds_per_epoch or 1
+    if n_rounds > max(group_rows):   # the extra rounds train no row, ~30 ms of Dask overhead each
+        raise ValueError(f"rounds_per_epoch={n_rounds} is more than the {max(group_rows)} rows of the "
+                         f"largest group: rounds past that would train on no rows; give at most "
+                         f"{max(group_rows)}")
+    return n_rounds
+
+
+@dataclasses.dataclass
+class _RoundJob:
+    """What every round of one ``fit`` call needs; ``places`` (each group's worker) changes when workers die."""
+
+    client: object
+    net: Network
+    spec: tuple
+    futures: list
+    groups: list
+    n_rounds: int
+    seed: int
+    settings: dict
+    run: str
+    max_retries: int
+    places: list
+
+
+def _train_round(job: _RoundJob, hist: DaskHistory, epoch: int, rnd: int) -> np.ndarray:
+    """Train round ``rnd`` of ``epoch`` on every group, set the network to the groups' average, record the round.
+
+    Returns the round's (loss sum, hits, rows).
+    """
+    t_round = time.perf_counter()
+    client, net = job.client, job.net
+    state = {"params": None, "places": job.places}
+
+    def submit(g, attempt):
+        if attempt or state["params"] is None:
+            if attempt:
+                state["places"] = _replace_dead(client, state["places"])
+            state["params"] = _ship(client, net.parameters.copy())
+        where = state["places"][g]
+        return client.submit(_train_group, job.spec, state["params"], [job.futures[i] for i in job.groups[g]],
+                             g, epoch, rnd, job.n_rounds, job.seed, job.settings,
+                             key=f"annfast-train-{job.run}-{epoch}-{rnd}-{g}-{attempt}",
+                             workers=None if where is None else [where], allow_other_workers=True)
+
+    results, retries = _run_tasks(client, submit, len(job.groups), job.max_retries, f"epoch {epoch}, round {rnd}")
+    job.places = state["places"]
+    n_round = sum(r[1] for r in results)
+    if n_round:
+        avg = np.zeros(net.n_params)
+        for params, n_rows, _, _ in results:
+            avg += (n_rows / n_round) * params
+        net.set_parameters(avg)
+    round_totals = np.array([sum(r[k] for r in results) for k in (2, 3, 1)], dtype=np.float64)
+    hist.record_round(epoch, round_totals[0] / max(n_round, 1), n_round, time.perf_counter() - t_round, retries)
+    return round_totals
 
 
 def _validation(client, net: Network, validation_data, n_groups: int, held: list, encode):
@@ -785,9 +814,8 @@ def fit_estimator(estimator, X, y, *, classes=None, epochs: int | None = None, c
             else:
                 yy = np.asarray(y, dtype=np.float64)
                 mean, std = yy.mean(axis=0), yy.std(axis=0)
-            mean, std = np.atleast_1d(mean), np.atleast_1d(std)
-            std[std < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0
-            estimator.y_mean_, estimator.y_scale_ = mean, std
+            mean = np.atleast_1d(mean)
+            estimator.y_mean_, estimator.y_scale_ = mean, v.target_scale(mean, std)   # as ANNRegressor's
     elif classes is not None and classifier and list(np.asarray(classes).tolist()) != estimator.classes_.tolist():
         raise ValueError(f"classes={list(classes)} is not the classes_ {estimator.classes_.tolist()} of the fitted "
                          f"estimator")

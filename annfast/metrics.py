@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["accuracy", "mae", "r2", "resolve", "rmse"]
+from ._validation import CLASSIFIER_OUTPUTS, row_classes
 
-CLASSIFIER_OUTPUTS = ("softmax", "sigmoid", "step")
+__all__ = ["accuracy", "mae", "r2", "resolve", "rmse"]
 
 
 def accuracy(Y: np.ndarray, P: np.ndarray) -> float:
-    """Fraction of rows whose predicted class is the target's: argmax for several outputs, >= 0.5 for one."""
-    if P.shape[1] == 1:
-        return float(np.mean((P[:, 0] >= 0.5) == (Y[:, 0] >= 0.5)))
-    return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
+    """Fraction of rows whose predicted class is the target's (``_validation.row_classes``).
+
+    The class is the argmax of several outputs, or whether one output is >= 0.5.
+    """
+    return float(np.mean(row_classes(P) == row_classes(Y)))
 
 
 def rmse(Y: np.ndarray, P: np.ndarray) -> float:

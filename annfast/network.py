@@ -7,6 +7,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -21,6 +22,7 @@ from . import metrics as _metrics
 from . import schedules as _schedules
 from ._core import DivergenceError
 from ._progress import Progress
+from ._settings import SGD
 from .callbacks import CallbackList
 from .history import History
 
@@ -40,7 +42,7 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
-__all__ = ["Dense", "Network", "load", "load_fann"]
+__all__ = ["Dense", "Network", "Snapshot", "load", "load_fann"]
 
 
 class Dense:
@@ -112,11 +114,81 @@ def _epoch_rate(value, epoch: int) -> float:
                         f"nothing of this epoch was trained") from None
 
 
+def _class_table(class_weight, n_outputs: int, activation: str, data):
+    """Return fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
+    table = v.check_class_weight(class_weight, n_outputs, activation)
+    if isinstance(table, str):
+        if not isinstance(data, _stream.InMemory):
+            raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
+                             "in memory; for streamed data pass a dict {class: weight}")
+        table = v.balanced_class_weight(data.Y)
+    return table
+
+
+def _checked_callbacks(callbacks, schedule) -> CallbackList:
+    """Return fit's callbacks as a CallbackList; none may set the rate of later epochs when a schedule sets it."""
+    callbacks = CallbackList(callbacks)
+    if schedule is not None:
+        for k, cb in enumerate(callbacks.callbacks):
+            if getattr(cb, "_changes_rate_after_epoch", False):
+                raise ValueError(f"callbacks[{k}] ({type(cb).__name__}) sets the learning rate of the epochs "
+                                 f"that follow, but learning_rate is a schedule ({schedule!r}) that sets every "
+                                 f"epoch's rate itself; use a number for learning_rate, or no such callback")
+    return callbacks
+
+
+def draw_seed(net: Network) -> int:
+    """Return a seed drawn from ``net``'s own random stream.
+
+    Shared with ``annfast.dask``, whose ``seed=None`` continues the network's stream as ``fit(seed=None)`` does.
+    """
+    return int(net._rng.integers(2**63))
+
+
 def _init_limit(activation: str, n_in: int, n_out: int) -> float:
     """Half-width of the uniform initial weights: He for (leaky) ReLU, Glorot otherwise."""
     if activation in ("relu", "leaky_relu"):
         return math.sqrt(6.0 / n_in)
     return math.sqrt(6.0 / (n_in + n_out))
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """What ``Network.snapshot`` copies and ``Network.restore`` puts back; treat it as opaque."""
+
+    params: np.ndarray
+    velocity: np.ndarray
+    rng: dict
+    history: History | None
+    loss: str
+    stop_training: bool
+
+
+@dataclasses.dataclass
+class _FitPlan:
+    """What one ``fit`` call trains, checked (``Network._plan_fit``): data, settings, mode and reporting."""
+
+    data: object                # a _stream source: InMemory, MemoryMapped or ChunkStream
+    val: tuple | None           # (X_val, Y_val, W_val or None)
+    class_table: object         # per-class weights still to apply per streamed buffer, or None
+    epochs: int
+    initial_epoch: int
+    schedule: object            # a LearningRateSchedule, or None for a constant rate
+    sgd: SGD                    # batch_size resolved to the rows (the rate: the first epoch's, or a placeholder)
+    shuffle: bool
+    verbose: int
+    callbacks: CallbackList
+    metric_fns: list
+    computed: list              # the metrics computed from predictions (all but accuracy)
+    threads: int
+    mode: str                   # _parallel.choose's
+    sync_every: int | None
+    rng: np.random.Generator
+    spec: _core.Spec
+    loss: str
+    classifier: bool
+    n_rows: int | None
+    history: History | None = None
 
 
 class Network:
@@ -357,12 +429,7 @@ class Network:
         return "cross_entropy" if self.layers[-1].activation == "softmax" else "half_squared_error"
 
     def _check_loss(self, loss) -> str:
-        v.check_name(loss, v.LOSSES, "loss")
-        out = self.layers[-1].activation
-        if loss == "cross_entropy" and out not in ("softmax", "sigmoid"):
-            raise ValueError(f"cross_entropy needs a softmax or sigmoid output layer, the output layer "
-                             f"is {out!r}; use loss='half_squared_error' or change the output activation")
-        return loss
+        return v.check_loss(loss, self.layers[-1].activation)
 
     def _spec(self, loss: str) -> _core.Spec:
         # keyed by the kernel too: a reader (evaluate) builds specs without the lock, and one it builds while the
@@ -698,37 +765,71 @@ class Network:
             finally:
                 self._fitting = False
 
-    def _snapshot(self) -> dict:
-        """Copy everything a training call may change (weights, velocity, random stream, history, loss)."""
-        with self._whole():
-            return {"params": self._params.copy(), "velocity": self._engine.velocity.copy(),
-                    "rng": self._rng.bit_generator.state, "history": self.history, "loss": self.loss,
-                    "spec": self._cur_spec, "stop_training": self.stop_training}
+    def snapshot(self) -> Snapshot:
+        """Copy everything a training call may change, for ``restore`` to put back.
 
-    def _restore(self, snap: dict) -> None:
-        """Put back a ``_snapshot``, under the lock: other threads see the state before or after, never between.
+        The weights, the momentum velocity, the random stream, the history, the loss and ``stop_training``, taken whole
+        (a change a ``train_step`` left unpublished first becomes visible). Architecture, dtype and kernel are not part
+        of it: a snapshot goes back into the network it was taken from. Cheaper than ``copy.deepcopy`` or pickling (no
+        new network, lock or threads) and, unlike ``get_weights``/``set_weights``, it keeps the velocity and the random
+        stream, so that training resumed from a restored snapshot repeats training resumed at the snapshot bitwise.
 
-        Everything is built aside first; the swap writes the weights in place (readers hold the same lock)
-        and never re-creates the network's buffers, lock or threads.
+        Returns
+        -------
+        Snapshot
+            An opaque value; pass it to ``restore``.
+
+        Examples
+        --------
+        >>> snap = net.snapshot()                      # doctest: +SKIP
+        >>> try:
+        ...     net.fit(X, y, learning_rate=10.0)      # doctest: +SKIP
+        ... except af.DivergenceError:
+        ...     net.restore(snap)                      # as if the fit never ran
         """
-        velocity = snap["velocity"]
+        with self._whole():
+            return Snapshot(params=self._params.copy(), velocity=self._engine.velocity.copy(),
+                            rng=self._rng.bit_generator.state, history=self.history, loss=self.loss,
+                            stop_training=self.stop_training)
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put back a ``snapshot`` of this network, under its lock.
+
+        Other threads see the state before or after, never between: everything is checked first; the weights are
+        written in place (readers see them published at once) and the network's buffers, lock and threads are
+        kept.
+
+        Raises
+        ------
+        TypeError
+            If ``snap`` is not a Snapshot.
+        ValueError
+            If it was taken from a network of another size or dtype.
+        """
+        if not isinstance(snap, Snapshot):
+            raise TypeError(f"restore takes a Snapshot from Network.snapshot(), got {type(snap).__name__}")
+        if snap.params.shape != self._params.shape or snap.params.dtype != self.dtype:
+            raise ValueError(f"the snapshot is of a network of {snap.params.shape[0]} {snap.params.dtype} parameters, "
+                             f"this one has {self.n_params} {self.dtype}")
+        velocity = snap.velocity
+        spec = self._spec(snap.loss)   # of the kernel in use now
         with self._lock:
-            self._params[...] = snap["params"]
+            self._params[...] = snap.params
             if velocity.shape[0] == self.n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
                 self._engine.reset_velocity()
-            self._rng.bit_generator.state = snap["rng"]
-            self.history = snap["history"]
-            self.loss = snap["loss"]
-            self._cur_spec = snap["spec"]
-            self.stop_training = snap["stop_training"]
+            self._rng.bit_generator.state = snap.rng
+            self.history = snap.history
+            self.loss = snap.loss
+            self._cur_spec = spec
+            self.stop_training = snap.stop_training
             self._publish()
 
-    def _buffers(self, momentum: float, batch_size: int) -> None:
-        if momentum > 0:
+    def _buffers(self, sgd: SGD) -> None:
+        if sgd.momentum > 0:
             self._engine.ensure_velocity()
-        if batch_size > 1 and self._grad.shape[0] != self.n_params:
+        if sgd.batch_size > 1 and self._grad.shape[0] != self.n_params:
             self._grad = _core.aligned_empty(self.n_params, self.dtype)
 
     def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
@@ -888,18 +989,102 @@ class Network:
             velocity goes back to the same point as the weights; with ``n_threads > 1`` it is reset to
             zero (the threads keep no copy of it at that point).
         """
+        plan = self._plan_fit(X, y, epochs, learning_rate, batch_size, shuffle, loss, momentum, nesterov, weight_decay,
+                              seed, validation_data, validation_split, callbacks, verbose, n_threads, sync_every,
+                              hogwild, shuffle_buffer, initial_epoch, metrics, sample_weight, class_weight)
+        progress = Progress(plan.verbose, plan.epochs, plan.n_rows) if plan.verbose else None
+        with self._fit_guard(plan.threads > 1):
+            self.history = plan.history          # readable even if an epoch is interrupted
+            self.loss = plan.loss
+            self._cur_spec = plan.spec
+            self.stop_training = False
+            self._buffers(plan.sgd)
+            if plan.schedule is None:
+                self.learning_rate = plan.sgd.learning_rate
+            elif plan.initial_epoch == 0:
+                plan.schedule.reset()
+            self._verbose = plan.verbose      # for callbacks that report (EarlyStopping restoring weights)
+            plan.callbacks.set_network(self)
+            plan.callbacks.on_train_begin({})
+            runner = _parallel.EpochRunner(plan.mode, plan.threads, plan.spec, self._engine, self._grad,
+                                           self._workers, plan.sgd, plan.sync_every)
+            try:
+                logs = self._epoch_loop(plan, runner, progress)
+            except BaseException:
+                runner.abandon()   # let no worker outlive a failed fit (a second Ctrl-C, say)
+                raise
+            finally:
+                self._publish()   # the weights as they stand: whole, and finite (restored on failure)
+                if progress:
+                    progress.close()
+            plan.callbacks.on_train_end(logs)
+        return plan.history
+
+    def _epoch_loop(self, plan: _FitPlan, runner: _parallel.EpochRunner, progress) -> dict:
+        """Train epochs ``plan.initial_epoch`` to ``plan.epochs - 1`` (fit holds the lock); return the last logs."""
+        logs: dict = {}
+        schedule, data = plan.schedule, plan.data
+        seen = plan.initial_epoch * plan.n_rows if plan.n_rows is not None else 0    # rows trained before
+        for epoch in range(plan.initial_epoch, plan.epochs):
+            if schedule is not None:
+                self.learning_rate = schedule.rate(epoch, seen)
+            plan.callbacks.on_epoch_begin(epoch, logs)
+            sgd = plan.sgd.at_rate(_epoch_rate(self.learning_rate, epoch))
+            if progress:
+                progress.epoch_begin(epoch)
+            total, correct, rows = 0.0, 0, 0
+            for Xb, Yb, Wb in data.buffers(plan.rng if plan.shuffle else None):
+                nb = Xb.shape[0]
+                Wb = v.weigh_rows(plan.class_table, Yb, Wb, self.dtype)   # streamed data: per buffer
+                order = plan.rng.permutation(nb) if plan.shuffle else np.arange(nb, dtype=np.int64)
+                between = self._between_chunks(progress.offset(rows) if progress else None)
+                t, c = runner.run_buffer(Xb, Yb, order, sgd, epoch, Wb, between)
+                self._publish()
+                total, correct, rows = total + t, correct + c, rows + nb
+            seen += rows
+            logs = self._epoch_logs(plan, total, correct, rows)
+            logs["lr"] = sgd.learning_rate
+            plan.history.record(epoch, **logs)
+            if schedule is not None:
+                schedule.update(epoch, logs)
+            if progress:
+                progress.epoch_end(logs, rows)
+            plan.callbacks.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        return logs
+
+    def _epoch_logs(self, plan: _FitPlan, total: float, correct: int, rows: int) -> dict:
+        """One epoch's logs: the running loss (and accuracy), the computed metrics, the validation ones."""
+        logs = _parallel.epoch_logs(total, correct, rows, plan.classifier)
+        data, val, computed = plan.data, plan.val, plan.computed
+        if computed:
+            P = self.predict(data.X)
+            logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
+        if val is not None:
+            vloss, vcorrect = _core.loss_rows(plan.spec, self._params, val[0], val[1], None, val[2])
+            logs.update(("val_" + k, x) for k, x in _parallel.epoch_logs(vloss, vcorrect, val[0].shape[0],
+                                                                          plan.classifier).items())
+            if computed:
+                P = self.predict(val[0])
+                logs.update(("val_" + name, float(fn(val[1], P))) for name, fn in computed)
+        return logs
+
+    def _plan_fit(self, X, y, epochs, learning_rate, batch_size, shuffle, loss, momentum, nesterov, weight_decay,
+                  seed, validation_data, validation_split, callbacks, verbose, n_threads, sync_every, hogwild,
+                  shuffle_buffer, initial_epoch, metrics, sample_weight, class_weight) -> _FitPlan:
+        """Check every argument of ``fit`` (before anything changes) and return what the epochs need.
+
+        Long because fit has many arguments, each checked in turn; the order of the checks is the order of
+        fit's errors.
+        """
         if shuffle_buffer is not None:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
         loss = self.loss if loss is None else self._check_loss(loss)
         out_act = self.layers[-1].activation
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
-        class_table = v.check_class_weight(class_weight, self.n_outputs, out_act)
-        if isinstance(class_table, str):
-            if not isinstance(data, _stream.InMemory):
-                raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
-                                 "in memory; for streamed data pass a dict {class: weight}")
-            class_table = v.balanced_class_weight(data.Y)
+        class_table = _class_table(class_weight, self.n_outputs, out_act, data)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
         if epochs < initial_epoch:
@@ -908,48 +1093,18 @@ class Network:
         if isinstance(data, _stream.ChunkStream):
             data.check_epochs(epochs - initial_epoch)
         schedule = _schedules.as_schedule(learning_rate)
-        lr, mu, wd, nest = v.check_sgd(learning_rate if schedule is None else 1.0, momentum, weight_decay, nesterov)
+        sgd = SGD(learning_rate if schedule is None else 1.0, momentum, weight_decay, nesterov, batch_size)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if isinstance(verbose, bool) or verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        split = v.check_float(validation_split, "validation_split", 0.0, 1.0, high_open=True)
-        val = None
-        if validation_data is not None:
-            try:
-                Xv, yv, *wv = validation_data
-                if len(wv) > 1:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
-                                "sample_weight_val)") from None
-            Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
-            val = (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
-                                    activation=out_act),
-                   v.as_sample_weight(wv[0], Xv.shape[0], self.dtype, "sample_weight_val") if wv else None)
-        elif split > 0:
-            if not isinstance(data, _stream.InMemory):
-                raise ValueError("validation_split needs the data in memory; for streamed data pass "
-                                 "validation_data=(X_val, y_val)")
-            n_val = int(round(split * data.n_rows))
-            if not 1 <= n_val < data.n_rows:
-                raise ValueError(f"validation_split={split} leaves no training or no validation rows "
-                                 f"out of {data.n_rows}")
-            W = data.W
-            val = (data.X[-n_val:], data.Y[-n_val:], None if W is None else W[-n_val:])
-            data = _stream.InMemory(data.X[:-n_val], data.Y[:-n_val], None if W is None else W[:-n_val])
+        data, val = self._validation_rows(data, validation_data, validation_split, loss)
         if class_table is not None and isinstance(data, _stream.InMemory):   # once, not every epoch
             data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self.dtype))
             class_table = None
-        if batch_size is None and not isinstance(data, _stream.InMemory):
+        if sgd.batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
-        callbacks = CallbackList(callbacks)
-        if schedule is not None:
-            for k, cb in enumerate(callbacks.callbacks):
-                if getattr(cb, "_changes_rate_after_epoch", False):
-                    raise ValueError(f"callbacks[{k}] ({type(cb).__name__}) sets the learning rate of the epochs "
-                                     f"that follow, but learning_rate is a schedule ({schedule!r}) that sets every "
-                                     f"epoch's rate itself; use a number for learning_rate, or no such callback")
+        callbacks = _checked_callbacks(callbacks, schedule)
         metric_fns = _metrics.resolve(metrics, out_act)
         computed = [(name, fn) for name, fn in metric_fns if name != "accuracy"]   # accuracy comes from C
         if computed and not isinstance(data, _stream.InMemory):
@@ -962,145 +1117,76 @@ class Network:
         if not isinstance(hogwild, (bool, np.bool_)):
             raise TypeError(f"hogwild must be True or False, got {hogwild!r}")
         n = data.n_rows
-        bs = n if batch_size is None else v.check_int(batch_size, "batch_size", minimum=1)
-        if n is not None:
-            bs = min(bs, n)
+        sgd = sgd.for_rows(n)
         rng = self._rng if seed is None else np.random.default_rng(v.check_int(seed, "seed", minimum=0))
         spec = self._spec(loss)
-        mode, threads = _parallel.choose(spec, threads, bs, bool(hogwild), sync_every, n)
-        params = dict(epochs=epochs, learning_rate=lr if schedule is None else getattr(schedule, "initial", None),
-                      batch_size=bs, shuffle=bool(shuffle), loss=loss, momentum=mu, nesterov=nest, weight_decay=wd,
-                      n_rows=n, n_threads=threads, threading=mode,
-                      n_validation_rows=0 if val is None else val[0].shape[0])
-        if initial_epoch:
-            params["initial_epoch"] = initial_epoch
+        mode, threads = _parallel.choose(spec, threads, sgd.batch_size, bool(hogwild), sync_every, n)
+        plan = _FitPlan(data=data, val=val, class_table=class_table, epochs=epochs, initial_epoch=initial_epoch,
+                        schedule=schedule, sgd=sgd, shuffle=bool(shuffle), verbose=verbose, callbacks=callbacks,
+                        metric_fns=metric_fns, computed=computed, threads=threads, mode=mode, sync_every=sync_every,
+                        rng=rng, spec=spec, loss=loss, classifier=out_act in v.CLASSIFIER_OUTPUTS, n_rows=n)
+        plan.history = self._fit_history(plan, weighted=sample_weight is not None or class_weight is not None)
+        self._check_monitored(plan)
+        return plan
+
+    def _validation_rows(self, data, validation_data, validation_split, loss):
+        """Return (training data, validation (X, Y, W) or None) from fit's validation arguments."""
+        split = v.check_float(validation_split, "validation_split", 0.0, 1.0, high_open=True)
+        if validation_data is not None:
+            try:
+                Xv, yv, *wv = validation_data
+                if len(wv) > 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                                "sample_weight_val)") from None
+            Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
+            return data, (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
+                                           activation=self.layers[-1].activation),
+                          v.as_sample_weight(wv[0], Xv.shape[0], self.dtype, "sample_weight_val") if wv else None)
+        if split == 0:
+            return data, None
+        if not isinstance(data, _stream.InMemory):
+            raise ValueError("validation_split needs the data in memory; for streamed data pass "
+                             "validation_data=(X_val, y_val)")
+        n_val = int(round(split * data.n_rows))
+        if not 1 <= n_val < data.n_rows:
+            raise ValueError(f"validation_split={split} leaves no training or no validation rows "
+                             f"out of {data.n_rows}")
+        W = data.W
+        val = (data.X[-n_val:], data.Y[-n_val:], None if W is None else W[-n_val:])
+        return _stream.InMemory(data.X[:-n_val], data.Y[:-n_val], None if W is None else W[:-n_val]), val
+
+    def _fit_history(self, plan: _FitPlan, weighted: bool) -> History:
+        """Return the History a fit records into: new, or (``initial_epoch > 0``) a copy of the network's, continued."""
+        schedule, sgd = plan.schedule, plan.sgd
+        params = dict(epochs=plan.epochs,
+                      learning_rate=sgd.learning_rate if schedule is None else getattr(schedule, "initial", None),
+                      batch_size=sgd.batch_size, shuffle=plan.shuffle, loss=plan.loss, momentum=sgd.momentum,
+                      nesterov=sgd.nesterov, weight_decay=sgd.weight_decay, n_rows=plan.n_rows,
+                      n_threads=plan.threads, threading=plan.mode,
+                      n_validation_rows=0 if plan.val is None else plan.val[0].shape[0])
+        if plan.initial_epoch:
+            params["initial_epoch"] = plan.initial_epoch
         if schedule is not None:
             params["learning_rate_schedule"] = repr(schedule)
-        if metric_fns:
-            params["metrics"] = ",".join(name for name, _ in metric_fns)
-        if sample_weight is not None or class_weight is not None:
+        if plan.metric_fns:
+            params["metrics"] = ",".join(name for name, _ in plan.metric_fns)
+        if weighted:
             params["weighted"] = True
-        if initial_epoch > 0 and self.history is not None:
-            hist = self.history.continued(params)     # a copy: a snapshot of the old history stays as it was
-        else:
-            hist = History(params)
-        progress = Progress(verbose, epochs, n) if verbose else None
-        classifier = self.layers[-1].activation in ("softmax", "sigmoid", "step")
-        reported = ({"loss", "accuracy"} if classifier else {"loss"}) | {name for name, _ in metric_fns}
-        reported |= {"val_" + k for k in reported} if val is not None else set()
+        if plan.initial_epoch > 0 and self.history is not None:
+            return self.history.continued(params)     # a copy: a snapshot of the old history stays as it was
+        return History(params)
+
+    def _check_monitored(self, plan: _FitPlan) -> None:
+        """Refuse a schedule or callback that watches a metric this fit will not report."""
+        reported = ({"loss", "accuracy"} if plan.classifier else {"loss"}) | {name for name, _ in plan.metric_fns}
+        reported |= {"val_" + k for k in reported} if plan.val is not None else set()
+        schedule = plan.schedule
         if getattr(schedule, "monitor", None) is not None and schedule.monitor not in reported:
             raise ValueError(f"the learning-rate schedule {schedule!r} monitors {schedule.monitor!r} but training "
                              f"reports only {sorted(reported)}")
-        callbacks.check(reported | {"lr"})
-        with self._fit_guard(threads > 1):
-            self.history = hist          # readable even if an epoch is interrupted
-            self.loss = loss
-            self._cur_spec = spec
-            self.stop_training = False
-            self._buffers(mu, bs)
-            if schedule is None:
-                self.learning_rate = lr
-            elif initial_epoch == 0:
-                schedule.reset()
-            self._verbose = verbose      # for callbacks that report (EarlyStopping restoring weights)
-            callbacks.set_network(self)
-            callbacks.on_train_begin({})
-            logs: dict = {}
-            pool = self._workers.get(threads) if threads > 1 else None
-            merged = mode == "merged"
-
-            def per_thread(name, wanted, fill=None, length=self.n_params):
-                if not wanted:
-                    return []
-                out = self._workers.buffers(name, threads, length, self.dtype)
-                if fill is not None:
-                    for buf in out:
-                        buf[...] = fill
-                return out
-            # per-thread buffers: gradients (mini-batches), weight copies and their starting points (merged
-            # training), velocities (merged training with momentum); the split kernel's replicas of the layers
-            # past the first and workspaces, and the first hidden layer's outputs that its threads share
-            grads = per_thread("grads", mode == "batch" or (merged and bs > 1), 0)
-            copies = per_thread("copies", merged)     # both set from the weights at each epoch's start
-            starts = per_thread("starts", merged)
-            vcopies = per_thread("velocities", merged and mu > 0)   # set at each epoch's start
-            replicas = per_thread("replicas", mode == "split")
-            vreplicas = per_thread("vreplicas", mode == "split" and mu > 0)
-            works = per_thread("works", mode == "split", length=_core.split_workspace_len(spec) + 32)
-            works = [w[16:] for w in works]   # 64 bytes on each side: no cache line shared by two threads
-            hbuf = _core.aligned_zeros(_core.split_hbuf_len(spec), self.dtype) if mode == "split" else None
-            try:
-                seen = initial_epoch * n if n is not None else 0    # rows trained before this epoch
-                for epoch in range(initial_epoch, epochs):
-                    if schedule is not None:
-                        self.learning_rate = schedule.rate(epoch, seen)
-                    callbacks.on_epoch_begin(epoch, logs)
-                    lr = _epoch_rate(self.learning_rate, epoch)
-                    if progress:
-                        progress.epoch_begin(epoch)
-                    total, correct, rows = 0.0, 0, 0
-                    for Xb, Yb, Wb in data.buffers(rng if shuffle else None):
-                        nb = Xb.shape[0]
-                        Wb = v.weigh_rows(class_table, Yb, Wb, self.dtype)   # streamed data: per buffer
-                        order = rng.permutation(nb) if shuffle else np.arange(nb, dtype=np.int64)
-                        report = progress.offset(rows) if progress else None
-                        if mode == "split":
-                            t, c = _parallel.split_epoch(
-                                spec, self._params, self._engine.velocity, self._engine.backup, replicas, vreplicas,
-                                works, hbuf, Xb, Yb, order, lr, mu, wd, nest, epoch, pool, Wb)
-                        elif mode == "hogwild":
-                            t, c = _parallel.hogwild_epoch(
-                                spec, self._params, self._engine.velocity, self._engine.backup, Xb, Yb, order,
-                                threads, lr, mu, wd, nest, epoch, pool, Wb)
-                        elif merged:
-                            t, c = _parallel.merged_epoch(
-                                spec, self._params, self._engine.velocity, self._engine.backup, copies, starts,
-                                vcopies, grads, Xb, Yb, order, lr, mu, wd, nest, sync_every, min(bs, nb), epoch,
-                                pool, Wb)
-                        elif mode == "batch":
-                            t, c = _parallel.split_batch_epoch(
-                                spec, self._params, self._engine.velocity, self._engine.backup, grads, Xb, Yb,
-                                order, min(bs, nb), lr, mu, wd, nest, epoch, pool, Wb)
-                        else:
-                            t, c = _core.train_rows(
-                                spec, self._params, self._engine.velocity, self._grad, self._engine.backup, Xb,
-                                Yb, order, lr, mu, wd, nest, min(bs, nb), epoch, self._between_chunks(report), Wb)
-                        self._publish()
-                        total, correct, rows = total + t, correct + c, rows + nb
-                    seen += rows
-                    logs = {"loss": total / rows}
-                    if classifier:
-                        logs["accuracy"] = correct / rows
-                    if computed:
-                        P = self.predict(data.X)
-                        logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
-                    if val is not None:
-                        vloss, vcorrect = _core.loss_rows(spec, self._params, val[0], val[1], None, val[2])
-                        logs["val_loss"] = vloss / val[0].shape[0]
-                        if classifier:
-                            logs["val_accuracy"] = vcorrect / val[0].shape[0]
-                        if computed:
-                            P = self.predict(val[0])
-                            logs.update(("val_" + name, float(fn(val[1], P))) for name, fn in computed)
-                    logs["lr"] = lr
-                    hist.record(epoch, **logs)
-                    if schedule is not None:
-                        schedule.update(epoch, logs)
-                    if progress:
-                        progress.epoch_end(logs, rows)
-                    callbacks.on_epoch_end(epoch, logs)
-                    if self.stop_training:
-                        break
-            except BaseException:
-                if pool is not None:   # let no worker outlive a failed fit (a second Ctrl-C, say)
-                    self._workers.close(wait=True)
-                raise
-            finally:
-                self._publish()   # the weights as they stand: whole, and finite (restored on failure)
-                if progress:
-                    progress.close()
-            callbacks.on_train_end(logs)
-        return hist
+        plan.callbacks.check(reported | {"lr"})
 
     def partial_fit(self, X, y, learning_rate: float = 0.01, batch_size: int | None = 1,
                     shuffle: bool = False, loss: str | None = None, momentum: float = 0.0,
@@ -1144,7 +1230,7 @@ class Network:
                 and nesterov is last[3]):
             lr, mu, wd, nest = last[4]     # the very objects of the last call, already checked
         else:
-            lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as fit checks them
+            lr, mu, wd, nest = SGD.checked_step(learning_rate, momentum, weight_decay, nesterov)   # as fit
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
         weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
@@ -1240,7 +1326,7 @@ class Network:
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
-        if self.layers[-1].activation in ("softmax", "sigmoid", "step"):
+        if self.layers[-1].activation in v.CLASSIFIER_OUTPUTS:
             out["accuracy"] = correct / X.shape[0]
         if metric_fns:
             P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)

@@ -294,6 +294,7 @@ class _BaseANN(BaseEstimator):
             warnings.warn(warning, ConvergenceWarning, stacklevel=3)
         return self
 
+    # long: one fit transaction's steps in order (validate, targets, network, split, schedule, train, record)
     def _fit_work(self, X, y, p: dict, reuse: bool, incremental: bool, classes, sample_weight) -> str | None:
         name = type(self).__name__
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
@@ -348,7 +349,7 @@ class _BaseANN(BaseEstimator):
                            schedule=p["learning_rate"], lr_init=p["learning_rate_init"], power_t=p["power_t"],
                            t0=self.t_, n_rows=X.shape[0])
         with net._unpublished():   # readers see the network as it was until the run is kept (a failed one: never)
-            snapshot = net._snapshot() if reuse else None
+            snapshot = net.snapshot() if reuse else None
             try:
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
                         learning_rate=lr, batch_size=bs, shuffle=p["shuffle"],
@@ -358,7 +359,7 @@ class _BaseANN(BaseEstimator):
                     net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
             except BaseException as exc:
                 if snapshot is not None:
-                    net._restore(snapshot)     # weights, momentum, random stream and history as they were
+                    net.restore(snapshot)     # weights, momentum, random stream and history as they were
                 if isinstance(exc, DivergenceError):
                     raise DivergenceError(
                         f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
@@ -557,7 +558,7 @@ class ANNRegressor(RegressorMixin, _BaseANN):
             if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
                 raise ValueError(f"{name}: y holds values too large to standardize (column "
                                  f"{int(np.flatnonzero(~np.isfinite(mean + scale))[0])}); rescale y")
-            scale[scale < 1e-12 * np.maximum(np.abs(mean), 1.0)] = 1.0    # constant column: centre only
+            scale = _validation.target_scale(mean, scale)    # a constant column is only centred
             self.y_mean_, self.y_scale_ = mean, scale
             self._y_2d = y.ndim == 2
         return (Y - self.y_mean_) / self.y_scale_, n_outputs

@@ -298,3 +298,32 @@ def test_a_rows_outputs_do_not_depend_on_the_other_rows_of_the_call(dtype, rng):
         np.testing.assert_array_equal(np.vstack([net.predict(X[i:i + 7]) for i in range(0, len(X), 7)]), whole)
         rows = [net.evaluate(X[i:i + 1], y[i:i + 1]) for i in range(len(X))]
         assert net.evaluate(X, y) == pytest.approx(np.mean(rows), rel=1e-12)
+
+
+def test_snapshot_and_restore_put_training_back_bitwise():
+    # weights, velocity, random stream, history and loss: training resumed from a restored snapshot repeats
+    # training resumed at the snapshot, bit for bit
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(64, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=64)
+    net = af.Network(4, [af.Dense(8, "tanh"), af.Dense(3, "softmax")], seed=0)
+    net.fit(X, y, epochs=1, learning_rate=0.05, momentum=0.9)
+    snap = net.snapshot()
+    hist = net.history
+    net.fit(X, y, epochs=2, learning_rate=0.05, momentum=0.9)
+    after = net.parameters.copy()
+    net.fit(X, y, epochs=1, learning_rate=0.5, loss="half_squared_error")   # change everything snapshot holds
+    net.restore(snap)
+    assert net.history is hist and net.loss == "cross_entropy"
+    net.fit(X, y, epochs=2, learning_rate=0.05, momentum=0.9)
+    np.testing.assert_array_equal(net.parameters, after)
+    np.testing.assert_array_equal(net.predict(X), net.predict(X))
+
+
+def test_restore_refuses_what_is_not_a_snapshot_of_this_network():
+    net = af.Network(4, [af.Dense(8, "tanh"), af.Dense(1)], seed=0)
+    other = af.Network(4, [af.Dense(9, "tanh"), af.Dense(1)], seed=0)
+    with pytest.raises(TypeError, match="restore takes a Snapshot"):
+        net.restore(net.__getstate__())
+    with pytest.raises(ValueError, match="the snapshot is of a network of 55 float32 parameters"):
+        net.restore(other.snapshot())

@@ -585,3 +585,14 @@ def test_a_model_that_is_a_fifo_is_refused_without_blocking(tmp_path, command):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("annfast: error:") and "not a regular file" in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_standardize_scales_targets_by_the_estimators_rule():
+    # targets constant up to rounding (std < 1e-12 * max(|mean|, 1)) are only centred, as ANNRegressor's y_scale_;
+    # input columns are scaled by any standard deviation > 0
+    from annfast import _validation, cli
+    a = np.array([[1e6, 1e-40], [1e6 + 1e-9, 0.0]])
+    _, scale = cli._scale(a[:, :1], ["y"], "float64", "target")
+    assert scale.tolist() == [1.0] == _validation.target_scale([1e6], [5e-10]).tolist()
+    _, scale = cli._scale(a[:, 1:], ["x"], "float64", "input")
+    assert scale.tolist() == [5e-41]

@@ -1,4 +1,5 @@
 """Bad input gets the right exception type and a message that says what and where; nothing changes."""
+import re
 import warnings
 
 import numpy as np
@@ -574,8 +575,8 @@ def test_non_finite_loss_in_a_mini_batch_keeps_the_batches_before_it(kernel, mom
     with pytest.raises(af.DivergenceError) as err:
         net.fit(X, Y, **kw)
     assert type(err.value) is af.DivergenceError
-    assert str(err.value).startswith(f"non-finite loss at row {bad} of X (position {bad} of the order) in epoch "
-                                     f"0; the weights are those from before that row."), str(err.value)
+    assert str(err.value).startswith(f"non-finite loss at row {bad} of X in epoch 0 (position {bad} of the "
+                                     f"order); the weights are those from before that row."), str(err.value)
     want = overflowing_net(dtype, kernel, shape)
     if kept:
         want.fit(X[:kept], Y[:kept], **kw)
@@ -585,3 +586,20 @@ def test_non_finite_loss_in_a_mini_batch_keeps_the_batches_before_it(kernel, mom
         np.testing.assert_array_equal(net._engine.velocity, want._engine.velocity)
     elif momentum:   # the first batch failed: no update, the velocity is still zero
         assert not np.any(net._engine.velocity)
+
+
+def test_sgd_settings_are_checked_once_with_fits_messages():
+    from annfast._settings import SGD
+    s = SGD(0.1, momentum=0.5, weight_decay=1e-4, nesterov=np.bool_(True), batch_size=np.int64(8))
+    assert s.step == (0.1, 0.5, 1e-4, True) and type(s.step[3]) is bool and type(s.batch_size) is int
+    assert s.for_rows(5).batch_size == 5 and s.for_rows(None) is s and SGD(batch_size=None).for_rows(7).batch_size == 7
+    assert s.at_rate(0.2).learning_rate == 0.2 and s.at_rate(0.1) is s
+    assert s.as_dict() == dict(learning_rate=0.1, batch_size=8, momentum=0.5, nesterov=True, weight_decay=1e-4)
+    net = af.Network(2, [af.Dense(1)], seed=0)
+    X, y = np.zeros((4, 2)), np.zeros(4)
+    for kw in (dict(learning_rate=0.0), dict(momentum=1.0), dict(weight_decay=-1.0), dict(nesterov=True),
+               dict(nesterov="yes", momentum=0.5), dict(learning_rate=True), dict(batch_size=0)):
+        with pytest.raises((TypeError, ValueError)) as fit_error:
+            net.fit(X, y, **kw)
+        with pytest.raises(type(fit_error.value), match=re.escape(str(fit_error.value))):
+            SGD(**kw)
