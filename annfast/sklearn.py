@@ -833,7 +833,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
                 raise TypeError(f"{name}: class labels must be hashable, but {what}[{bad}] is a "
                                 f"{type(values[bad]).__name__}") from None
             if all(isinstance(v, numbers.Real) for v in distinct):
-                check_classification_targets(np.asarray(distinct, dtype=np.float64))   # no continuous targets
+                _classification_targets(np.asarray(distinct, dtype=np.float64))   # no continuous targets
             try:
                 distinct = sorted(distinct)
             except TypeError:
@@ -842,7 +842,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
             for k, v in enumerate(distinct):
                 out[k] = v
             return out
-        check_classification_targets(y)
+        _classification_targets(y)
         return np.unique(y)
 
     def _codes(self, y) -> np.ndarray:
@@ -1064,6 +1064,13 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         check_consistent_length(y_true, y_pred, sample_weight)
         hits = y_true.astype(object) == y_pred.astype(object)
         return float(np.average(hits, weights=sample_weight))
+
+
+def _classification_targets(y) -> None:
+    """scikit-learn's check that y holds class labels, without the RuntimeWarning its integer test emits for a label
+    beyond int64's range (1e39, say): such a label is a valid (if odd) class, and the warning says nothing useful."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        check_classification_targets(y)
 
 
 def _first_nonfinite(data, dtype) -> str | None:
