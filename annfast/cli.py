@@ -225,6 +225,9 @@ output activation (--output-activation auto):
                      metavar="FRACTION",
                      help="hold out this fraction of the rows, the last ones of the file, to report validation "
                           "metrics (default: 0)")
+    sgd.add_argument("--class-weight", choices=("balanced",), default=None,
+                     help="balanced: weigh each class's rows by n_rows / (n_classes * rows of the class), so rare "
+                          "classes count as much as common ones (a classifier output; default: every row weighs 1)")
     sgd.add_argument("--standardize", action="store_true",
                      help="train on inputs (and, for a linear output, targets) scaled to mean 0 and standard "
                           "deviation 1; the scaling is folded into the saved weights, so the model takes and "
@@ -508,7 +511,7 @@ def _train(args, out) -> int:   # long: the train command's steps in order (load
         net.fit(X_fit[:n_train], y_fit[:n_train], epochs=args.epochs, learning_rate=args.learning_rate,
                 batch_size=args.batch_size, shuffle=not args.no_shuffle, momentum=args.momentum,
                 nesterov=args.nesterov, weight_decay=args.weight_decay, validation_data=validation,
-                verbose=args.verbose)
+                verbose=args.verbose, class_weight=args.class_weight)
     except DivergenceError as exc:
         # the rows given to fit are the first n_train rows of the file, in order: name the line
         message = re.sub(r"row (\d+) of X", lambda m: f"{m.group(0)} (line {data.lines[int(m.group(1))]} of "

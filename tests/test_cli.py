@@ -596,3 +596,21 @@ def test_standardize_scales_targets_by_the_estimators_rule():
     assert scale.tolist() == [1.0] == _validation.target_scale([1e6], [5e-10]).tolist()
     _, scale = cli._scale(a[:, 1:], ["x"], "float64", "input")
     assert scale.tolist() == [5e-41]
+
+
+def test_class_weight_balanced_favours_the_rare_class_and_needs_a_classifier(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    label = ((X[:, 0] + 0.5 * X[:, 1]) > 1.3).astype(int)        # about 10 % of the rows are class 1
+    path = write_csv(tmp_path / "rare.csv", ["a", "b", "label"], np.column_stack([X, label]))
+    args = ("train", path, "--labels", "--epochs", "3", "--seed", "1", "--dtype", "float64")
+    code, out, err = run(capsys, *args, "--class-weight", "balanced", "--out", tmp_path / "w.annf")
+    assert code == 0, err
+    code, out, err = run(capsys, *args, "--out", tmp_path / "u.annf")
+    assert code == 0, err
+    weighted, unweighted = af.load(tmp_path / "w.annf"), af.load(tmp_path / "u.annf")
+    # the same seed and settings: balanced weights predict the rare class more often
+    assert (weighted.predict(X).argmax(1) == 1).sum() > (unweighted.predict(X).argmax(1) == 1).sum()
+    code, out, err = run(capsys, "train", path, "--output-activation", "linear", "--class-weight", "balanced", "--out",
+                         tmp_path / "r.annf")
+    assert code == 2 and "class_weight needs a classifier output" in err, err
