@@ -1273,7 +1273,10 @@ class Network:
         -------
         ndarray of shape (n_rows, n_outputs), in the network's dtype
         """
-        params, spec = self._readable(), self._cur_spec
+        # _readable() inlined for the common case (nothing stale, not inside this thread's own fit): the
+        # Python work of a small prediction holds the GIL, which other serving threads wait for
+        params = self._readable() if self._dirty or self._lock._is_owned() else self._published
+        spec = self._cur_spec
         out = self._engine.predict_small(spec, X, 2, params)
         if out is None:
             X = v.as_inputs(X, self.n_inputs, self.dtype)
@@ -1283,7 +1286,8 @@ class Network:
 
     def predict_one(self, x) -> np.ndarray:
         """Compute the outputs for one row x of shape (n_inputs,); returns shape (n_outputs,)."""
-        params, spec = self._readable(), self._cur_spec
+        params = self._readable() if self._dirty or self._lock._is_owned() else self._published   # see predict
+        spec = self._cur_spec
         out = self._engine.predict_small(spec, x, 1, params)
         if out is None:
             x = v.as_row(x, self.n_inputs, self.dtype, "x")
