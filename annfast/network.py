@@ -191,6 +191,24 @@ class _FitPlan:
     history: History | None = None
 
 
+def _checked_layers(layers, dtype: np.dtype) -> tuple:
+    """The layers of a new network as a tuple of Dense, checked: softmax only as an output of 2 units or more, and
+    every negative slope representable in the dtype."""
+    layers = tuple(layers) if not isinstance(layers, Dense) else (layers,)
+    if not layers:
+        raise ValueError("a network needs at least one layer")
+    for k, layer in enumerate(layers):
+        if not isinstance(layer, Dense):
+            raise TypeError(f"layers[{k}] must be a Dense, got {type(layer).__name__}")
+        if layer.activation == "softmax" and k != len(layers) - 1:
+            raise ValueError(f"layers[{k}]: softmax is only allowed in the output layer")
+        if layer.negative_slope > float(np.finfo(dtype).max):
+            raise ValueError(f"layers[{k}]: negative_slope {layer.negative_slope} does not fit in {dtype}")
+    if layers[-1].activation == "softmax" and layers[-1].units < 2:
+        raise ValueError("a softmax output layer needs at least 2 units")
+    return layers
+
+
 class Network:
     """A multi-layer perceptron trained one sample (or one mini-batch) at a time.
 
@@ -249,22 +267,9 @@ class Network:
     def __init__(self, n_inputs: int, layers, dtype="float32", seed: int | None = None,
                  loss: str | None = None):
         self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
-        layers = tuple(layers) if not isinstance(layers, Dense) else (layers,)
-        if not layers:
-            raise ValueError("a network needs at least one layer")
-        for k, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise TypeError(f"layers[{k}] must be a Dense, got {type(layer).__name__}")
-            if layer.activation == "softmax" and k != len(layers) - 1:
-                raise ValueError(f"layers[{k}]: softmax is only allowed in the output layer")
-        if layers[-1].activation == "softmax" and layers[-1].units < 2:
-            raise ValueError("a softmax output layer needs at least 2 units")
-        self.layers = layers
-        self.n_outputs = layers[-1].units
         self.dtype = v.check_dtype(dtype)
-        for k, layer in enumerate(layers):
-            if layer.negative_slope > float(np.finfo(self.dtype).max):
-                raise ValueError(f"layers[{k}]: negative_slope {layer.negative_slope} does not fit in {self.dtype}")
+        self.layers = layers = _checked_layers(layers, self.dtype)
+        self.n_outputs = layers[-1].units
         if seed is not None:
             seed = v.check_int(seed, "seed", minimum=0)
         self.seed = seed
@@ -286,6 +291,16 @@ class Network:
             self._views.append((W, b))
             n_in = layer.units
         self._grad = np.empty(0, dtype=self.dtype)
+        self._init_shared_state()
+        self.history: History | None = None
+        self.stop_training = False
+        self.learning_rate: float | None = None   # the rate of the epoch fit trains now (callbacks may change it)
+        self._verbose = 0
+        self._init_weights()
+        self._publish()
+
+    def _init_shared_state(self) -> None:
+        """The state that threads share: the published copy readers use, the lock of training calls, the workers."""
         # Readers never wait for training: they use the last published copy of the weights (see _publish)
         self._published = self._params.copy()
         self._spare: np.ndarray | None = None   # the copy published before it, reused once no reader holds it
@@ -303,12 +318,6 @@ class Network:
         _LIVE.add(self)   # (a child forked during one of its fits gets the lock back: _after_fork_in_child)
         self._fitting = False        # True while fit runs (the lock is reentrant: this refuses a nested fit)
         self._workers = _parallel.Workers(self)
-        self.history: History | None = None
-        self.stop_training = False
-        self.learning_rate: float | None = None   # the rate of the epoch fit trains now (callbacks may change it)
-        self._verbose = 0
-        self._init_weights()
-        self._publish()
 
     def _reset_after_fork(self) -> None:
         """Make the network usable in a forked child whose parent was training it in another thread.
