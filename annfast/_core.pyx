@@ -23,6 +23,24 @@ cdef extern from "af_fpenv.h" nogil:
     unsigned int AF_FP_ROUND_TOWARD_ZERO
     unsigned int AF_FP_ROUND_MASK
 
+cdef extern from "af_internal.h" nogil:
+    # the workspace layout (test hook: tests/test_layout.py checks it for many shapes)
+    ctypedef struct af_ws_seg:
+        int64_t off
+        int64_t len
+    ctypedef struct af_ws_layout:
+        af_ws_seg act[AF_MAX_LAYERS]
+        af_ws_seg zout, delta0, delta1
+        int64_t row_len, stride
+        af_ws_seg pend_u, pend_zb, pend_zbv, pend_uw, pend_uv, wt, wt0
+        int64_t row_ws_len
+        af_ws_seg block, inputs, vt, vt0
+        int64_t in_stride, len
+        af_ws_seg split_row, split_z, split_dh, split_d, split_u, split_zb
+        int64_t split_len
+    void af_ws_layout_init(const af_net *net, af_ws_layout *ws)
+    int64_t AF_WS_ALIGN
+
 import numpy as np
 
 cimport numpy as cnp
@@ -549,6 +567,26 @@ def split_hbuf_len(Spec spec):
 def split_workspace_len(Spec spec):
     """Reals of scratch one thread of the split kernel needs."""
     return af_split_workspace_len(&spec.net)
+
+
+def workspace_layout(Spec spec):
+    """The C workspace layout (af_ws_layout) of a network, for tests: a dict of part name -> (length, {segment
+    name: (offset, length)}), in reals, for the parts "row" (one row's), "per_sample" (af_row_workspace_len),
+    "several_rows" (af_workspace_len) and "split" (af_split_workspace_len); plus "align" (AF_WS_ALIGN)."""
+    cdef af_ws_layout ws
+    af_ws_layout_init(&spec.net, &ws)
+    seg = lambda s: (s["off"], s["len"])   # a struct reaches Python as a dict
+    row = {f"act{k}": seg(ws.act[k]) for k in range(spec.net.n_layers)}
+    row.update(zout=seg(ws.zout), delta0=seg(ws.delta0), delta1=seg(ws.delta1))
+    per_sample = {"row0": (0, ws.row_len), "pend_u": seg(ws.pend_u), "pend_zb": seg(ws.pend_zb),
+                  "pend_zbv": seg(ws.pend_zbv), "pend_uw": seg(ws.pend_uw), "pend_uv": seg(ws.pend_uv),
+                  "wt": seg(ws.wt), "wt0": seg(ws.wt0)}
+    several = {"block": seg(ws.block), "per_sample": (0, ws.row_ws_len), "inputs": seg(ws.inputs),
+               "vt": seg(ws.vt), "vt0": seg(ws.vt0)}
+    split = {"split_row": seg(ws.split_row), "split_z": seg(ws.split_z), "split_dh": seg(ws.split_dh),
+             "split_d": seg(ws.split_d), "split_u": seg(ws.split_u), "split_zb": seg(ws.split_zb)}
+    return {"row": (ws.row_len, row), "per_sample": (ws.row_ws_len, per_sample), "several_rows": (ws.len, several),
+            "split": (ws.split_len, split), "align": AF_WS_ALIGN, "stride": ws.stride, "in_stride": ws.in_stride}
 
 
 def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] replica, real[::1] vreplica,
