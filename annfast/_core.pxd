@@ -29,6 +29,13 @@ cdef extern from "annfast.h" nogil:
         AF_ISA_AVX2
         AF_ISA_AVX512
 
+    cpdef enum af_strategy:
+        AF_STRATEGY_FUSED_UPDATE
+        AF_STRATEGY_PENDING
+        AF_STRATEGY_TRANSPOSED_FIRST
+        AF_STRATEGY_BLOCKED_ROWS
+        AF_STRATEGY_ALIGNED_INPUTS
+
     cpdef enum af_status:
         AF_OK
         AF_ERR_NONFINITE
@@ -47,6 +54,7 @@ cdef extern from "annfast.h" nogil:
         int64_t n_layers
         int32_t loss
         int32_t isa
+        int32_t disable
         af_layer layers[AF_MAX_LAYERS]
 
     ctypedef struct af_report:

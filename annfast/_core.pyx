@@ -151,6 +151,9 @@ cdef class Spec:
         An ``af_loss`` code.
     isa : int
         An ``af_isa`` code; must be supported by this CPU.
+    disable : int, default=0
+        ``af_strategy`` bits: the speed strategies the kernels must not use (network.py reads them from the
+        environment variable ANNFAST_DISABLE).
     """
     cdef af_net net
     cdef readonly int64_t n_params
@@ -161,7 +164,7 @@ cdef class Spec:
     cdef readonly int64_t n_layers
     cdef readonly int64_t chunk_rows
 
-    def __init__(self, int64_t n_inputs, layers, int loss, int isa):
+    def __init__(self, int64_t n_inputs, layers, int loss, int isa, int disable=0):
         cdef int64_t k, n_in = n_inputs
         layers = list(layers)
         if not 1 <= len(layers) <= AF_MAX_LAYERS:
@@ -170,6 +173,7 @@ cdef class Spec:
         self.net.n_layers = len(layers)
         self.net.loss = loss
         self.net.isa = isa
+        self.net.disable = disable
         for k, (n_out, act, alpha) in enumerate(layers):
             self.net.layers[k].n_in = n_in
             self.net.layers[k].n_out = n_out
@@ -190,6 +194,11 @@ cdef class Spec:
     @property
     def isa(self):
         return self.net.isa
+
+    @property
+    def disable(self):
+        """The ``af_strategy`` bits switched off."""
+        return self.net.disable
 
     @property
     def first_width(self):

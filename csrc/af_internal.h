@@ -53,6 +53,10 @@ AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
     for (p = (const char *)((uintptr_t)p & ~(uintptr_t)63); p < end; p += 64) AF_PREFETCH(p);
 }
 
+/* Whether the network may use a speed strategy (an AF_STRATEGY_* bit that af_net.disable does not set). Every
+ * place that chooses a strategy asks this; switched off, the plain path runs. */
+AF_STATIC_INLINE int af_uses(const af_net *net, int32_t strategy) { return !(net->disable & strategy); }
+
 #define AF_WS_ALIGN 16
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }

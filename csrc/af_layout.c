@@ -13,6 +13,7 @@ af_status af_net_check(const af_net *net)
     if (net->n_layers < 1 || net->n_layers > AF_MAX_LAYERS) return AF_ERR_BAD_NET;
     if (net->loss != AF_LOSS_HALF_SQUARED && net->loss != AF_LOSS_CROSS_ENTROPY) return AF_ERR_BAD_NET;
     if (!af_isa_supported(net->isa)) return AF_ERR_BAD_NET;
+    if (net->disable & ~AF_STRATEGY_ALL) return AF_ERR_BAD_NET;
     for (int64_t k = 0; k < net->n_layers; k++) {
         const af_layer *l = &net->layers[k];
         if (l->n_in < 1 || l->n_out < 1) return AF_ERR_BAD_NET;
