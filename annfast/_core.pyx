@@ -1174,7 +1174,9 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
     reals (a reader's own, kept between calls), else one on the C stack or allocated for the call.
     """
     cdef int64_t n = X.shape[0], pos = 0, end
-    cdef int64_t chunk = spec.chunk_rows * 3   # forward only: a third of a training row
+    # forward only: a third of a training row; whole blocks of rows (AF_BLOCK_ROWS, strategy blocked_rows), or a
+    # large network's chunks of a few rows went through the kernel one row at a time
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows * 3 - spec.chunk_rows * 3 % AF_BLOCK_ROWS)
     cdef double stack_work[STACK_WORK_ALLOC]
     cdef real *w
     cdef real[::1] heap_work
@@ -1207,7 +1209,7 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
     non-finite. ``work``: scratch of at least ``spec.workspace_len`` reals, else allocated for the call.
     ``weights``: sample weights (one per row), each row's loss is multiplied by its weight."""
     cdef int64_t n = X.shape[0], pos = 0, end
-    cdef int64_t chunk = spec.chunk_rows * 3
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows * 3 - spec.chunk_rows * 3 % AF_BLOCK_ROWS)   # as predict
     cdef af_report rep
     memset(&rep, 0, sizeof(af_report))
     cdef af_status st = AF_OK
