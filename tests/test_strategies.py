@@ -81,3 +81,18 @@ def test_names_come_from_the_c_enum(monkeypatch):
     assert net._spec(net.loss).disable == v.STRATEGIES["pending"] | v.STRATEGIES["transposed_first"]
     with pytest.raises(ValueError):
         _core.Spec(4, [(2, 0, 0.0)], 0, 0, 1 << 10)   # a bit no strategy has: af_net_check refuses it
+
+
+def test_float32_decay_below_its_smallest_subnormal_trains_as_plain_sgd(monkeypatch):
+    # the weight decay rounds to 0 in float32 while the call still takes the momentum/decay path (sweep_general
+    # without velocity, the case its decay-alone branch also covers)
+    monkeypatch.delenv("ANNFAST_DISABLE", raising=False)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((50, 6)), rng.standard_normal((50, 2))
+    out = []
+    for decay in (0.0, 1e-46):
+        net = af.Network(6, [af.Dense(5, activation="tanh"), af.Dense(2)], dtype="float32", seed=0)
+        net.fit(X, Y, epochs=2, learning_rate=0.05, weight_decay=decay, seed=0)
+        out.append([a for pair in net.get_weights() for a in pair])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
