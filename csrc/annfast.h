@@ -119,8 +119,9 @@ typedef struct af_report {
 
 /* AF_OK if the descriptor is consistent: 1 <= n_layers <= AF_MAX_LAYERS, every size >= 1,
  * layers[k].n_in == layers[k-1].n_out, known codes, softmax only in the last layer and with at least
- * two outputs, alpha finite and >= 0, cross-entropy only after a softmax or sigmoid output, isa known, disable within AF_STRATEGY_ALL.
- * AF_ERR_BAD_NET otherwise. Every other function assumes a descriptor that passed this check. */
+ * two outputs, alpha finite and >= 0, cross-entropy only after a softmax or sigmoid output, isa known.
+ * disable only AF_STRATEGY_* bits. AF_ERR_BAD_NET otherwise. Every other function assumes a descriptor that
+ * passed this check. */
 af_status af_net_check(const af_net *net);
 
 /* Number of reals in the flat parameter buffer. */
