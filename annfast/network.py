@@ -104,9 +104,12 @@ def _default_kernel(dtype: np.dtype, shapes: list[tuple[int, int]]) -> str:
 
 
 def _disabled_strategies() -> int:
-    """The ``af_strategy`` bits named by the environment variable ANNFAST_DISABLE (comma-separated names, e.g.
-    ``transposed_first,pending``; see ``_validation.STRATEGIES``): speed strategies the C kernels must not use, for
-    measuring what each buys (bench/ablation.py). Results equal those with every strategy up to rounding."""
+    """Return the ``af_strategy`` bits named by the environment variable ANNFAST_DISABLE.
+
+    ANNFAST_DISABLE holds comma-separated names (e.g. ``transposed_first,pending``; see ``_validation.STRATEGIES``)
+    of speed strategies the C kernels must not use, for measuring what each buys (bench/ablation.py). Results equal
+    those with every strategy up to rounding.
+    """
     bits = 0
     for name in os.environ.get("ANNFAST_DISABLE", "").split(","):
         name = name.strip().lower()

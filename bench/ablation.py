@@ -17,7 +17,6 @@ switched off in both runs (fused_update's gain as the fallback of the transposed
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
@@ -25,7 +24,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]   # this checkout's annfast and bench modules
 
 import numpy as np  # noqa: E402
-
 from data import SHAPES, cast_weights, initial_weights, make_data, shape_label  # noqa: E402
 from timing import calibrate, interleave, median, now, pin_to_one_core  # noqa: E402
 
@@ -41,7 +39,8 @@ def groups(name: str, quick: bool) -> list[tuple[str, str, str, list[str]]]:
     out = [("fit", "auto", "", per_sample)]
     if not quick:
         out.append(("fit_momentum", "auto", "", per_sample))
-    out += [("minibatch64", "auto", "", blocked), ("predict", "auto", "", blocked), ("fit", "base", "", ["fused_update"])]
+    out += [("minibatch64", "auto", "", blocked), ("predict", "auto", "", blocked),
+            ("fit", "base", "", ["fused_update"])]
     if not quick:
         out.append(("fit", "auto", per_sample[0], ["fused_update"]))
     return out
