@@ -30,6 +30,13 @@ cdef extern from "annfast.h" nogil:
         AF_ISA_AVX512
         AF_ISA_REFERENCE
 
+    cpdef enum af_strategy:
+        AF_STRATEGY_FUSED_UPDATE
+        AF_STRATEGY_PENDING
+        AF_STRATEGY_TRANSPOSED_FIRST
+        AF_STRATEGY_BLOCKED_ROWS
+        AF_STRATEGY_ALIGNED_INPUTS
+
     cpdef enum af_status:
         AF_OK
         AF_ERR_NONFINITE
@@ -48,6 +55,7 @@ cdef extern from "annfast.h" nogil:
         int64_t n_layers
         int32_t loss
         int32_t isa
+        int32_t disable
         af_layer layers[AF_MAX_LAYERS]
 
     ctypedef struct af_report:

@@ -23,6 +23,24 @@ cdef extern from "af_fpenv.h" nogil:
     unsigned int AF_FP_ROUND_TOWARD_ZERO
     unsigned int AF_FP_ROUND_MASK
 
+cdef extern from "af_internal.h" nogil:
+    # the workspace layout (test hook: tests/test_layout.py checks it for many shapes)
+    ctypedef struct af_ws_seg:
+        int64_t off
+        int64_t len
+    ctypedef struct af_ws_layout:
+        af_ws_seg act[AF_MAX_LAYERS]
+        af_ws_seg zout, delta0, delta1
+        int64_t row_len, stride
+        af_ws_seg pend_u, pend_zb, pend_zbv, pend_uw, pend_uv, wt, wt0
+        int64_t row_ws_len
+        af_ws_seg block, inputs, vt, vt0
+        int64_t in_stride, len
+        af_ws_seg split_row, split_z, split_dh, split_d, split_u, split_zb
+        int64_t split_len
+    void af_ws_layout_init(const af_net *net, af_ws_layout *ws)
+    int64_t AF_WS_ALIGN
+
 import numpy as np
 
 cimport numpy as cnp
@@ -159,6 +177,9 @@ cdef class Spec:
         An ``af_loss`` code.
     isa : int
         An ``af_isa`` code; must be supported by this CPU.
+    disable : int, default=0
+        ``af_strategy`` bits: the speed strategies the kernels must not use (network.py reads them from the
+        environment variable ANNFAST_DISABLE).
     """
     cdef af_net net
     cdef readonly int64_t n_params
@@ -169,7 +190,7 @@ cdef class Spec:
     cdef readonly int64_t n_layers
     cdef readonly int64_t chunk_rows
 
-    def __init__(self, int64_t n_inputs, layers, int loss, int isa):
+    def __init__(self, int64_t n_inputs, layers, int loss, int isa, int disable=0):
         cdef int64_t k, n_in = n_inputs
         layers = list(layers)
         if not 1 <= len(layers) <= AF_MAX_LAYERS:
@@ -178,6 +199,7 @@ cdef class Spec:
         self.net.n_layers = len(layers)
         self.net.loss = loss
         self.net.isa = isa
+        self.net.disable = disable
         for k, (n_out, act, alpha) in enumerate(layers):
             self.net.layers[k].n_in = n_in
             self.net.layers[k].n_out = n_out
@@ -198,6 +220,11 @@ cdef class Spec:
     @property
     def isa(self):
         return self.net.isa
+
+    @property
+    def disable(self):
+        """The ``af_strategy`` bits switched off."""
+        return self.net.disable
 
     @property
     def first_width(self):
@@ -570,6 +597,26 @@ def split_hbuf_len(Spec spec):
 def split_workspace_len(Spec spec):
     """Reals of scratch one thread of the split kernel needs."""
     return af_split_workspace_len(&spec.net)
+
+
+def workspace_layout(Spec spec):
+    """The C workspace layout (af_ws_layout) of a network, for tests: a dict of part name -> (length, {segment
+    name: (offset, length)}), in reals, for the parts "row" (one row's), "per_sample" (af_row_workspace_len),
+    "several_rows" (af_workspace_len) and "split" (af_split_workspace_len); plus "align" (AF_WS_ALIGN)."""
+    cdef af_ws_layout ws
+    af_ws_layout_init(&spec.net, &ws)
+    seg = lambda s: (s["off"], s["len"])   # a struct reaches Python as a dict
+    row = {f"act{k}": seg(ws.act[k]) for k in range(spec.net.n_layers)}
+    row.update(zout=seg(ws.zout), delta0=seg(ws.delta0), delta1=seg(ws.delta1))
+    per_sample = {"row0": (0, ws.row_len), "pend_u": seg(ws.pend_u), "pend_zb": seg(ws.pend_zb),
+                  "pend_zbv": seg(ws.pend_zbv), "pend_uw": seg(ws.pend_uw), "pend_uv": seg(ws.pend_uv),
+                  "wt": seg(ws.wt), "wt0": seg(ws.wt0)}
+    several = {"block": seg(ws.block), "per_sample": (0, ws.row_ws_len), "inputs": seg(ws.inputs),
+               "vt": seg(ws.vt), "vt0": seg(ws.vt0)}
+    split = {"split_row": seg(ws.split_row), "split_z": seg(ws.split_z), "split_dh": seg(ws.split_dh),
+             "split_d": seg(ws.split_d), "split_u": seg(ws.split_u), "split_zb": seg(ws.split_zb)}
+    return {"row": (ws.row_len, row), "per_sample": (ws.row_ws_len, per_sample), "several_rows": (ws.len, several),
+            "split": (ws.split_len, split), "align": AF_WS_ALIGN, "stride": ws.stride, "in_stride": ws.in_stride}
 
 
 def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] replica, real[::1] vreplica,
@@ -1251,7 +1298,9 @@ def predict_rows(Spec spec, const real[::1] params, const real[:, ::1] X, real[:
     reals (a reader's own, kept between calls), else one on the C stack or allocated for the call.
     """
     cdef int64_t n = X.shape[0], pos = 0, end
-    cdef int64_t chunk = spec.chunk_rows * 3   # forward only: a third of a training row
+    # forward only: a third of a training row; whole blocks of rows (AF_BLOCK_ROWS, strategy blocked_rows), or a
+    # large network's chunks of a few rows went through the kernel one row at a time
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows * 3 - spec.chunk_rows * 3 % AF_BLOCK_ROWS)
     cdef double stack_work[STACK_WORK_ALLOC]
     cdef real *w
     cdef real[::1] heap_work
@@ -1284,7 +1333,7 @@ def loss_rows(Spec spec, const real[::1] params, const real[:, ::1] X, const rea
     non-finite. ``work``: scratch of at least ``spec.workspace_len`` reals, else allocated for the call.
     ``weights``: sample weights (one per row), each row's loss is multiplied by its weight."""
     cdef int64_t n = X.shape[0], pos = 0, end
-    cdef int64_t chunk = spec.chunk_rows * 3
+    cdef int64_t chunk = max(AF_BLOCK_ROWS, spec.chunk_rows * 3 - spec.chunk_rows * 3 % AF_BLOCK_ROWS)   # as predict
     cdef af_report rep
     memset(&rep, 0, sizeof(af_report))
     cdef af_status st = AF_OK

@@ -21,6 +21,8 @@ ACTIVATIONS = {m.name[len("AF_ACT_"):].lower(): int(m) for m in _core.af_activat
 LOSSES = {"half_squared_error": int(_core.af_loss.AF_LOSS_HALF_SQUARED),
           "cross_entropy": int(_core.af_loss.AF_LOSS_CROSS_ENTROPY)}
 KERNELS = {m.name[len("AF_ISA_"):].lower(): int(m) for m in _core.af_isa}
+#: the speed strategies of the C kernels that ANNFAST_DISABLE can switch off, name -> af_strategy bit
+STRATEGIES = {m.name[len("AF_STRATEGY_"):].lower(): int(m) for m in _core.af_strategy}
 
 
 def _names(table):

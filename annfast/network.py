@@ -105,6 +105,21 @@ def _default_kernel(dtype: np.dtype, shapes: list[tuple[int, int]]) -> str:
     return name
 
 
+def _disabled_strategies() -> int:
+    """Return the ``af_strategy`` bits named by the environment variable ANNFAST_DISABLE.
+
+    ANNFAST_DISABLE holds comma-separated names (e.g. ``transposed_first,pending``; see ``_validation.STRATEGIES``)
+    of speed strategies the C kernels must not use, for measuring what each buys (bench/ablation.py). Results equal
+    those with every strategy up to rounding.
+    """
+    bits = 0
+    for name in os.environ.get("ANNFAST_DISABLE", "").split(","):
+        name = name.strip().lower()
+        if name:
+            bits |= v.STRATEGIES[v.check_name(name, v.STRATEGIES, "strategy (environment variable ANNFAST_DISABLE)")]
+    return bits
+
+
 def _epoch_rate(value, epoch: int) -> float:
     """Check the learning rate an epoch is about to use (from a schedule or a callback): a finite number > 0."""
     try:
@@ -448,7 +463,8 @@ class Network:
         if spec is None:
             layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope)
                       for layer in self.layers]
-            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel])
+            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel],
+                              disable=_disabled_strategies())
             self._specs[(loss, kernel)] = spec
         return spec
 

@@ -2,11 +2,8 @@
  * af_internal.h -- layout arithmetic shared by af_layout.c and the kernels (not part of the public API).
  *
  * The workspace holds AF_BLOCK_ROWS rows (mini-batches are computed that many rows at a time, so that
- * each weight is loaded once per block); each row's part is af_ws_offsets(...) reals long and laid
- * out, in reals, each segment starting at a multiple of AF_WS_ALIGN reals:
- *   act[k]  (n_out of layer k) for k = 0 .. n_layers-1: the activations a_k (hidden: f(z) in place)
- *   zout    (n_out of the last layer): the output layer's pre-activations, kept for the loss
- *   delta0, delta1 (the widest layer each): deltas, used in turn layer by layer
+ * each weight is loaded once per block) and the scratch of the speed strategies; af_ws_layout (below) says
+ * where each segment lives, and no other code computes an offset into it.
  */
 #ifndef AF_INTERNAL_H
 #define AF_INTERNAL_H
@@ -56,6 +53,10 @@ AF_STATIC_INLINE void af_prefetch_row(const void *row, int64_t bytes)
     for (p = (const char *)((uintptr_t)p & ~(uintptr_t)63); p < end; p += 64) AF_PREFETCH(p);
 }
 
+/* Whether the network may use a speed strategy (an AF_STRATEGY_* bit that af_net.disable does not set). Every
+ * place that chooses a strategy asks this; switched off, the plain path runs. */
+AF_STATIC_INLINE int af_uses(const af_net *net, int32_t strategy) { return !(net->disable & strategy); }
+
 #define AF_WS_ALIGN 16
 
 AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) / AF_WS_ALIGN * AF_WS_ALIGN; }
@@ -64,8 +65,7 @@ AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) /
  * weights (more than an L1 cache), in the AVX2 and AVX-512 variants, keeps up to AF_LOWRANK_ROWS rows' updates
  * of that layer pending, as rank-one terms d x^T, and applies them in one sweep (see af_kernels.inc). Their
  * deltas, the group's products W x and V x (V: the velocity) and two scaled copies of the deltas live in the
- * workspace after the first row's part: 5 AF_LOWRANK_ROWS rows of af_round_up(n_out of the first layer)
- * reals. */
+ * workspace after the first row's part (af_ws_layout's pend_* segments). */
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536
 
@@ -88,7 +88,7 @@ AF_STATIC_INLINE int af_aligned_inputs(const af_net *net)
 /* Per-sample SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out)) keeps
  * that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the layer as it
  * was at the start of the call (to merge with concurrent writers, see transpose_out in af_kernels.inc) live in
- * the workspace after the pending part; with momentum, the same two of its velocity at af_inputs_offset. */
+ * the workspace (af_ws_layout's wt, wt0; with momentum, the same two of its velocity: vt, vt0). */
 #define AF_TFIRST_REALS 2048
 #define AF_TFIRST_MIN_ROWS 4
 
@@ -97,54 +97,47 @@ AF_STATIC_INLINE int af_tfirst_fits(const af_net *net)
     return net->layers[0].n_in * af_round_up(net->layers[0].n_out) <= AF_TFIRST_REALS;
 }
 
-AF_STATIC_INLINE int64_t af_max_width(const af_net *net)
-{
-    int64_t w = net->layers[0].n_in;
-    for (int64_t k = 0; k < net->n_layers; k++)
-        if (net->layers[k].n_out > w) w = net->layers[k].n_out;
-    return w;
-}
+/* ---- the workspace layout: every offset into the scratch, computed by af_ws_layout_init alone ------------ */
 
-/* Offsets of the workspace segments of one row, and (returned) the length of one row's part;
- * act_off must have room for n_layers entries. */
-AF_STATIC_INLINE int64_t af_ws_offsets(const af_net *net, int64_t *act_off, int64_t *zout_off,
-                                    int64_t *delta0_off, int64_t *delta1_off)
-{
-    int64_t off = 0;
-    for (int64_t k = 0; k < net->n_layers; k++) {
-        act_off[k] = off;
-        off += af_round_up(net->layers[k].n_out);
-    }
-    *zout_off = off;
-    off += af_round_up(net->layers[net->n_layers - 1].n_out);
-    int64_t w = af_round_up(af_max_width(net));
-    *delta0_off = off;
-    *delta1_off = off + w;
-    return off + 2 * w;
-}
+/* One segment of the workspace: off reals from its start, len reals long (each off a multiple of AF_WS_ALIGN;
+ * len 0: the network does not use the segment). */
+typedef struct af_ws_seg {
+    int64_t off, len;
+} af_ws_seg;
 
-/* af_row_workspace_len: one row's part; per-sample training's pending first-layer part (AF_LOWRANK_ROWS);
- * for a small first layer, its transposed copy and that copy's start (AF_TFIRST_REALS). */
-AF_STATIC_INLINE int64_t af_row_ws_len(const af_net *net)
-{
-    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    const int64_t st = af_round_up(net->layers[0].n_out);
-    return af_ws_offsets(net, act_off, &zout, &d0, &d1) + 5 * AF_LOWRANK_ROWS * st +
-           (af_tfirst_fits(net) ? 2 * net->layers[0].n_in * st : 0);
-}
+/* Where everything lives in the scratch of one call (tests/test_layout.py checks, for many shapes, that the
+ * segments of each part lie inside its length and do not overlap):
+ *   block:    AF_BLOCK_ROWS rows' parts of row_len reals, row r's at r * row_len: act[k] (the activations a_k,
+ *             hidden f(z) in place), zout (the output's pre-activations, for the loss), delta0 and delta1 (the
+ *             widest layer each: deltas, used in turn layer by layer)
+ *   per-sample training, after row 0's part, up to row_ws_len (= af_row_workspace_len):
+ *             pend_u, pend_zb, pend_zbv, pend_uw, pend_uv: AF_LOWRANK_ROWS rows of stride reals each (strategy
+ *             "pending": the rows' deltas, W x and V x of the group, the deltas scaled for W and for V; the
+ *             transposed first layer uses pend_zb for lr d, pend_zbv for a last product nobody reads);
+ *             wt, wt0: the transposed first layer and its start (strategy "transposed first", af_tfirst_fits)
+ *   calls of several rows, past both block and row_ws_len, up to len (= af_workspace_len): inputs, the aligned
+ *             copies of AF_BLOCK_ROWS input rows (af_aligned_inputs), or (never both) vt, vt0, the transposed
+ *             first layer's velocity and its start
+ *   the split kernel's own workspace (n_layers >= 2; len split_len = af_split_workspace_len): the upper
+ *             network's row part (split_row, laid out by af_ws_layout_init of that network), then split_z (the
+ *             slice's pre-activations), split_dh (the gradient with respect to the hidden units), split_d (the
+ *             slice's delta), stride reals each, and split_u, split_zb (AF_LOWRANK_ROWS rows of stride each). */
+typedef struct af_ws_layout {
+    af_ws_seg act[AF_MAX_LAYERS];   /* n_layers of them */
+    af_ws_seg zout, delta0, delta1;
+    int64_t row_len;
+    int64_t stride;                 /* af_round_up(n_out of the first layer) */
+    af_ws_seg pend_u, pend_zb, pend_zbv, pend_uw, pend_uv, wt, wt0;
+    int64_t row_ws_len;
+    af_ws_seg block, inputs, vt, vt0;
+    int64_t in_stride;              /* one aligned input row in inputs: af_round_up(n_in) */
+    int64_t len;
+    af_ws_seg split_row, split_z, split_dh, split_d, split_u, split_zb;
+    int64_t split_len;
+} af_ws_layout;
 
-/* Where the aligned copies of the inputs start (af_aligned_inputs; AF_BLOCK_ROWS rows of af_round_up(n_in)
- * reals, enough for a pending group too), or for a small first layer kept transposed, its transposed velocity
- * and that copy's start: past both a block's rows and af_row_workspace_len, so only af_workspace_len has room
- * for them (calls of one row use X's rows as they are, and never transpose). */
-AF_STATIC_INLINE int64_t af_inputs_offset(const af_net *net)
-{
-    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    const int64_t blocks = AF_BLOCK_ROWS * af_ws_offsets(net, act_off, &zout, &d0, &d1);
-    const int64_t row = af_row_ws_len(net);
-    return blocks > row ? blocks : row;
-}
-
+/* Fills ws for a descriptor that passed af_net_check (af_layout.c). */
+void af_ws_layout_init(const af_net *net, af_ws_layout *ws);
 
 /* ---- the split kernel (af_split.inc) ----------------------------------------------------------------- */
 
@@ -154,23 +147,6 @@ AF_STATIC_INLINE void af_split_upper(const af_net *net, af_net *up)
     *up = *net;
     up->n_layers = net->n_layers - 1;
     for (int64_t k = 0; k + 1 < net->n_layers; k++) up->layers[k] = net->layers[k + 1];
-}
-
-/* Where the split kernel's own segments start in its workspace, after the upper network's row part: the
- * first layer's pre-activations of the thread's slice (z), the gradient with respect to the hidden units (dh)
- * and the slice's pending delta (d), each af_round_up(n1) reals; then the pending rank-one updates (u) and
- * the group's products W x (zb), AF_LOWRANK_ROWS rows of af_round_up(n1) reals each. */
-AF_STATIC_INLINE int64_t af_split_own_offset(const af_net *net)
-{
-    af_net up;
-    int64_t act_off[AF_MAX_LAYERS], zout, d0, d1;
-    af_split_upper(net, &up);
-    return af_ws_offsets(&up, act_off, &zout, &d0, &d1);
-}
-
-AF_STATIC_INLINE int64_t af_split_ws_len(const af_net *net)
-{
-    return af_split_own_offset(net) + (3 + 2 * AF_LOWRANK_ROWS) * af_round_up(net->layers[0].n_out);
 }
 
 #endif /* AF_INTERNAL_H */

@@ -3,6 +3,7 @@
  * CPU feature detection and status names.
  */
 #include <math.h>
+#include <stddef.h>
 #include "af_internal.h"
 
 static int known_activation(int32_t a) { return a >= AF_ACT_LINEAR && a <= AF_ACT_SOFTMAX; }
@@ -12,6 +13,7 @@ af_status af_net_check(const af_net *net)
     if (net->n_layers < 1 || net->n_layers > AF_MAX_LAYERS) return AF_ERR_BAD_NET;
     if (net->loss != AF_LOSS_HALF_SQUARED && net->loss != AF_LOSS_CROSS_ENTROPY) return AF_ERR_BAD_NET;
     if (!af_isa_supported(net->isa)) return AF_ERR_BAD_NET;
+    if (net->disable & ~AF_STRATEGY_ALL) return AF_ERR_BAD_NET;
     for (int64_t k = 0; k < net->n_layers; k++) {
         const af_layer *l = &net->layers[k];
         if (l->n_in < 1 || l->n_out < 1) return AF_ERR_BAD_NET;
@@ -51,19 +53,99 @@ int64_t af_bias_offset(const af_net *net, int64_t k)
     return af_weight_offset(net, k) + net->layers[k].n_in * net->layers[k].n_out;
 }
 
-int64_t af_workspace_len(const af_net *net)
+/* A segment of len reals at *off, which moves past it. */
+static af_ws_seg take(int64_t *off, int64_t len)
 {
-    /* the larger of a block's rows and af_row_workspace_len, then the aligned copies of a block's inputs, or
-     * for a small first layer kept transposed, its transposed velocity and that copy's start */
-    const af_layer *l0 = &net->layers[0];
-    const int64_t tail = af_aligned_inputs(net) ? AF_BLOCK_ROWS * af_round_up(l0->n_in)
-                         : af_tfirst_fits(net) ? 2 * l0->n_in * af_round_up(l0->n_out) : 0;
-    return af_inputs_offset(net) + tail;
+    af_ws_seg s;
+    s.off = *off;
+    s.len = len;
+    *off += len;
+    return s;
 }
 
-int64_t af_row_workspace_len(const af_net *net) { return af_row_ws_len(net); }
+/* One row's part for the layers k0 .. n_layers-1 (k0 = 1: the split kernel's upper network), from 0; act may be
+ * NULL. Returns its length. */
+static int64_t row_part(const af_net *net, int64_t k0, af_ws_seg *act, af_ws_seg *zout, af_ws_seg *d0,
+                        af_ws_seg *d1)
+{
+    int64_t off = 0, w = net->layers[k0].n_in;   /* w: the widest layer, its input included */
+    for (int64_t k = k0; k < net->n_layers; k++) {
+        const af_ws_seg a = take(&off, af_round_up(net->layers[k].n_out));
+        if (act) act[k - k0] = a;
+        if (net->layers[k].n_out > w) w = net->layers[k].n_out;
+    }
+    *zout = take(&off, af_round_up(net->layers[net->n_layers - 1].n_out));
+    *d0 = take(&off, af_round_up(w));
+    *d1 = take(&off, af_round_up(w));
+    return off;
+}
 
-int64_t af_split_workspace_len(const af_net *net) { return net->n_layers < 2 ? 0 : af_split_ws_len(net); }
+void af_ws_layout_init(const af_net *net, af_ws_layout *ws)
+{
+    const af_layer *l0 = &net->layers[0];
+    const int64_t st = af_round_up(l0->n_out), pend = AF_LOWRANK_ROWS * st;
+    const int64_t tsize = af_tfirst_fits(net) ? l0->n_in * st : 0;   /* a transposed first layer */
+    int64_t off = row_part(net, 0, ws->act, &ws->zout, &ws->delta0, &ws->delta1);
+    ws->row_len = off;
+    ws->stride = st;
+    /* per-sample training, after row 0's part */
+    ws->pend_u = take(&off, pend);
+    ws->pend_zb = take(&off, pend);
+    ws->pend_zbv = take(&off, pend);
+    ws->pend_uw = take(&off, pend);
+    ws->pend_uv = take(&off, pend);
+    ws->wt = take(&off, tsize);
+    ws->wt0 = take(&off, tsize);
+    ws->row_ws_len = off;
+    /* calls of several rows: past a block's rows and the per-sample part; aligned inputs and the transposed
+     * velocity never both (a first layer of >= AF_LOWRANK_BYTES / 8 weights is far above AF_TFIRST_REALS) */
+    off = 0;
+    ws->block = take(&off, AF_BLOCK_ROWS * ws->row_len);
+    const int64_t tail = off > ws->row_ws_len ? off : ws->row_ws_len;
+    off = tail;
+    ws->in_stride = af_round_up(l0->n_in);
+    ws->inputs = take(&off, af_aligned_inputs(net) ? AF_BLOCK_ROWS * ws->in_stride : 0);
+    const int64_t end_inputs = off;
+    off = tail;
+    ws->vt = take(&off, af_aligned_inputs(net) ? 0 : tsize);
+    ws->vt0 = take(&off, af_aligned_inputs(net) ? 0 : tsize);
+    ws->len = off > end_inputs ? off : end_inputs;
+    /* the split kernel's workspace: the upper network's row part, then the slice's own segments */
+    off = 0;
+    if (net->n_layers >= 2) {
+        af_ws_seg zout, d0, d1;
+        ws->split_row = take(&off, row_part(net, 1, NULL, &zout, &d0, &d1));
+    } else {
+        ws->split_row = take(&off, 0);
+    }
+    ws->split_z = take(&off, net->n_layers >= 2 ? st : 0);
+    ws->split_dh = take(&off, net->n_layers >= 2 ? st : 0);
+    ws->split_d = take(&off, net->n_layers >= 2 ? st : 0);
+    ws->split_u = take(&off, net->n_layers >= 2 ? pend : 0);
+    ws->split_zb = take(&off, net->n_layers >= 2 ? pend : 0);
+    ws->split_len = off;
+}
+
+int64_t af_workspace_len(const af_net *net)
+{
+    af_ws_layout ws;
+    af_ws_layout_init(net, &ws);
+    return ws.len;
+}
+
+int64_t af_row_workspace_len(const af_net *net)
+{
+    af_ws_layout ws;
+    af_ws_layout_init(net, &ws);
+    return ws.row_ws_len;
+}
+
+int64_t af_split_workspace_len(const af_net *net)
+{
+    af_ws_layout ws;
+    af_ws_layout_init(net, &ws);
+    return ws.split_len;
+}
 
 int64_t af_split_hbuf_len(const af_net *net) { return 2 * af_round_up(net->layers[0].n_out); }
 

@@ -60,6 +60,18 @@ typedef enum af_isa {
                               af_split_rows refuses it (AF_ERR_BAD_ARG) */
 } af_isa;
 
+/* Speed strategies (bits of af_net.disable; csrc/strategy_*.inc says what each buys and where it runs). A
+ * strategy switched off falls back to the plain path, which computes the same (equal up to rounding): for
+ * measuring what each one buys (bench/ablation.py) and for ruling one out when results look wrong. */
+typedef enum af_strategy {
+    AF_STRATEGY_FUSED_UPDATE = 1,      /* previous row's first-layer update fused into this row's product */
+    AF_STRATEGY_PENDING = 2,           /* large first layer: updates kept as pending rank-one terms */
+    AF_STRATEGY_TRANSPOSED_FIRST = 4,  /* small first layer kept transposed for the call */
+    AF_STRATEGY_BLOCKED_ROWS = 8,      /* mini-batch, predict, evaluate: 16 rows through each layer together */
+    AF_STRATEGY_ALIGNED_INPUTS = 16    /* input rows copied to 64-byte aligned workspace rows */
+} af_strategy;
+#define AF_STRATEGY_ALL 31
+
 /* Status codes. AF_OK is 0; never renumber them. */
 typedef enum af_status {
     AF_OK = 0,
@@ -84,6 +96,7 @@ typedef struct af_net {
     int64_t n_layers;      /* 1 .. AF_MAX_LAYERS */
     int32_t loss;          /* af_loss */
     int32_t isa;           /* af_isa: which kernel variant to run */
+    int32_t disable;       /* af_strategy bits: speed strategies not to use (0: all where they apply) */
     af_layer layers[AF_MAX_LAYERS];
 } af_net;
 
@@ -111,7 +124,8 @@ typedef struct af_report {
 /* AF_OK if the descriptor is consistent: 1 <= n_layers <= AF_MAX_LAYERS, every size >= 1,
  * layers[k].n_in == layers[k-1].n_out, known codes, softmax only in the last layer and with at least
  * two outputs, alpha finite and >= 0, cross-entropy only after a softmax or sigmoid output, isa known.
- * AF_ERR_BAD_NET otherwise. Every other function assumes a descriptor that passed this check. */
+ * disable only AF_STRATEGY_* bits. AF_ERR_BAD_NET otherwise. Every other function assumes a descriptor that
+ * passed this check. */
 af_status af_net_check(const af_net *net);
 
 /* Number of reals in the flat parameter buffer. */

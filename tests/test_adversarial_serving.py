@@ -151,8 +151,8 @@ def test_a_spec_a_reader_builds_while_the_kernel_changes_is_not_kept_for_the_new
     Spec = network._core.Spec
     entered, go = threading.Event(), threading.Event()
 
-    def spec(*args):
-        s = Spec(*args)
+    def spec(*args, **kwargs):
+        s = Spec(*args, **kwargs)
         keep.append(s)
         made[id(s)] = args[-1]
         if threading.current_thread() is reader:
