@@ -210,6 +210,8 @@ def test_threads_kept_between_fits_and_ended_with_the_network(rng, monkeypatch):
     second = _workers() - before
     assert first <= second and len(second) <= 2           # the same threads again
     net.fit(X, y, epochs=1, n_threads=3, sync_every=16)
+    for t in second:   # the old pool was shut down without waiting: its idle threads end on their own, at once
+        t.join(timeout=10)
     third = _workers() - before
     assert 1 <= len(third) <= 3 and not third & second     # another count: new threads, the old ones gone
     for t in second:
