@@ -35,7 +35,6 @@ cdef extern from "annfast.h" nogil:
         AF_STRATEGY_PENDING
         AF_STRATEGY_TRANSPOSED_FIRST
         AF_STRATEGY_BLOCKED_ROWS
-        AF_STRATEGY_ALIGNED_INPUTS
 
     cpdef enum af_status:
         AF_OK

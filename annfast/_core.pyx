@@ -34,8 +34,8 @@ cdef extern from "af_internal.h" nogil:
         int64_t row_len, stride
         af_ws_seg pend_u, pend_zb, pend_zbv, pend_uw, pend_uv, wt, wt0
         int64_t row_ws_len
-        af_ws_seg block, inputs, vt, vt0
-        int64_t in_stride, len
+        af_ws_seg block, vt, vt0
+        int64_t len
         af_ws_seg split_row, split_z, split_dh, split_d, split_u, split_zb
         int64_t split_len
     void af_ws_layout_init(const af_net *net, af_ws_layout *ws)
@@ -611,12 +611,11 @@ def workspace_layout(Spec spec):
     per_sample = {"row0": (0, ws.row_len), "pend_u": seg(ws.pend_u), "pend_zb": seg(ws.pend_zb),
                   "pend_zbv": seg(ws.pend_zbv), "pend_uw": seg(ws.pend_uw), "pend_uv": seg(ws.pend_uv),
                   "wt": seg(ws.wt), "wt0": seg(ws.wt0)}
-    several = {"block": seg(ws.block), "per_sample": (0, ws.row_ws_len), "inputs": seg(ws.inputs),
-               "vt": seg(ws.vt), "vt0": seg(ws.vt0)}
+    several = {"block": seg(ws.block), "per_sample": (0, ws.row_ws_len), "vt": seg(ws.vt), "vt0": seg(ws.vt0)}
     split = {"split_row": seg(ws.split_row), "split_z": seg(ws.split_z), "split_dh": seg(ws.split_dh),
              "split_d": seg(ws.split_d), "split_u": seg(ws.split_u), "split_zb": seg(ws.split_zb)}
     return {"row": (ws.row_len, row), "per_sample": (ws.row_ws_len, per_sample), "several_rows": (ws.len, several),
-            "split": (ws.split_len, split), "align": AF_WS_ALIGN, "stride": ws.stride, "in_stride": ws.in_stride}
+            "split": (ws.split_len, split), "align": AF_WS_ALIGN, "stride": ws.stride}
 
 
 def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] replica, real[::1] vreplica,

@@ -34,8 +34,8 @@ SMALL_FIRST = ("tiny", "small")   # first layers of <= 2048 reals: transposed; t
 
 def groups(name: str, quick: bool) -> list[tuple[str, str, str, list[str]]]:
     """(workload, kernel, also off, strategies) for a shape: the strategies that run on it, per workload."""
-    per_sample = ["transposed_first"] if name in SMALL_FIRST else ["pending", "aligned_inputs"]
-    blocked = ["blocked_rows"] + ([] if name in SMALL_FIRST else ["aligned_inputs"])
+    per_sample = ["transposed_first"] if name in SMALL_FIRST else ["pending"]
+    blocked = ["blocked_rows"]
     out = [("fit", "auto", "", per_sample)]
     if not quick:
         out.append(("fit_momentum", "auto", "", per_sample))

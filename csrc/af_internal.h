@@ -69,22 +69,6 @@ AF_STATIC_INLINE int64_t af_round_up(int64_t n) { return (n + AF_WS_ALIGN - 1) /
 #define AF_LOWRANK_ROWS 8
 #define AF_LOWRANK_BYTES 65536
 
-/* Whether calls of more than one row work on copies of their inputs in rows of the workspace that start on a
- * 64-byte boundary (a multiple of AF_WS_ALIGN reals into a workspace that starts on one, as annfast's do):
- * the groups of the pending path (at most AF_LOWRANK_ROWS rows) and the blocks of mini-batch, predict and
- * loss calls (AF_BLOCK_ROWS). Rows of X start wherever the caller's array puts them, a vector load that
- * straddles two cache lines costs two, and every sweep over the first layer's rows loads the inputs again:
- * with X 16 or 32 bytes off the boundary, medium's per-sample float64 epoch was 25 % slower (float32 12 %),
- * its mini-batch epoch and predict 15-20 %. Only for a first layer that may take the pending path (float64's
- * 8 bytes per weight reach AF_LOWRANK_BYTES first); for smaller ones the copy would cost about what it saves. */
-#if AF_LOWRANK_ROWS > AF_BLOCK_ROWS
-#error "the aligned copies of the inputs hold AF_BLOCK_ROWS rows, a pending group's too"
-#endif
-AF_STATIC_INLINE int af_aligned_inputs(const af_net *net)
-{
-    return net->layers[0].n_in * net->layers[0].n_out * 8 >= AF_LOWRANK_BYTES;
-}
-
 /* Per-sample SGD on a first layer of at most AF_TFIRST_REALS reals (rows padded to af_round_up(n_out)) keeps
  * that layer transposed for calls of at least AF_TFIRST_MIN_ROWS rows: the transposed copy and the layer as it
  * was at the start of the call (to merge with concurrent writers, see transpose_out in af_kernels.inc) live in
@@ -115,9 +99,8 @@ typedef struct af_ws_seg {
  *             "pending": the rows' deltas, W x and V x of the group, the deltas scaled for W and for V; the
  *             transposed first layer uses pend_zb for lr d, pend_zbv for a last product nobody reads);
  *             wt, wt0: the transposed first layer and its start (strategy "transposed first", af_tfirst_fits)
- *   calls of several rows, past both block and row_ws_len, up to len (= af_workspace_len): inputs, the aligned
- *             copies of AF_BLOCK_ROWS input rows (af_aligned_inputs), or (never both) vt, vt0, the transposed
- *             first layer's velocity and its start
+ *   calls of several rows, past both block and row_ws_len, up to len (= af_workspace_len): vt, vt0, the
+ *             transposed first layer's velocity and its start
  *   the split kernel's own workspace (n_layers >= 2; len split_len = af_split_workspace_len): the upper
  *             network's row part (split_row, laid out by af_ws_layout_init of that network), then split_z (the
  *             slice's pre-activations), split_dh (the gradient with respect to the hidden units), split_d (the
@@ -129,8 +112,7 @@ typedef struct af_ws_layout {
     int64_t stride;                 /* af_round_up(n_out of the first layer) */
     af_ws_seg pend_u, pend_zb, pend_zbv, pend_uw, pend_uv, wt, wt0;
     int64_t row_ws_len;
-    af_ws_seg block, inputs, vt, vt0;
-    int64_t in_stride;              /* one aligned input row in inputs: af_round_up(n_in) */
+    af_ws_seg block, vt, vt0;
     int64_t len;
     af_ws_seg split_row, split_z, split_dh, split_d, split_u, split_zb;
     int64_t split_len;

@@ -97,19 +97,13 @@ void af_ws_layout_init(const af_net *net, af_ws_layout *ws)
     ws->wt = take(&off, tsize);
     ws->wt0 = take(&off, tsize);
     ws->row_ws_len = off;
-    /* calls of several rows: past a block's rows and the per-sample part; aligned inputs and the transposed
-     * velocity never both (a first layer of >= AF_LOWRANK_BYTES / 8 weights is far above AF_TFIRST_REALS) */
+    /* calls of several rows: past a block's rows and the per-sample part, the transposed first layer's velocity */
     off = 0;
     ws->block = take(&off, AF_BLOCK_ROWS * ws->row_len);
-    const int64_t tail = off > ws->row_ws_len ? off : ws->row_ws_len;
-    off = tail;
-    ws->in_stride = af_round_up(l0->n_in);
-    ws->inputs = take(&off, af_aligned_inputs(net) ? AF_BLOCK_ROWS * ws->in_stride : 0);
-    const int64_t end_inputs = off;
-    off = tail;
-    ws->vt = take(&off, af_aligned_inputs(net) ? 0 : tsize);
-    ws->vt0 = take(&off, af_aligned_inputs(net) ? 0 : tsize);
-    ws->len = off > end_inputs ? off : end_inputs;
+    off = off > ws->row_ws_len ? off : ws->row_ws_len;
+    ws->vt = take(&off, tsize);
+    ws->vt0 = take(&off, tsize);
+    ws->len = off;
     /* the split kernel's workspace: the upper network's row part, then the slice's own segments */
     off = 0;
     if (net->n_layers >= 2) {

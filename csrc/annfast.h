@@ -67,10 +67,9 @@ typedef enum af_strategy {
     AF_STRATEGY_FUSED_UPDATE = 1,      /* previous row's first-layer update fused into this row's product */
     AF_STRATEGY_PENDING = 2,           /* large first layer: updates kept as pending rank-one terms */
     AF_STRATEGY_TRANSPOSED_FIRST = 4,  /* small first layer kept transposed for the call */
-    AF_STRATEGY_BLOCKED_ROWS = 8,      /* mini-batch, predict, evaluate: 16 rows through each layer together */
-    AF_STRATEGY_ALIGNED_INPUTS = 16    /* input rows copied to 64-byte aligned workspace rows */
+    AF_STRATEGY_BLOCKED_ROWS = 8       /* mini-batch, predict, evaluate: 16 rows through each layer together */
 } af_strategy;
-#define AF_STRATEGY_ALL 31
+#define AF_STRATEGY_ALL 15
 
 /* Status codes. AF_OK is 0; never renumber them. */
 typedef enum af_status {
@@ -144,8 +143,7 @@ int64_t af_workspace_len(const af_net *net);
 
 /* The smaller scratch that suffices for calls that work one row at a time: af_train_rows with
  * batch_size 1 on one row (end - begin == 1), and af_predict_rows / af_loss_rows on fewer than
- * AF_BLOCK_ROWS rows. (Longer calls on a first layer of 8192 weights or more copy their input rows to
- * 64-byte aligned rows of the scratch past that length.) */
+ * AF_BLOCK_ROWS rows. */
 int64_t af_row_workspace_len(const af_net *net);
 
 /* The widest variant this CPU can run, and whether it can run a given one (1) or not (0). (Which one is

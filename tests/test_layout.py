@@ -8,7 +8,7 @@ from annfast import _core
 from annfast import _validation as v
 
 # 1-unit layers, the transposed first layer's 2048-real boundary (n_in * round_up(n_out) <= 2048), the 64 KiB
-# boundary of the pending path and of the aligned input copies (n_in * n_out * 8 >= 65536 and float32's 4 bytes),
+# boundary of the pending path (n_in * n_out * 8 >= 65536 and float32's 4 bytes),
 # deep and wide networks
 SHAPES = [
     (1, 1), (1, 1, 1), (4, 8, 1), (64, 32, 10), (784, 128, 10), (784, 512, 512, 10), (3, 1, 1, 1, 2),
@@ -54,14 +54,12 @@ def test_segments_inside_and_disjoint(sizes):
     check_part(split_len, split, align)
     # the sizes each segment must have for the kernels that use it
     st = -(-n1 // align) * align
-    assert lay["stride"] == st and lay["in_stride"] == -(-n_in // align) * align
+    assert lay["stride"] == st
     for name in ("pend_u", "pend_zb", "pend_zbv", "pend_uw", "pend_uv"):
         assert per[name][1] == 8 * st
     transposed = n_in * st <= 2048
     assert per["wt"][1] == per["wt0"][1] == (n_in * st if transposed else 0)
-    aligned_inputs = n_in * n1 * 8 >= 65536
-    assert several["inputs"][1] == (16 * lay["in_stride"] if aligned_inputs else 0)
-    assert several["vt"][1] == several["vt0"][1] == (n_in * st if transposed and not aligned_inputs else 0)
+    assert several["vt"][1] == several["vt0"][1] == (n_in * st if transposed else 0)
     widest = max(sizes)
     assert row["delta0"][1] == row["delta1"][1] == -(-widest // align) * align
     if len(sizes) > 2:

@@ -23,9 +23,6 @@ CASES = [
     ("transposed_first", [TINY, SMALL], WIDE, list(SGD), "fit", "", False),
     ("pending", [MEDIUM], WIDE, list(SGD), "fit", "", False),
     ("pending", [MEDIUM], WIDE, ["plain"], "split", "", False),
-    ("aligned_inputs", [MEDIUM], WIDE, ["plain"], "fit", "", True),
-    ("aligned_inputs", [MEDIUM], ["base"] + WIDE, ["plain"], "minibatch", "", True),
-    ("aligned_inputs", [MEDIUM], ["base"] + WIDE, ["plain"], "predict", "", True),
     ("blocked_rows", [TINY, SMALL, MEDIUM], ["base"] + WIDE, ["plain", "momentum"], "minibatch", "", True),
     ("blocked_rows", [TINY, SMALL, MEDIUM], ["base"] + WIDE, ["plain"], "predict", "", True),
 ]
@@ -74,7 +71,7 @@ def test_unknown_name_lists_the_valid_ones(monkeypatch):
 
 
 def test_names_come_from_the_c_enum(monkeypatch):
-    assert set(v.STRATEGIES) == {"fused_update", "pending", "transposed_first", "blocked_rows", "aligned_inputs"}
+    assert set(v.STRATEGIES) == {"fused_update", "pending", "transposed_first", "blocked_rows"}
     monkeypatch.setenv("ANNFAST_DISABLE", " Pending ,transposed_first,")
     net = af.Network(4, [af.Dense(2)])
     net.fit(np.zeros((3, 4)), np.zeros((3, 2)))
