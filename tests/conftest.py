@@ -60,3 +60,13 @@ def sigint_after(sigint_raises):
 def representable(a, dtype):
     """a rounded to dtype and back to float64, so annfast and the reference see the same numbers."""
     return np.asarray(a).astype(dtype).astype(np.float64)
+
+
+def random_targets(rng, units: int, out: str, n_rows: int, dtype):
+    """Targets that fit an output layer of ``units`` with activation ``out``: one-hot rows for softmax, 0/1 for
+    sigmoid, else normal values representable in dtype."""
+    if out == "softmax":
+        return np.eye(units)[rng.integers(0, units, n_rows)]
+    if out == "sigmoid":
+        return rng.integers(0, 2, size=(n_rows, units)).astype(np.float64)
+    return representable(rng.normal(size=(n_rows, units)), dtype)

@@ -6,7 +6,7 @@ seeded shuffle, whose order the test reproduces).
 """
 import numpy as np
 import pytest
-from conftest import DTYPES, TOL, representable
+from conftest import DTYPES, TOL, random_targets, representable
 from reference import ReferenceMLP
 
 import annfast as af
@@ -38,12 +38,7 @@ def make_case(name, dtype, rng, n_rows=40):
     net = af.Network(n_in, layers, dtype=dtype, seed=7, loss=loss)
     X = representable(rng.normal(size=(n_rows, n_in)), dtype)
     units, out = spec[-1]
-    if out == "softmax":
-        Y = np.eye(units)[rng.integers(0, units, n_rows)]
-    elif out == "sigmoid":
-        Y = rng.integers(0, 2, size=(n_rows, units)).astype(np.float64)
-    else:
-        Y = representable(rng.normal(size=(n_rows, units)), dtype)
+    Y = random_targets(rng, units, out, n_rows, dtype)
     ref = ReferenceMLP(net.get_weights(), [a for _, a in spec], loss, slope=0.05)
     return net, ref, X, Y
 

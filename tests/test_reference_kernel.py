@@ -21,7 +21,7 @@ float32 0.5 of the movement, between ANY two roundings, not a kernel bug).
 """
 import numpy as np
 import pytest
-from conftest import DTYPES, representable
+from conftest import DTYPES, random_targets, representable
 from test_reference import NETS as NUMPY_NETS
 from test_reference import SETTINGS as NUMPY_SETTINGS
 from test_reference import assert_same_weights, make_case
@@ -70,12 +70,7 @@ def case(shape, dtype, n_rows, seed=5):
                      loss=loss)
     X = representable(rng.normal(size=(n_rows, n_in)), dtype)
     units, out = layers[-1]
-    if out == "softmax":
-        Y = np.eye(units)[rng.integers(0, units, n_rows)]
-    elif out == "sigmoid":
-        Y = rng.integers(0, 2, size=(n_rows, units)).astype(np.float64)
-    else:
-        Y = representable(rng.normal(size=(n_rows, units)), dtype)
+    Y = random_targets(rng, units, out, n_rows, dtype)
     w = representable(rng.uniform(0, 3, size=n_rows), dtype)
     w[rng.permutation(n_rows)[: n_rows // 5]] = 0    # some rows weigh nothing
     cast = np.dtype(dtype)
