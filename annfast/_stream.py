@@ -116,7 +116,8 @@ class MappedRows:
         if sample_weight is not None:
             w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
             if w.ndim != 1 or w.shape[0] != self.n_rows:
-                raise ValueError(f"sample_weight must hold one weight per row of X ({self.n_rows}), got shape {w.shape}")
+                raise ValueError(f"sample_weight must hold one weight per row of X ({self.n_rows}), got shape "
+                                 f"{w.shape}")
             self._rw = _MappedReader(w).read if isinstance(w, np.memmap) else (lambda r0, r1: w[r0:r1])
         self._check_all()
 
@@ -141,8 +142,10 @@ class MappedRows:
 
 
 class ChunkStream:
-    """An iterable of (X, y) or (X, y, sample_weight) chunks gathered into buffers of about ``buffer_rows`` rows
-    (every chunk of one pass with weights, or none: a buffer mixing both would weigh some rows by chance)."""
+    """An iterable of (X, y) or (X, y, sample_weight) chunks gathered into buffers of about ``buffer_rows`` rows.
+
+    Every chunk of one pass has weights, or none does: a buffer mixing both would weigh some rows by chance.
+    """
 
     def __init__(self, chunks, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
                  loss: str | None = None, activation: str | None = None):
@@ -213,7 +216,8 @@ def source(X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: in
     rows = buffer_rows or default_buffer_rows(n_inputs, dtype.itemsize)
     if y is None:
         if sample_weight is not None:
-            raise ValueError("with X an iterable of chunks, give the sample weights in the chunks: (X, y, sample_weight)")
+            raise ValueError("with X an iterable of chunks, give the sample weights in the chunks: "
+                             "(X, y, sample_weight)")
         return ChunkStream(X, n_inputs, n_outputs, dtype, rows, loss, activation)
     if isinstance(X, np.memmap):
         return MappedRows(X, y, n_inputs, n_outputs, dtype, rows, loss, activation, sample_weight)

@@ -373,7 +373,7 @@ def target_scale(mean, std) -> np.ndarray:
 
 
 def row_classes(Y: np.ndarray) -> np.ndarray:
-    """The class of each row of classifier targets: the largest output of several, else 0/1 by the 0.5 line."""
+    """Return each row's class from classifier targets: the largest output of several, else 0/1 by the 0.5 line."""
     if Y.shape[1] > 1:
         return np.argmax(Y, axis=1)
     return (Y[:, 0] >= 0.5).astype(np.int64)

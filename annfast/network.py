@@ -207,8 +207,10 @@ class _FitPlan:
 
 
 def _checked_layers(layers, dtype: np.dtype) -> tuple:
-    """The layers of a new network as a tuple of Dense, checked: softmax only as an output of 2 units or more, and
-    every negative slope representable in the dtype."""
+    """Return the layers of a new network as a tuple of Dense, checked.
+
+    Softmax only as an output of 2 units or more, and every negative slope representable in the dtype.
+    """
     layers = tuple(layers) if not isinstance(layers, Dense) else (layers,)
     if not layers:
         raise ValueError("a network needs at least one layer")
@@ -315,7 +317,7 @@ class Network:
         self._publish()
 
     def _init_shared_state(self) -> None:
-        """The state that threads share: the published copy readers use, the lock of training calls, the workers."""
+        """Set up what threads share: the published copy readers use, the lock of training calls, the workers."""
         # Readers never wait for training: they use the last published copy of the weights (see _publish)
         self._published = self._params.copy()
         self._spare: np.ndarray | None = None   # the copy published before it, reused once no reader holds it

@@ -33,8 +33,13 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import (_check_sample_weight, check_consistent_length, check_is_fitted,
-                                          column_or_1d, validate_data)
+    from sklearn.utils.validation import (
+        _check_sample_weight,
+        check_consistent_length,
+        check_is_fitted,
+        column_or_1d,
+        validate_data,
+    )
 except ImportError as exc:  # scikit-learn missing, or older than 1.6 (no validate_data / __sklearn_tags__)
     raise ImportError('annfast.sklearn needs scikit-learn >= 1.6, an optional extra of annfast: '
                       'pip install "annfast[sklearn]"') from exc
@@ -384,7 +389,7 @@ class _BaseANN(BaseEstimator):
         return None
 
     def _class_weighed(self, weights, targets, incremental: bool):
-        """The rows' weights times their class weights (classifiers; the base class has none)."""
+        """Return the rows' weights times their class weights (classifiers; the base class has none)."""
         return weights
 
     def _split_validation(self, X, targets, weights, fraction: float, rs):
@@ -888,7 +893,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         return lambda net: accuracy_score(y_val, net.predict(X_val).argmax(axis=1), sample_weight=w_val)
 
     def _class_weighed(self, weights, codes, incremental: bool):
-        """The rows' weights times the weights of their classes (``class_weight``; labels as in ``classes_``)."""
+        """Return the rows' weights times the weights of their classes (``class_weight``; labels as ``classes_``)."""
         cw = self.class_weight
         if cw is None:
             return weights
@@ -1067,8 +1072,11 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
 
 
 def _classification_targets(y) -> None:
-    """scikit-learn's check that y holds class labels, without the RuntimeWarning its integer test emits for a label
-    beyond int64's range (1e39, say): such a label is a valid (if odd) class, and the warning says nothing useful."""
+    """Run scikit-learn's check that y holds class labels, without its RuntimeWarning for huge labels.
+
+    Its integer test warns for a label beyond int64's range (1e39, say); the check itself decides, and the warning
+    says nothing useful.
+    """
     with np.errstate(invalid="ignore", over="ignore"):
         check_classification_targets(y)
 
