@@ -187,8 +187,8 @@ class ChunkStream:
                 Yc = v.as_targets(yc, Xc.shape[0], n_out, dtype, loss=loss, activation=activation)
                 if wc:
                     ws.append(v.as_sample_weight(wc[0], Xc.shape[0], dtype))
-            except ValueError as exc:
-                raise ValueError(f"chunk {k} (rows {seen} onwards): {exc}") from None
+            except (TypeError, ValueError) as exc:   # say which chunk, whatever the kind of error
+                raise type(exc)(f"chunk {k} (rows {seen} onwards): {exc}") from None
             xs.append(Xc)
             ys.append(Yc)
             held += Xc.shape[0]
