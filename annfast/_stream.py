@@ -115,6 +115,8 @@ class MappedRows:
         self._rw = None
         if sample_weight is not None:
             w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
+            if w.ndim == 2 and w.shape[1] == 1:   # a column, as the in-memory path takes it
+                w = w[:, 0]
             if w.ndim != 1 or w.shape[0] != self.n_rows:
                 raise ValueError(f"sample_weight must hold one weight per row of X ({self.n_rows}), got shape {w.shape}")
             self._rw = _MappedReader(w).read if isinstance(w, np.memmap) else (lambda r0, r1: w[r0:r1])

@@ -170,3 +170,37 @@ def test_estimator_sample_weight_non_real_refused_naming_it(w):
     for est, target in ((ANNClassifier(max_iter=1), y), (ANNRegressor(max_iter=1), X[:, 0])):
         with pytest.raises(TypeError, match="sample_weight must hold real numbers"):
             est.fit(X, target, sample_weight=w)
+
+
+# ---- memory-mapped X with a column of weights -------------------------------------------------------------------
+
+def test_memory_mapped_x_takes_a_column_of_weights_as_in_memory_x_does(tmp_path):
+    """fit(X, y, sample_weight=w of shape (n, 1)) trains with an in-memory X but was refused ("must hold one weight
+    per row of X") with a memory-mapped X; now both train, bitwise alike."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 300)
+    w = rng.random((300, 1))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "W.npy", w)
+    a, b = _net(), _net()
+    a.fit(X, y, sample_weight=w, shuffle=False)
+    b.fit(np.load(tmp_path / "X.npy", mmap_mode="r"), y, sample_weight=np.load(tmp_path / "W.npy", mmap_mode="r"),
+          shuffle=False)
+    assert np.array_equal(a.parameters, b.parameters)
+
+
+# ---- masked arrays ----------------------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="np.asarray drops a masked array's mask: the masked entries' underlying "
+                   "values are trained on and predicted from silently. Refusing masked entries needs a check on "
+                   "every input path, the C fast paths of predict/predict_one included (they take any ndarray "
+                   "subclass): not a local fix")
+def test_masked_entries_are_not_silently_used():
+    X, y = _data(5)
+    m = np.ma.masked_array(X, mask=np.zeros_like(X, bool))
+    m.mask[0, 0] = True
+    m.data[0, 0] = 1e6
+    net = _net()
+    with pytest.raises((TypeError, ValueError), match="mask"):
+        net.fit(m, y)
