@@ -1419,6 +1419,10 @@ class Network:
         grad = np.zeros(self.n_params, dtype=self.dtype)
         with self._whole():
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad, W)
+        if not _core.all_finite(grad):   # the sum over the rows overflowed: say so instead of returning inf/NaN
+            raise ValueError(f"the gradient is not finite in {self.dtype}: its sum over the {X.shape[0]} rows "
+                             f"overflowed (sample weights, inputs or targets too large); scale them down or use a "
+                             f"float64 network")
         grad /= X.shape[0]
         return grad
 

@@ -204,3 +204,15 @@ def test_masked_entries_are_not_silently_used():
     net = _net()
     with pytest.raises((TypeError, ValueError), match="mask"):
         net.fit(m, y)
+
+
+# ---- gradient overflow ------------------------------------------------------------------------------------------
+
+def test_gradient_that_overflows_float32_is_reported_not_inf():
+    """gradient(X, y, sample_weight=3e38 each) in float32: every weight fits float32, but the sum over the rows
+    overflowed and gradient returned inf/NaN silently."""
+    X, y = _data(4000)
+    net = _net()
+    with pytest.raises(ValueError, match="gradient is not finite in float32"):
+        net.gradient(X, y, sample_weight=np.full(4000, 3e38))
+    assert np.isfinite(net.gradient(X, y, sample_weight=np.full(4000, 2.0))).all()
