@@ -307,6 +307,10 @@ class _BaseANN(BaseEstimator):
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         targets, n_outputs = self._prepare_targets(y, reuse, classes)
         weights = self._class_weighed(weights, targets, incremental)
+        if weights is not None and self.__dict__.get("class_weight") is not None:
+            # named for what the user gave: the rows' weights come from class_weight (times sample_weight)
+            weights = _validation.cast_finite(weights, p["dtype"], f"{name}: the rows' class_weight (times "
+                                              f"sample_weight, if given)")
         early = p["early_stopping"] and not incremental
         rs = check_random_state(self.random_state) if early or not reuse else None
         if reuse:
@@ -919,7 +923,8 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         else:
             raise ValueError(f"{name}: class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}")
         row = table[codes]
-        return row if weights is None else weights * row
+        with np.errstate(over="ignore"):   # a product too large is reported by the caller, naming class_weight
+            return row if weights is None else weights * row
 
     # ---- public API --------------------------------------------------------------------------
 

@@ -216,3 +216,14 @@ def test_gradient_that_overflows_float32_is_reported_not_inf():
     with pytest.raises(ValueError, match="gradient is not finite in float32"):
         net.gradient(X, y, sample_weight=np.full(4000, 3e38))
     assert np.isfinite(net.gradient(X, y, sample_weight=np.full(4000, 2.0))).all()
+
+
+@pytest.mark.parametrize("sample_weight", [None, np.full(20, 1e300)])
+def test_estimator_class_weight_too_large_names_class_weight(sample_weight):
+    """ANNClassifier(class_weight={1: 1e308}) in float32 said "sample_weight holds 1e+308", though no sample_weight
+    was given; with sample_weight 1e300 the float64 product overflowed with a RuntimeWarning."""
+    pytest.importorskip("sklearn")
+    from annfast.sklearn import ANNClassifier
+    X, y = _data()
+    with pytest.raises(ValueError, match="class_weight"):
+        ANNClassifier(max_iter=1, class_weight={1: 1e308}).fit(X, y, sample_weight=sample_weight)
