@@ -115,6 +115,8 @@ class MappedRows:
         self._rw = None
         if sample_weight is not None:
             w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
+            if w.ndim == 2 and w.shape[1] == 1:   # a column, as the in-memory path takes it
+                w = w[:, 0]
             if w.ndim != 1 or w.shape[0] != self.n_rows:
                 raise ValueError(f"sample_weight must hold one weight per row of X ({self.n_rows}), got shape "
                                  f"{w.shape}")
@@ -190,8 +192,8 @@ class ChunkStream:
                 Yc = v.as_targets(yc, Xc.shape[0], n_out, dtype, loss=loss, activation=activation)
                 if wc:
                     ws.append(v.as_sample_weight(wc[0], Xc.shape[0], dtype))
-            except ValueError as exc:
-                raise ValueError(f"chunk {k} (rows {seen} onwards): {exc}") from None
+            except (TypeError, ValueError) as exc:   # say which chunk, whatever the kind of error
+                raise type(exc)(f"chunk {k} (rows {seen} onwards): {exc}") from None
             xs.append(Xc)
             ys.append(Yc)
             held += Xc.shape[0]

@@ -198,7 +198,11 @@ def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0,
     flat = arr.reshape(-1) if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(-1)
     if flat.size == 0 or _core.all_finite(flat if flat.dtype in (np.float32, np.float64) else flat.astype(np.float64)):
         return
-    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+    found = np.argwhere(~np.isfinite(arr))
+    if found.shape[0] == 0:   # non-finite a moment ago, finite now: another thread writes to the array
+        raise ValueError(f"{name} changed while it was being checked (another thread writing to it?): it held a "
+                         f"non-finite value that is gone now; pass an array nobody writes to during the call")
+    idx = tuple(int(i) for i in found[0])
     if locate is not None:
         where = locate(idx)
     else:
@@ -422,5 +426,7 @@ def weigh_rows(table, Y: np.ndarray, W, dtype: np.dtype):
     """Per-row weights: ``W`` (or ones) times each row's class weight from ``table`` (None: ``W`` unchanged)."""
     if table is None:
         return W
-    cw = table[row_classes(Y)].astype(dtype)
-    return cw if W is None else np.ascontiguousarray(W * cw, dtype=dtype)
+    cw = table[row_classes(Y)]                    # float64: a product too large for ``dtype`` is reported, not inf
+    with np.errstate(over="ignore"):
+        prod = cw if W is None else W.astype(np.float64) * cw
+    return cast_finite(prod, dtype, "sample_weight times class_weight")

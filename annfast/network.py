@@ -129,9 +129,12 @@ def _epoch_rate(value, epoch: int) -> float:
                         f"nothing of this epoch was trained") from None
 
 
-def _class_table(class_weight, n_outputs: int, activation: str, data):
+def _class_table(class_weight, n_outputs: int, activation: str, data, dtype: np.dtype = np.dtype(np.float64)):
     """Return fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
     table = v.check_class_weight(class_weight, n_outputs, activation)
+    if table is not None and not isinstance(table, str):
+        # a weight too large for the network's dtype would become inf (refused here, before any chunk trains)
+        v.cast_finite(table, dtype, "class_weight")
     if isinstance(table, str):
         if not isinstance(data, _stream.InMemory):
             raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
@@ -177,6 +180,11 @@ class Snapshot:
     history: History | None
     loss: str
     stop_training: bool
+    layout: tuple | None = None   # (n_inputs, ((units, activation, negative_slope), ...)) of the network it is of
+
+
+def _layout(net) -> tuple:
+    return (net.n_inputs, tuple((layer.units, layer.activation, layer.negative_slope) for layer in net.layers))
 
 
 @dataclasses.dataclass
@@ -817,7 +825,7 @@ class Network:
         with self._whole():
             return Snapshot(params=self._params.copy(), velocity=self._engine.velocity.copy(),
                             rng=self._rng.bit_generator.state, history=self.history, loss=self.loss,
-                            stop_training=self.stop_training)
+                            stop_training=self.stop_training, layout=_layout(self))
 
     def restore(self, snap: Snapshot) -> None:
         """Put back a ``snapshot`` of this network, under its lock.
@@ -835,22 +843,44 @@ class Network:
         """
         if not isinstance(snap, Snapshot):
             raise TypeError(f"restore takes a Snapshot from Network.snapshot(), got {type(snap).__name__}")
+        if not isinstance(snap.params, np.ndarray):
+            raise TypeError(f"the snapshot's parameters must be an array, got {type(snap.params).__name__}")
         if snap.params.shape != self._params.shape or snap.params.dtype != self.dtype:
             raise ValueError(f"the snapshot is of a network of {snap.params.shape[0]} {snap.params.dtype} parameters, "
                              f"this one has {self.n_params} {self.dtype}")
+        if snap.layout is not None and snap.layout != _layout(self):
+            raise ValueError(f"the snapshot is of a network of another architecture (inputs and layers "
+                             f"{snap.layout}), this one has {_layout(self)}: a snapshot goes back into the network "
+                             f"it was taken from")
+        # everything else checked before anything is written (a forged or damaged snapshot changes nothing)
+        params = v.cast_finite(snap.params, self.dtype, "the snapshot's parameters")
         velocity = snap.velocity
-        spec = self._spec(snap.loss)   # of the kernel in use now
+        if not isinstance(velocity, np.ndarray) or velocity.ndim != 1:
+            raise TypeError("the snapshot's velocity must be a 1-D array")
+        if velocity.shape[0] == self.n_params:
+            velocity = v.cast_finite(velocity, self.dtype, "the snapshot's velocity")
+        loss = self._check_loss(snap.loss)
+        if snap.history is not None and not isinstance(snap.history, History):
+            raise TypeError(f"the snapshot's history must be a History or None, got {type(snap.history).__name__}")
+        if not isinstance(snap.stop_training, (bool, np.bool_)):
+            raise TypeError(f"the snapshot's stop_training must be True or False, got {snap.stop_training!r}")
+        probe = type(self._rng.bit_generator)()
+        try:
+            probe.state = snap.rng
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"the snapshot's random stream state is not usable: {exc}") from None
+        spec = self._spec(loss)   # of the kernel in use now
         with self._lock:
-            self._params[...] = snap.params
+            self._params[...] = params
             if velocity.shape[0] == self.n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
                 self._engine.reset_velocity()
             self._rng.bit_generator.state = snap.rng
             self.history = snap.history
-            self.loss = snap.loss
+            self.loss = loss
             self._cur_spec = spec
-            self.stop_training = snap.stop_training
+            self.stop_training = bool(snap.stop_training)
             self._publish()
 
     def _buffers(self, sgd: SGD) -> None:
@@ -1111,7 +1141,7 @@ class Network:
         out_act = self.layers[-1].activation
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
-        class_table = _class_table(class_weight, self.n_outputs, out_act, data)
+        class_table = _class_table(class_weight, self.n_outputs, out_act, data, self.dtype)
         epochs = v.check_int(epochs, "epochs", minimum=0)
         initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
         if epochs < initial_epoch:
@@ -1126,6 +1156,8 @@ class Network:
         if isinstance(verbose, bool) or verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         data, val = self._validation_rows(data, validation_data, validation_split, loss)
+        if isinstance(class_weight, str) and isinstance(data, _stream.InMemory):
+            class_table = v.balanced_class_weight(data.Y)   # over the training rows: validation_split's held out
         if class_table is not None and isinstance(data, _stream.InMemory):   # once, not every epoch
             data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self.dtype))
             class_table = None
@@ -1260,6 +1292,10 @@ class Network:
             lr, mu, wd, nest = SGD.checked_step(learning_rate, momentum, weight_decay, nesterov)   # as fit
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
+        if sample_weight is not None and not isinstance(sample_weight, (int, float)) \
+                and np.size(sample_weight) != 1:   # an array of several weights is not one row's weight
+            raise ValueError(f"train_step's sample_weight is the weight of its one row, a number, got "
+                             f"{np.size(sample_weight)} values (shape {np.shape(sample_weight)})")
         weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
         with self._lock:
             if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
@@ -1385,6 +1421,10 @@ class Network:
         grad = np.zeros(self.n_params, dtype=self.dtype)
         with self._whole():
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad, W)
+        if not _core.all_finite(grad):   # the sum over the rows overflowed: say so instead of returning inf/NaN
+            raise ValueError(f"the gradient is not finite in {self.dtype}: its sum over the {X.shape[0]} rows "
+                             f"overflowed (sample weights, inputs or targets too large); scale them down or use a "
+                             f"float64 network")
         grad /= X.shape[0]
         return grad
 

@@ -305,9 +305,17 @@ class _BaseANN(BaseEstimator):
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
         weights = None   # checked (length, finite, >= 0; a number is every row's) before anything changes
         if sample_weight is not None:
+            kind = np.asarray(sample_weight).dtype.kind
+            if kind not in "biuf":   # as Network.fit: strings are not parsed, complex or object not taken
+                raise TypeError(f"{name}: sample_weight must hold real numbers, got an array of dtype "
+                                f"{np.asarray(sample_weight).dtype}")
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         targets, n_outputs = self._prepare_targets(y, reuse, classes)
         weights = self._class_weighed(weights, targets, incremental)
+        if weights is not None and self.__dict__.get("class_weight") is not None:
+            # named for what the user gave: the rows' weights come from class_weight (times sample_weight)
+            weights = _validation.cast_finite(weights, p["dtype"], f"{name}: the rows' class_weight (times "
+                                              f"sample_weight, if given)")
         early = p["early_stopping"] and not incremental
         rs = check_random_state(self.random_state) if early or not reuse else None
         if reuse:
@@ -920,7 +928,8 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
         else:
             raise ValueError(f"{name}: class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}")
         row = table[codes]
-        return row if weights is None else weights * row
+        with np.errstate(over="ignore"):   # a product too large is reported by the caller, naming class_weight
+            return row if weights is None else weights * row
 
     # ---- public API --------------------------------------------------------------------------
 
