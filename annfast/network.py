@@ -129,7 +129,7 @@ def _epoch_rate(value, epoch: int) -> float:
                         f"nothing of this epoch was trained") from None
 
 
-def _class_table(class_weight, n_outputs: int, activation: str, data, dtype: np.dtype = np.dtype(np.float64)):
+def _class_table(class_weight, n_outputs: int, activation: str, data, dtype: np.dtype):
     """Return fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
     table = v.check_class_weight(class_weight, n_outputs, activation)
     if table is not None and not isinstance(table, str):

@@ -5,7 +5,6 @@ Each test is a problem found by probing these surfaces: the input, and what must
 input gets a clear error naming what and where, raised before any weight changes; nothing silently corrupted).
 """
 import dataclasses
-import os
 import warnings
 
 import numpy as np
