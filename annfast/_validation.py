@@ -405,20 +405,26 @@ def check_class_weight(class_weight, n_outputs: int, activation: str):
     for key, value in class_weight.items():
         if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
             raise ValueError(f"class_weight has key {key!r}, which is not a class in [0, {n_classes})")
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(value) or value < 0:
-            raise ValueError(f"class_weight[{key}] = {value!r} must be a finite number >= 0")
-        table[int(key)] = float(value)
+        table[int(key)] = class_weight_value(value, f"class_weight[{key}]")
     return table
 
 
-def balanced_class_weight(Y: np.ndarray) -> np.ndarray:
-    """scikit-learn's "balanced" weights from targets Y: n_rows / (n_classes_present * rows_of_class)."""
-    classes = row_classes(Y)
-    counts = np.bincount(classes, minlength=max(2, Y.shape[1]))
-    present = np.count_nonzero(counts)
+def class_weight_value(value, where: str) -> float:
+    """Return one class's weight, a real number that is finite and >= 0, as a float (``where`` names it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{where} = {value!r} must be a finite number >= 0")
+    return float(value)
+
+
+def balanced_class_weight(classes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Return scikit-learn's "balanced" weight of each of ``n_classes`` classes, from each row's class index.
+
+    That is n_rows / (classes present * rows of the class), and 1 for a class with no rows.
+    """
+    counts = np.bincount(classes, minlength=n_classes)
     table = np.ones(counts.shape[0])
-    table[counts > 0] = Y.shape[0] / (present * counts[counts > 0])
+    table[counts > 0] = classes.shape[0] / (np.count_nonzero(counts) * counts[counts > 0])
     return table
 
 

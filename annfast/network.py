@@ -130,7 +130,10 @@ def _epoch_rate(value, epoch: int) -> float:
 
 
 def _class_table(class_weight, n_outputs: int, activation: str, data, dtype: np.dtype):
-    """Return fit's class weights: None, or each class's weight ("balanced": counted over the rows of ``data``)."""
+    """Return fit's class weights, checked: None, each class's weight, or "balanced".
+
+    "balanced" is counted by fit over the training rows, once the validation rows are held out.
+    """
     table = v.check_class_weight(class_weight, n_outputs, activation)
     if table is not None and not isinstance(table, str):
         # a weight too large for the network's dtype would become inf (refused here, before any chunk trains)
@@ -139,7 +142,6 @@ def _class_table(class_weight, n_outputs: int, activation: str, data, dtype: np.
         if not isinstance(data, _stream.InMemory):
             raise ValueError("class_weight='balanced' counts the classes of all training rows and needs the data "
                              "in memory; for streamed data pass a dict {class: weight}")
-        table = v.balanced_class_weight(data.Y)
     return table
 
 
@@ -1156,8 +1158,8 @@ class Network:
         if isinstance(verbose, bool) or verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         data, val = self._validation_rows(data, validation_data, validation_split, loss)
-        if isinstance(class_weight, str) and isinstance(data, _stream.InMemory):
-            class_table = v.balanced_class_weight(data.Y)   # over the training rows: validation_split's held out
+        if isinstance(class_table, str):   # "balanced", over the training rows: validation_split's held out
+            class_table = v.balanced_class_weight(v.row_classes(data.Y), max(2, self.n_outputs))
         if class_table is not None and isinstance(data, _stream.InMemory):   # once, not every epoch
             data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self.dtype))
             class_table = None

@@ -912,9 +912,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
                 raise ValueError(f"{name}: class_weight='balanced' needs the class counts of all the data, which "
                                  f"partial_fit does not see; compute them once (scikit-learn's compute_class_weight) "
                                  f"and pass class_weight as a dict {{label: weight}}")
-            counts = np.bincount(codes, minlength=n_classes)
-            table = np.ones(n_classes)
-            table[counts > 0] = codes.shape[0] / (np.count_nonzero(counts) * counts[counts > 0])
+            table = _validation.balanced_class_weight(codes, n_classes)
         elif isinstance(cw, dict):
             index = {label: k for k, label in enumerate(self.classes_.tolist())}
             table = np.ones(n_classes)
@@ -922,9 +920,7 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
                 if label not in index:
                     raise ValueError(f"{name}: class_weight names the label {label!r}, which is not one of the "
                                      f"classes {self.classes_.tolist()}")
-                if isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w) or w < 0:
-                    raise ValueError(f"{name}: class_weight[{label!r}] = {w!r} must be a finite number >= 0")
-                table[index[label]] = float(w)
+                table[index[label]] = _validation.class_weight_value(w, f"{name}: class_weight[{label!r}]")
         else:
             raise ValueError(f"{name}: class_weight must be None, 'balanced' or a dict {{label: weight}}, got {cw!r}")
         row = table[codes]
