@@ -829,8 +829,6 @@ cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width,
     cdef Py_ssize_t size = b.itemsize, r, c, k = 0
     cdef const char *p
     cdef double value
-    cdef double f64
-    cdef float f32v
     cdef uint64_t u
     cdef uint32_t u32
     cdef uint16_t u16
@@ -849,17 +847,13 @@ cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width,
             return False
     else:
         return False
+    if kind == b'f' or kind == b'd':   # the reals: the same loop as the serving fast path's
+        return load_rows(dst, <const char *>b.buf, rows, width, row_stride, col_stride, kind == b'f', f32)
     for r in range(rows):
         p = <const char *>b.buf + r * row_stride
         for c in range(width):
             # memcpy: the values need not be aligned
-            if kind == b'd':
-                memcpy(&f64, p, 8)
-                value = f64
-            elif kind == b'f':
-                memcpy(&f32v, p, 4)
-                value = f32v
-            elif kind == b'?' or kind in b'BHILQ':
+            if kind == b'?' or kind in b'BHILQ':
                 if size == 1:
                     u = (<const uint8_t *>p)[0]
                 elif size == 2:
