@@ -305,10 +305,9 @@ class _BaseANN(BaseEstimator):
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
         weights = None   # checked (length, finite, >= 0; a number is every row's) before anything changes
         if sample_weight is not None:
-            kind = np.asarray(sample_weight).dtype.kind
-            if kind not in "biuf":   # as Network.fit: strings are not parsed, complex or object not taken
-                raise TypeError(f"{name}: sample_weight must hold real numbers, got an array of dtype "
-                                f"{np.asarray(sample_weight).dtype}")
+            given = np.asarray(sample_weight).dtype
+            if given.kind not in "biuf":   # as Network.fit: strings are not parsed, complex or object not taken
+                raise TypeError(f"{name}: sample_weight must hold real numbers, got an array of dtype {given}")
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         targets, n_outputs = self._prepare_targets(y, reuse, classes)
         weights = self._class_weighed(weights, targets, incremental)
