@@ -11,6 +11,8 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.tuple cimport PyTuple_CheckExact
+from libc.float cimport DBL_EPSILON, FLT_EPSILON
+from libc.math cimport fabs
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -1021,6 +1023,21 @@ cdef bint serve_rows(bint f32, const af_net *net, const void *params, void *work
     return True
 
 
+cdef bint targets_fit_cross_entropy(const void *y, Py_ssize_t n, bint f32, bint softmax) noexcept:
+    """Whether one row of targets (n values of the engine's dtype) fits the cross-entropy: each in [0, 1] and, after a
+    softmax, summing to 1 within max(1e-4, 8 n eps) (the rule of _validation.check_targets_fit_loss)."""
+    cdef double v, total = 0
+    cdef Py_ssize_t j
+    for j in range(n):
+        v = (<const float *>y)[j] if f32 else (<const double *>y)[j]
+        if not (0 <= v <= 1):   # NaN too
+            return False
+        total += v
+    if softmax:
+        return fabs(total - 1) <= max(1e-4, 8 * n * (FLT_EPSILON if f32 else DBL_EPSILON))
+    return True
+
+
 cdef class Engine:
     """The buffers of one network, and its calls on single rows without per-call allocation.
 
@@ -1185,7 +1202,7 @@ cdef class Engine:
         return out
 
     def train_one(self, Spec spec, object x, object y, double learning_rate, double momentum=0.0,
-                  double weight_decay=0.0, bint nesterov=False, double weight=1.0):
+                  double weight_decay=0.0, bint nesterov=False, double weight=1.0, int cross_entropy=0):
         """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss (times
         ``weight``, the row's sample weight, checked by the caller; its gradient is scaled by it too).
 
@@ -1193,6 +1210,10 @@ cdef class Engine:
         labels are converted here when that is simple (see convert_rows). Returns None (changing
         nothing) if x or y needs the general conversion first. Raises DivergenceError on a
         non-finite loss or weights, after restoring the weights and the velocity from before the step.
+
+        ``cross_entropy``: 1 (sigmoid outputs) or 2 (softmax) if the loss is the cross-entropy, whose targets must
+        be in [0, 1] (and sum to 1 after a softmax); a target that does not fit returns None too, and the caller's
+        general path reports it (``_validation.check_targets_fit_loss``, the same rule).
         """
         cdef Py_buffer xb, yb
         cdef bint x_held = False, y_held = False
@@ -1232,6 +1253,10 @@ cdef class Engine:
             if x_held:
                 PyBuffer_Release(&xb)
             raise
+        if ok and cross_entropy and not targets_fit_cross_entropy(yd, spec.n_outputs, self.f32, cross_entropy == 2):
+            if y_held:
+                PyBuffer_Release(&yb)
+            ok = False
         if not ok:
             if x_held:
                 PyBuffer_Release(&xb)

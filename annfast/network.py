@@ -1299,15 +1299,19 @@ class Network:
             raise ValueError(f"train_step's sample_weight is the weight of its one row, a number, got "
                              f"{np.size(sample_weight)} values (shape {np.shape(sample_weight)})")
         weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
+        # cross-entropy targets must fit the loss: train_one checks a row it takes as it is (the rule of
+        # _validation.check_targets_fit_loss), else returns None and the general path below checks and reports
+        ce = 0 if self.loss != "cross_entropy" else 2 if self.layers[-1].activation == "softmax" else 1
         with self._lock:
-            if self.loss == "cross_entropy":   # the target must fit the loss: convert and check it first
-                y = self._target_row(y)
             try:
-                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight)
+                loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight, ce)
                 if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
+                    if ce:   # (the target first: its error is the one to report for this loss)
+                        y = self._target_row(y)
                     x = v.as_row(x, self.n_inputs, self.dtype, "x")
-                    y = self._target_row(y)
-                    loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight)
+                    if not ce:
+                        y = self._target_row(y)
+                    loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight, ce)
             finally:
                 # published by the next reader that finds nobody training (a copy per step would cost more
                 # than the step on large networks)

@@ -138,3 +138,39 @@ def test_params_of_another_form_are_checked_as_before():
     ro.flags.writeable = False
     with pytest.raises(ValueError):   # read-only: the memoryview's error, as before
         eng.predict_small(spec, x, 1, ro)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("target, fits", [
+    ([0.2, 0.3, 0.5], True), ([0, 1, 0], True), ([0.2, 0.3, 0.50005], True),      # within the sum's tolerance
+    ([0.2, 0.3, 0.5003], False), ([1, 1, 1], False), ([-0.1, 0.6, 0.5], False), ([np.nan, 0.5, 0.5], False),
+])
+def test_train_step_checks_softmax_targets_in_its_fast_path_by_the_rule_of_fit(dtype, target, fits):
+    """A target row already of the network's dtype goes straight to C (no conversion): it is checked there by the
+    rule of check_targets_fit_loss, so it is refused exactly when fit refuses it, before any weight changes."""
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(3, "softmax")], dtype=dtype, seed=0)
+    x, y = np.ones(3, dtype=dtype), np.asarray(target, dtype=dtype)
+    before = net.parameters.tobytes()
+    try:
+        net.fit(x[None, :], y[None, :], epochs=0)
+        fit_refuses = False
+    except ValueError:
+        fit_refuses = True
+    assert fit_refuses == (not fits)
+    if fits:
+        net.train_step(x, y)
+        assert net.parameters.tobytes() != before
+    else:
+        with pytest.raises(ValueError, match="cross_entropy|non-finite"):
+            net.train_step(x, y)
+        assert net.parameters.tobytes() == before
+
+
+def test_train_step_checks_sigmoid_cross_entropy_targets_in_its_fast_path():
+    net = af.Network(3, [af.Dense(2, "sigmoid")], dtype="float32", seed=0, loss="cross_entropy")
+    before = net.parameters.tobytes()
+    with pytest.raises(ValueError, match=r"holds 1\.5 at row 0, column 1"):
+        net.train_step(np.ones(3, dtype=np.float32), np.array([0, 1.5], dtype=np.float32))
+    assert net.parameters.tobytes() == before
+    net.train_step(np.ones(3, dtype=np.float32), np.array([0, 1], dtype=np.float32))
+    assert net.parameters.tobytes() != before
