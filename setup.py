@@ -27,7 +27,8 @@ DIRECTIVES = {
 
 CSRC = ["csrc/af_layout.c"] + [f"csrc/af_{prec}{isa}.c" for prec in ("f32", "f64") for isa in ("", "_avx2", "_avx512")]
 DEPENDS = ["csrc/annfast.h", "csrc/af_internal.h", "csrc/af_kernels.inc", "csrc/af_simd.inc", "csrc/af_api.inc",
-           "csrc/af_reference.inc", "csrc/af_variant.inc", "csrc/af_split.inc", "csrc/af_sync.h", "csrc/af_fpenv.h"]
+           "csrc/af_reference.inc", "csrc/af_step.inc", "csrc/af_variant.inc", "csrc/af_split.inc", "csrc/af_sync.h",
+           "csrc/af_fpenv.h"]
 DEPENDS += sorted(f"csrc/{name}" for name in os.listdir("csrc") if name.startswith("strategy_"))
 
 

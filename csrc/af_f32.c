@@ -1,4 +1,5 @@
-/* af_f32.c -- the float instance of the kernels: baseline variant, the reference kernel and the public entry points. */
+/* af_f32.c -- the float instance of the kernels: baseline variant, the reference kernel and the public entry
+ * points. */
 #include <math.h>
 #include <string.h>
 #include "af_internal.h"

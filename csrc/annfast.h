@@ -161,9 +161,10 @@ const char *af_status_name(int32_t status);
  * reals, indexed by row like X and Y: a row's loss, as reported and as trained on, is its weight times its
  * loss, so its gradient, and its update, is scaled by the weight (a weight of 1 changes nothing, a weight of 0
  * leaves only weight decay and momentum acting on that row's step). Weights are the caller's to check (finite,
- * >= 0); a batch's update is still the mean over its rows, count rows, not the sum of their weights. params, velocity and grad have af_n_params(net) reals;
- * work has af_workspace_len(net) reals and may hold anything on entry. Row indices are not checked:
- * the caller guarantees 0 <= begin <= end and that every row index used is < n_rows.
+ * >= 0); a batch's update is still the mean over its rows, count rows, not the sum of their weights. params,
+ * velocity and grad have af_n_params(net) reals; work has af_workspace_len(net) reals and may hold anything on
+ * entry. Row indices are not checked: the caller guarantees 0 <= begin <= end and that every row index used is
+ * < n_rows.
  */
 
 /* Trains on the rows order[begin], ..., order[end-1] in that order, in batches of sgd->batch_size
@@ -242,8 +243,8 @@ int32_t af_all_finite_f32(const float *x, int64_t n);
  * af_round_up(n1) reals (n1 rounded up to a multiple of 16).
  * Each thread adds the rows' losses to its own report (all threads report the same). Returns
  * AF_ERR_NONFINITE as af_train_rows (every thread at the same row), AF_STOPPED with report->bad_row the
- * first row not trained, AF_ABORTED (see there), or AF_ERR_BAD_ARG. All threads return after the same rows, with every update of
- * every earlier row whole. */
+ * first row not trained, AF_ABORTED (see there), or AF_ERR_BAD_ARG. All threads return after the same rows, with
+ * every update of every earlier row whole. */
 #define AF_SPLIT_CTL_LINE(t) (32 + 8 * (t))   /* where thread t's cache line starts */
 #define AF_SPLIT_CTL_LEN(T) AF_SPLIT_CTL_LINE(T)
 #define AF_SPLIT_CTL_TICKS 3  /* in thread t's line, 3 values written at the end of its call: the time counter's
