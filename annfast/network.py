@@ -591,7 +591,9 @@ class Network:
             n_in = layer.units
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "-" * (sum(widths) + 6)
-        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"  # noqa: E731
+
+        def fmt(r):
+            return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
         out = [f"Network: {self.n_inputs} inputs, {len(self.layers)} Dense layers", line, fmt(rows[0]), line]
         out += [fmt(r) for r in rows[1:]]
         out += [line, f"Total params: {self.n_params:,} (all trainable; "
