@@ -371,6 +371,8 @@ cdef af_sgd sgd_settings(Spec spec, real[::1] velocity, real[::1] grad, double l
     return sgd
 
 
+# long: the chunk loop and the batch-over-chunks loop share the buffers, report and backups that a helper would
+# take as a dozen arguments, and each C call is written twice (float, double) inside its nogil block
 def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, real[::1] backup,
                const real[:, ::1] X, const real[:, ::1] Y, const int64_t[::1] order,
                double learning_rate, double momentum=0.0, double weight_decay=0.0,
@@ -471,6 +473,8 @@ def train_rows(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, 
 
 # ---- shared-buffer training from several threads (Hogwild!) ---------------------------------------
 
+# long: checks, block loop and merge under the lock share the thread's buffers, report and position; each C call
+# is written twice (float, double) inside its nogil block
 def train_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] grad, const real[:, ::1] X,
                  const real[:, ::1] Y, const int64_t[::1] order, int64_t block, double learning_rate,
                  double momentum=0.0, double weight_decay=0.0, bint nesterov=False, int64_t batch_size=1,
@@ -629,8 +633,9 @@ def split_thread(Spec spec, real[::1] params, real[::1] velocity, real[::1] repl
 
     Every thread of the epoch calls this with the same arguments but ``thread``, ``replica`` and ``vreplica``
     (this thread's (n_params,) copies of the layers past the first; ignored for thread 0) and ``work``
-    (``split_workspace_len(spec)`` reals). ``ctl`` (int64[split_ctl_len(n_threads)], zeros but the spin count on entry) synchronises them;
-    setting ``ctl[SPLIT_CTL_STOP] = 1`` from another thread asks them all to stop after the row in progress.
+    (``split_workspace_len(spec)`` reals). ``ctl`` (int64[split_ctl_len(n_threads)], zeros but the spin count on
+    entry) synchronises them; setting ``ctl[SPLIT_CTL_STOP] = 1`` from another thread asks them all to stop after
+    the row in progress.
     ``hbuf``: ``split_hbuf_len(spec)`` reals. The whole call runs without the GIL. Backs up and restores
     nothing and raises nothing on a non-finite loss.
 
@@ -1201,6 +1206,8 @@ cdef class Engine:
                 PyBuffer_Release(&xb)
         return out
 
+    # long: Cython declares the C locals (stack workspace, buffer views, borrowed buffers) at function level, and
+    # the borrowed buffers of x and y must be released on every path: conversion, step and release stay together
     def train_one(self, Spec spec, object x, object y, double learning_rate, double momentum=0.0,
                   double weight_decay=0.0, bint nesterov=False, double weight=1.0, int cross_entropy=0):
         """One online SGD step from row x (n_inputs,) with target y (n_outputs,); returns its loss (times

@@ -272,13 +272,15 @@ class Network:
 
     Notes
     -----
-    Thread safety: every call takes the network's own (reentrant) lock for its duration, and the
-    C work runs with the GIL released (except single-row calls on networks of under 4,096 parameters,
-    which take less time than handing the GIL over). So calls on *different* networks run truly in parallel, and
-    calls on the *same* network from several threads are safe and serialized: a ``predict`` that
-    arrives while another thread runs ``fit`` waits until that ``fit`` returns, and always sees
-    whole updates, never a half-updated weight matrix. To serve predictions while a long ``fit``
-    runs, train a ``copy.deepcopy`` of the network and swap it in when done.
+    Thread safety: training calls (fit, partial_fit, train_step, set_weights, set_parameters, restore) take the
+    network's own (reentrant) lock for their duration, and the C work runs with the GIL released (except
+    single-row calls on networks of under 4,096 parameters, which take less time than handing the GIL over). So
+    calls on *different* networks run truly in parallel, and training calls on the *same* network from several
+    threads are safe and serialized. Readers (``predict``, ``predict_one``, ``evaluate``) never wait for training:
+    they use the last *published* copy of the weights, which training refreshes between chunks of rows and at
+    the end of each call, so they see whole updates, never a half-updated weight matrix. To make several training
+    calls one step for readers, run them in ``with net.atomic():`` (see ``atomic``): readers see the weights from
+    before the block until it ends, then all of its changes at once; if it raises, it is rolled back.
 
     Examples
     --------
@@ -448,16 +450,55 @@ class Network:
                 self._only_reading -= outermost
 
     @contextlib.contextmanager
-    def _unpublished(self):
-        """Hold the lock for a call whose changes readers must not see before it ends (a failed call: never)."""
+    def atomic(self):
+        """Make the training calls of a ``with`` block one transaction: published together, or rolled back.
+
+        Within ``with net.atomic():`` the calling thread may call anything on the network (fit, partial_fit,
+        train_step, set_weights, set_parameters, restore, predict, ...; its own reading calls see its changes).
+        The block holds the network's lock: training calls, ``snapshot``, ``get_weights``, ``gradient`` and the
+        saves of other threads wait until it ends, while their ``predict``, ``predict_one`` and ``evaluate`` keep
+        to the weights published before it. On a normal exit the weights are published at once. If the block
+        raises (any exception, KeyboardInterrupt too), everything ``snapshot`` covers (weights, momentum
+        velocity, random stream, history, loss, ``stop_training``) is put back as it was when the block began,
+        nothing is published, and the exception propagates. Not covered: ``learning_rate``, the ``kernel``
+        (set inside a block, it applies at once, also to readers) and what callbacks did outside the network.
+
+        Nested blocks join the outermost one: an inner block that raises puts back the state from its own
+        start and re-raises (an outer block that catches the exception goes on from there); only the
+        outermost exit publishes. The block's start costs one ``snapshot`` (a copy of weights and velocity).
+
+        Yields
+        ------
+        Network
+            This network.
+
+        Examples
+        --------
+        >>> with net.atomic():                       # doctest: +SKIP
+        ...     net.fit(X1, y1, epochs=5)
+        ...     net.fit(X2, y2, epochs=5)            # readers see both fits, or (on failure) neither
+        """
         with self._lock:
+            # (outermost: a change a train_step left stale is published first, so that the published weights
+            # are those the block starts from, and a rollback returns to them bitwise)
+            snap = self.snapshot()
             self._hold += 1
+            ok = rolled_back = False
             try:
-                yield
+                yield self
+                ok = True
             finally:
-                self._hold -= 1
+                try:
+                    if not ok:
+                        self.restore(snap)   # its publish is deferred by _hold, like every publish in the block
+                        rolled_back = True
+                finally:
+                    self._hold -= 1
                 if not self._hold:
-                    self._publish()
+                    if ok:
+                        self._publish()
+                    elif rolled_back:
+                        self._dirty = False   # the weights are the published ones again: nothing to publish
 
     # ---- structure --------------------------------------------------------------------------
 
@@ -550,7 +591,9 @@ class Network:
             n_in = layer.units
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "-" * (sum(widths) + 6)
-        fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"  # noqa: E731
+
+        def fmt(r):
+            return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
         out = [f"Network: {self.n_inputs} inputs, {len(self.layers)} Dense layers", line, fmt(rows[0]), line]
         out += [fmt(r) for r in rows[1:]]
         out += [line, f"Total params: {self.n_params:,} (all trainable; "

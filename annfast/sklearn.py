@@ -11,8 +11,8 @@ and pass scikit-learn's estimator checks.
 A call that fails (bad input, a diverging run, Ctrl-C) leaves the estimator as it was before the call,
 and no other thread ever sees it otherwise: the input is checked before anything changes, the call works
 on a staged copy of the estimator's attributes (a new network is built aside) that replaces them only on
-success, and a run that trains the fitted network holds that network's lock from its snapshot to its
-rollback, so a concurrent ``predict`` sees the weights from before the call or from after a successful one.
+success, and a run that trains the fitted network does so in one ``Network.atomic()`` block (which rolls it back
+on failure), so a concurrent ``predict`` sees the weights from before the call or from after a successful one.
 """
 from __future__ import annotations
 
@@ -360,24 +360,21 @@ class _BaseANN(BaseEstimator):
         monitor = _Monitor(p["tol"], p["n_iter_no_change"], stop=not incremental, score=score,
                            schedule=p["learning_rate"], lr_init=p["learning_rate_init"], power_t=p["power_t"],
                            t0=self.t_, n_rows=X.shape[0])
-        with net._unpublished():   # readers see the network as it was until the run is kept (a failed one: never)
-            snapshot = net.snapshot() if reuse else None
-            try:
+        try:
+            # readers see the network as it was until the run is kept; a failed run is rolled back (weights,
+            # momentum, random stream and history as they were) and never seen
+            with net.atomic():
                 net.fit(X, targets, epochs=1 if incremental else p["max_iter"],
                         learning_rate=lr, batch_size=bs, shuffle=p["shuffle"],
                         momentum=p["momentum"], nesterov=p["nesterovs_momentum"] and p["momentum"] > 0,
                         weight_decay=p["alpha"], callbacks=[monitor], verbose=p["verbose"], sample_weight=weights)
                 if early and monitor.best_params is not None:
                     net.set_parameters(monitor.best_params)      # keep the weights of the best validation score
-            except BaseException as exc:
-                if snapshot is not None:
-                    net.restore(snapshot)     # weights, momentum, random stream and history as they were
-                if isinstance(exc, DivergenceError):
-                    raise DivergenceError(
-                        f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
-                        f"learning_rate_init={p['learning_rate_init']}; scaling X (a StandardScaler in a Pipeline) "
-                        f"also helps. The estimator is unchanged.") from exc
-                raise
+        except DivergenceError as exc:
+            raise DivergenceError(
+                f"{name}.{'partial_fit' if incremental else 'fit'}: {exc} Here the learning rate is "
+                f"learning_rate_init={p['learning_rate_init']}; scaling X (a StandardScaler in a Pipeline) "
+                f"also helps. The estimator is unchanged.") from exc
 
         self.n_iter_ += len(monitor.losses)
         self.t_ += len(monitor.losses) * n_rows
