@@ -85,6 +85,6 @@ class SGD:
         return dataclasses.replace(self, learning_rate=learning_rate)
 
     def as_dict(self) -> dict:
-        """Return the settings as keyword arguments of ``Network.fit`` (and as ``History.params`` records them)."""
+        """Return the settings as keyword arguments of ``Network.fit`` (what ``annfast.dask`` sends and records)."""
         return {"learning_rate": self.learning_rate, "batch_size": self.batch_size, "momentum": self.momentum,
                 "nesterov": self.nesterov, "weight_decay": self.weight_decay}

@@ -43,6 +43,8 @@ def run_demo(epochs: int = 40, seed: int = 0, learning_rate: float = 0.01, out=p
     net = Network(4, [Dense(16, activation="tanh"), Dense(1, activation="linear")], seed=seed)
     out(f"annfast demo: predicting {header[4]} from {', '.join(header[:4])}")
     out(f"{len(train)} training and {len(test)} test houses; network {net}")
+    out(f"train loss: mean half squared error on standardized prices (mean 0, std 1), which the network trains on; "
+        f"test RMSE: in thousands, as {header[4]}")
     losses = []
     t0 = time.perf_counter()
     for epoch in range(epochs):
@@ -50,7 +52,7 @@ def run_demo(epochs: int = 40, seed: int = 0, learning_rate: float = 0.01, out=p
         losses.append(loss)
         pred = net.predict(Xs[test])[:, 0] * y_std + y_mean
         rmse = float(np.sqrt(np.mean((pred - y[test]) ** 2)))
-        out(f"epoch {epoch + 1:3d}  train loss {loss:.5f}  test RMSE {rmse:8.2f}")
+        out(f"epoch {epoch + 1:3d}  train loss (standardized) {loss:.5f}  test RMSE (thousands) {rmse:8.2f}")
     elapsed = time.perf_counter() - t0
     baseline = float(np.sqrt(np.mean((y[train].mean() - y[test]) ** 2)))
     out(f"final test RMSE {rmse:.2f} (thousands) vs {baseline:.2f} for predicting the mean price "

@@ -266,10 +266,11 @@ ERRORS = [
     (["train", "{d}/ok.csv", "--output-activation", "softmax", "--out", "{d}/m.annf"],
      r"a softmax output needs at least 2 outputs but there is 1 target column"),
     (["train", "{d}/ok.csv", "--output-activation", "linear", "--loss", "cross_entropy", "--out", "{d}/m.annf"],
-     r"--loss cross_entropy needs a softmax or sigmoid output, the output activation is linear"),
+     r"--loss cross_entropy needs a softmax or sigmoid output, but --output-activation is linear"),
     (["train", "{d}/ok.csv", "--validation-split", "0.9", "--out", "{d}/m.annf"],
      r"--validation-split 0.9 of 2 rows leaves no training or no validation rows"),
-    (["train", "{d}/ok.csv", "--momentum", "0", "--nesterov", "--out", "{d}/m.annf"], r"nesterov=True needs momentum"),
+    (["train", "{d}/ok.csv", "--momentum", "0", "--nesterov", "--out", "{d}/m.annf"],
+     r"^annfast: error: --nesterov needs --momentum > 0"),
     (["train", "{d}/ok.csv", "--out", "{d}/no/such/dir/m.annf"], r"cannot write to .*m\.annf: the directory .* does "
                                                                  r"not exist$"),
     (["train", "{d}/ok.csv", "--out", "{d}/ok.csv"], r"refusing to write over the input file .*ok\.csv"),
@@ -281,7 +282,8 @@ ERRORS = [
     (["info", "{d}/ok.csv"], r"ok\.csv: not an annfast model file"),
     (["info", "{d}/empty.csv"], r"empty\.csv: the file is empty, not an annfast model"),
     (["predict", "{d}/ok.csv", "{d}/ok.csv"], r"ok\.csv: not an annfast model file"),
-    (["predict", "{model}", "{d}/ok.csv"], r"ok\.csv has 3 input columns but the model .* has 8 inputs$"),
+    (["predict", "{model}", "{d}/ok.csv"], r"ok\.csv has 3 columns but the model .* takes 8 inputs: without --target, "
+                                           r"the first 8 columns are the inputs and any further ones targets$"),
     (["predict", "{model}", "{d}/missing.csv"], r"missing\.csv: No such file or directory$"),
     (["predict", "{model}", "{d}/ragged.csv"], r"ragged\.csv: line 3: 2 columns where line 1 has 3$"),
     (["predict", "{model}", str(DIABETES_TEST), "--out", "{model}"], r"refusing to write over the input file"),
@@ -291,7 +293,8 @@ ERRORS = [
     (["predict", "{model}", "{d}/wide.csv", "--evaluate"],
      r"wide\.csv: line 4: class label 5 is out of range for a model with 2 outputs$"),
     (["predict", "{model}", "{d}/wide.csv", "--evaluate", "--target", "-2,-1"],
-     r"wide\.csv has 7 input columns but the model .* has 8 inputs$"),
+     r"wide\.csv has 7 input columns \(9 columns less the 2 target columns named by --target\) but the model .* "
+     r"takes 8 inputs$"),
     (["predict", "{model}", "{d}/wider.csv", "--evaluate", "--target", "-3,-2,-1"],
      r"wider\.csv has 3 target columns but the model has 2 outputs$"),
     (["predict", "{model}", "{d}/wider.csv", "--evaluate", "--target", "-3,-2,-1", "--classes"],
@@ -312,6 +315,70 @@ def test_user_errors_exit_2_with_a_message(capsys, bad_files, diabetes_model, ar
     assert re.search(message, err.strip()), err
     assert "Traceback" not in err
     assert not (bad_files / "m.annf").exists()
+
+
+# ---- option combinations: checked by the command itself, naming its options, before anything is read ----------
+
+@pytest.mark.parametrize("options, message", [
+    (["--nesterov"], r"--nesterov needs --momentum > 0 .*add --momentum, such as --momentum 0\.9"),
+    (["--momentum", "0", "--nesterov"], r"--nesterov needs --momentum > 0"),
+    (["--output-activation", "tanh", "--loss", "cross_entropy"],
+     r"--loss cross_entropy needs a softmax or sigmoid output, but --output-activation is tanh"),
+    (["--output-activation", "linear", "--class-weight", "balanced"],
+     r"--class-weight balanced needs a classifier output \(softmax, sigmoid, step\), but --output-activation is "
+     r"linear"),
+], ids=["nesterov-alone", "nesterov-momentum-0", "cross-entropy-tanh", "class-weight-linear"])
+def test_train_option_conflicts_are_refused_before_reading_the_data(capsys, tmp_path, options, message):
+    # the data file does not exist: the options are checked before it is opened (it used to be loaded, the data,
+    # network and seed lines printed, and then fit's "nesterov=True needs momentum > 0" named Python's arguments)
+    code, out, err = run(capsys, "train", tmp_path / "missing.csv", "--out", tmp_path / "m.annf", *options)
+    assert code == 2 and out == "", (out, err)
+    assert re.search(message, err), err
+    assert "No such file" not in err and "nesterov=True" not in err and "class_weight" not in err
+    assert not (tmp_path / "m.annf").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    # --output-activation auto chooses linear for these targets, which --class-weight cannot weigh
+    (["--class-weight", "balanced"],
+     r"--class-weight balanced needs a classifier output \(softmax, sigmoid, step\), but the output activation is "
+     r"linear \(chosen by --output-activation auto\); use --labels"),
+    (["--output-activation", "sigmoid", "--loss", "cross_entropy"],
+     r"houses\.csv: line 2: the target distance is [\d.]+, but the loss cross_entropy needs targets in \[0, 1\]; "
+     r"use --labels .*or --loss half_squared_error$"),
+], ids=["class-weight-auto-linear", "cross-entropy-targets"])
+def test_train_target_conflicts_name_the_options_before_printing(capsys, houses, options, message):
+    code, out, err = run(capsys, "train", houses, "--out", houses.with_suffix(".annf"), *options)
+    assert code == 2 and out == "", (out, err)    # refused before the data, network and seed lines
+    assert err.startswith("annfast: error: ") and err.count("\n") == 1, err
+    assert re.search(message, err.strip()), err
+    assert "class_weight needs" not in err and "loss='half_squared_error'" not in err
+
+
+def test_predict_counts_input_columns_and_says_what_the_model_takes(capsys, tmp_path, houses, diabetes_model):
+    # houses.csv: area, price, distance. Without --target every column was reported as an input column
+    code, _, err = run(capsys, "predict", diabetes_model, houses)
+    assert code == 2 and "has 3 input columns" not in err
+    assert re.search(r"houses\.csv has 3 columns but the model .*diabetes\.annf takes 8 inputs: without --target, the "
+                     r"first 8 columns are the inputs and any further ones targets$", err.strip()), err
+    code, _, err = run(capsys, "predict", diabetes_model, houses, "--target", "price")
+    assert code == 2 and re.search(r"houses\.csv has 2 input columns \(3 columns less the 1 target column named by "
+                                   r"--target\) but the model .* takes 8 inputs$", err.strip()), err
+    one = tmp_path / "one-input.annf"
+    af.Network(1, [af.Dense(1, "linear")], seed=0).save(one)
+    code, _, err = run(capsys, "predict", one, houses, "--target", "price")
+    assert code == 2 and re.search(r"houses\.csv has 2 input columns \(3 columns less the 1 target column named by "
+                                   r"--target\) but the model .* takes 1 input; name the 1 extra column in --target "
+                                   r"too if it is not an input$", err.strip()), err
+
+
+def test_demo_help_describes_the_demo_and_its_defaults(capsys):
+    code, out, _ = run(capsys, "demo", "--help")
+    text = " ".join(out.split())
+    assert code == 0 and text.startswith("usage: annfast demo")
+    assert "Train a 4-16-1 tanh network by per-sample SGD on the bundled house prices" in text
+    assert "the shuffling (default: 0)" in text          # --seed
+    assert "(default: 40)" in text and "(default: 0.01)" in text
 
 
 def test_damaged_model_file(tmp_path, capsys, diabetes_model):
@@ -613,4 +680,4 @@ def test_class_weight_balanced_favours_the_rare_class_and_needs_a_classifier(tmp
     assert (weighted.predict(X).argmax(1) == 1).sum() > (unweighted.predict(X).argmax(1) == 1).sum()
     code, out, err = run(capsys, "train", path, "--output-activation", "linear", "--class-weight", "balanced", "--out",
                          tmp_path / "r.annf")
-    assert code == 2 and "class_weight needs a classifier output" in err, err
+    assert code == 2 and "--class-weight balanced needs a classifier output" in err, err

@@ -38,3 +38,13 @@ def test_demo_command_runs(command):
     final = re.search(r"final test RMSE ([\d.]+) \(thousands\) vs ([\d.]+)", proc.stdout)
     assert final, proc.stdout
     assert float(final.group(1)) < 0.2 * float(final.group(2))
+
+
+def test_demo_labels_the_units_of_loss_and_error():
+    # the training loss is on standardized prices, the test RMSE in thousands: each number says which
+    lines = []
+    run_demo(epochs=1, out=lines.append)
+    legend = next(line for line in lines if line.startswith("train loss:"))
+    assert "standardized prices" in legend and "in thousands" in legend
+    epoch = next(line for line in lines if line.startswith("epoch"))
+    assert re.fullmatch(r"epoch +1  train loss \(standardized\) [\d.]+  test RMSE \(thousands\) +[\d.]+", epoch), epoch
