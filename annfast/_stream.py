@@ -102,7 +102,7 @@ class MappedRows:
             raise ValueError(f"X has {X.shape[1]} columns but the network has {n_inputs} inputs")
         if X.shape[0] == 0:
             raise ValueError("X has no rows")
-        y = y if isinstance(y, np.memmap) else np.asarray(y)
+        y = y if isinstance(y, np.memmap) else np.asarray(v.unmasked(y, "y"))
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D (n_rows, n_outputs), got shape {y.shape}")
         if y.shape[0] != X.shape[0]:
@@ -114,7 +114,8 @@ class MappedRows:
         self._ry = _MappedReader(y).read if isinstance(y, np.memmap) else (lambda r0, r1: y[r0:r1])
         self._rw = None
         if sample_weight is not None:
-            w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
+            w = sample_weight if isinstance(sample_weight, np.memmap) else \
+                np.asarray(v.unmasked(sample_weight, "sample_weight"))
             if w.ndim == 2 and w.shape[1] == 1:   # a column, as the in-memory path takes it
                 w = w[:, 0]
             if w.ndim != 1 or w.shape[0] != self.n_rows:

@@ -176,11 +176,48 @@ def _frame_problem(a, name: str) -> str | None:
     return None
 
 
+_MaskedArray = np.ma.MaskedArray
+
+
+def _masked_where(mask: np.ndarray) -> str:
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    if len(idx) == 2:
+        return f"row {idx[0]}, column {idx[1]}"
+    return f"index {idx[0]}" if len(idx) == 1 else f"index {idx}"
+
+
+def unmasked(a, name: str):
+    """Return ``a`` without a mask: refuse a masked array (numpy.ma) that has a masked value, naming ``name``.
+
+    np.asarray drops a mask and keeps the values under it, which would then be trained on or predicted from
+    silently. A masked array with no masked value is taken as its data; a list or tuple whose items (rows, or
+    values) are masked arrays is checked item by item. Anything else is returned as it is.
+    """
+    if isinstance(a, _MaskedArray):
+        mask = np.ma.getmaskarray(a)
+        if mask.any():
+            what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
+                f"a masked array with {int(np.count_nonzero(mask))} masked value(s), the first at {_masked_where(mask)}"
+            raise ValueError(f"{name} is {what}; annfast does not take missing values: fill them (.filled(value)) or "
+                             f"drop their rows (a masked array with no masked value is taken as its data)")
+        return np.ma.getdata(a)
+    if type(a) is list or type(a) is tuple:
+        for i, item in enumerate(a):
+            if isinstance(item, _MaskedArray):
+                mask = np.ma.getmaskarray(item)
+                if mask.any():
+                    what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
+                        f"a masked array with a masked value at its {_masked_where(mask)}"
+                    raise ValueError(f"{name}[{i}] is {what}; annfast does not take missing values: fill them "
+                                     f"(.filled(value)) or drop their rows")
+    return a
+
+
 def _numeric(a, name: str) -> np.ndarray:
     problem = _frame_problem(a, name)
     if problem is not None:
         raise TypeError(problem)
-    arr = np.asarray(a)
+    arr = np.asarray(unmasked(a, name))
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
     return arr
@@ -223,7 +260,7 @@ def cast_finite(a, dtype: np.dtype, name: str, locate=None, first_row: int = 0) 
     index tuple to words; else rows count from ``first_row``), instead of becoming inf with a
     RuntimeWarning. Nothing is modified.
     """
-    arr = np.asarray(a)
+    arr = np.asarray(unmasked(a, name))
     with np.errstate(over="ignore", invalid="ignore"):   # an overflow becomes inf, reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr, first_row, locate)
@@ -315,7 +352,7 @@ def as_weights(w, shape: tuple, dtype: np.dtype, name: str, locate=None) -> np.n
     They must be real numbers, finite after the conversion (a value too large for float32 is reported,
     not written as inf).
     """
-    arr = np.asarray(w)
+    arr = np.asarray(unmasked(w, name))
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape != shape:

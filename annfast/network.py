@@ -1298,7 +1298,8 @@ class Network:
                 and np.size(sample_weight) != 1:   # an array of several weights is not one row's weight
             raise ValueError(f"train_step's sample_weight is the weight of its one row, a number, got "
                              f"{np.size(sample_weight)} values (shape {np.shape(sample_weight)})")
-        weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
+        weight = 1.0 if sample_weight is None else \
+            float(v.as_sample_weight([v.unmasked(sample_weight, "sample_weight")], 1, self.dtype)[0])
         # cross-entropy targets must fit the loss: train_one checks a row it takes as it is (the rule of
         # _validation.check_targets_fit_loss), else returns None and the general path below checks and reports
         ce = 0 if self.loss != "cross_entropy" else 2 if self.layers[-1].activation == "softmax" else 1

@@ -1,0 +1,145 @@
+"""Adversarial regression tests, round 4: problems found by probing the README's "Guarantees" through the public
+API and the CLI.
+
+Each test is one problem: the input, and what must hold (bad input gets a clear error naming what and where,
+raised before any weight changes; nothing silently lost or corrupted).
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import annfast as af
+
+
+def _net(dtype="float32", n_in=4, hidden=5, n_out=3, out="softmax", seed=1):
+    return af.Network(n_in, [af.Dense(hidden, "tanh"), af.Dense(n_out, out)], dtype=dtype, seed=seed)
+
+
+def _data(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)), rng.integers(0, 3, n)
+
+
+@pytest.fixture(autouse=True)
+def _warnings_are_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def _masked(a, *where):
+    """``a`` as a masked array with the entries at ``where`` masked (and a huge value under each mask)."""
+    m = np.ma.masked_array(np.array(a, dtype=np.float64), mask=np.zeros(np.shape(a), bool))
+    for idx in where:
+        m.data[idx] = 1e6
+        m.mask[idx] = True
+    return m
+
+
+# ---- masked arrays --------------------------------------------------------------------------------------------
+
+X0, Y0 = _data(6)
+W0 = np.ones(6)
+
+#: every input path of a Network: (name of the argument in the error, call)
+NETWORK_CALLS = {
+    "fit X": ("X", lambda n: n.fit(_masked(X0, (1, 2)), Y0, epochs=1, verbose=0)),
+    "fit y": ("y", lambda n: n.fit(X0, np.ma.masked_array(Y0, mask=[0, 1, 0, 0, 0, 0]), epochs=1, verbose=0)),
+    "fit sample_weight": ("sample_weight", lambda n: n.fit(X0, Y0, sample_weight=_masked(W0, 3), verbose=0)),
+    "fit validation X": ("X_val", lambda n: n.fit(X0, Y0, validation_data=(_masked(X0, (0, 0)), Y0), verbose=0)),
+    "partial_fit X": ("X", lambda n: n.partial_fit(_masked(X0, (5, 3)), Y0)),
+    "fit chunk X": ("X", lambda n: n.fit([(_masked(X0, (1, 1)), Y0)], None, verbose=0)),
+    "fit list of masked rows": ("X[2]", lambda n: n.fit([list(X0[0]), X0[1], _masked(X0[2], 0)] + list(X0[3:]),
+                                                       Y0, verbose=0)),
+    "predict": ("X", lambda n: n.predict(_masked(X0, (0, 1)))),
+    "predict one row 2-D": ("X", lambda n: n.predict(_masked(X0[:1], (0, 1)))),
+    "predict list": ("X[1]", lambda n: n.predict([X0[0], _masked(X0[1], 2)])),
+    "predict_one": ("x", lambda n: n.predict_one(_masked(X0[0], 1))),
+    "predict_one float32": ("x", lambda n: n.predict_one(np.ma.masked_array(X0[0].astype(np.float32),
+                                                                            mask=[0, 0, 1, 0]))),
+    "predict_one list": ("x[0]", lambda n: n.predict_one([np.ma.masked, 1.0, 2.0, 3.0])),
+    "train_step x": ("x", lambda n: n.train_step(_masked(X0[0], 0), 1)),
+    "train_step y": ("y", lambda n: n.train_step(X0[0], np.ma.masked_array([0.0, 1.0, 0.0], mask=[1, 0, 0]))),
+    "train_step sample_weight": ("sample_weight", lambda n: n.train_step(X0[0], 1, sample_weight=np.ma.masked)),
+    "evaluate X": ("X", lambda n: n.evaluate(_masked(X0, (2, 2)), Y0)),
+    "evaluate sample_weight": ("sample_weight", lambda n: n.evaluate(X0, Y0, sample_weight=_masked(W0, 0))),
+    "gradient X": ("X", lambda n: n.gradient(_masked(X0, (4, 0)), Y0)),
+    "gradient y": ("y", lambda n: n.gradient(X0, np.ma.masked_array(Y0, mask=[1, 0, 0, 0, 0, 0]))),
+    "set_parameters": ("flat parameters", lambda n: n.set_parameters(_masked(n.parameters, 0))),
+    "set_weights": ("weights[0]", lambda n: n.set_weights([(_masked(W, (0, 0)), b) for W, b in n.get_weights()])),
+}
+
+
+@pytest.mark.parametrize("call", NETWORK_CALLS, ids=list(NETWORK_CALLS))
+def test_a_masked_value_is_refused_on_every_network_input_path(call):
+    """np.asarray dropped the mask of a numpy.ma.MaskedArray on every input path: the huge value under the mask was
+    trained on and predicted from silently. Now a ValueError names the argument and the first masked value, and
+    the weights are bitwise unchanged."""
+    name, fn = NETWORK_CALLS[call]
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="mask") as info:
+        fn(net)
+    assert str(info.value).startswith(name) or f"{name} " in str(info.value), str(info.value)
+    assert np.array_equal(net.parameters, before)
+
+
+def test_a_masked_value_is_located():
+    net = _net()
+    with pytest.raises(ValueError, match=r"^X is a masked array with 2 masked value\(s\), the first at row 1, "
+                                         r"column 2"):
+        net.fit(_masked(X0, (1, 2), (4, 0)), Y0, verbose=0)
+
+
+def test_memory_mapped_x_with_masked_targets_or_weights_is_refused(tmp_path):
+    """A memory-mapped X took y and sample_weight through np.asarray before any check: their masks were dropped."""
+    np.save(tmp_path / "x.npy", X0)
+    Xm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="^y is a masked array"):
+        net.fit(Xm, np.ma.masked_array(Y0, mask=[0, 0, 1, 0, 0, 0]), verbose=0)
+    with pytest.raises(ValueError, match="^sample_weight is a masked array"):
+        net.fit(Xm, Y0, sample_weight=_masked(W0, 5), verbose=0)
+    assert np.array_equal(net.parameters, before)
+
+
+def test_a_masked_array_without_masked_values_is_its_data():
+    """The documented choice: nothing masked, nothing lost, so the array is taken as its data."""
+    a, b = _net(), _net()
+    a.fit(np.ma.masked_array(X0), np.ma.masked_array(Y0), sample_weight=np.ma.masked_array(W0), verbose=0,
+          shuffle=False)
+    b.fit(X0, Y0, sample_weight=W0, verbose=0, shuffle=False)
+    assert np.array_equal(a.parameters, b.parameters)
+    assert np.array_equal(a.predict(np.ma.masked_array(X0)), a.predict(X0))
+    assert np.array_equal(a.predict_one(np.ma.masked_array(X0[0])), a.predict_one(X0[0]))
+
+
+@pytest.mark.parametrize("classifier", [True, False])
+def test_a_masked_value_is_refused_by_the_estimators(classifier):
+    pytest.importorskip("sklearn")
+    from sklearn.exceptions import ConvergenceWarning
+
+    from annfast.sklearn import ANNClassifier, ANNRegressor
+
+    X, labels = _data(30)
+    y = labels if classifier else X[:, 0]
+    est = (ANNClassifier if classifier else ANNRegressor)(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    before = est.network_.parameters.copy()
+    ym = np.ma.masked_array(y, mask=np.arange(30) == 3)
+    calls = [("X", lambda: est.fit(_masked(X, (2, 1)), y)),
+             ("y", lambda: est.partial_fit(X, ym)),
+             ("sample_weight", lambda: est.fit(X, y, sample_weight=_masked(np.ones(30), 4))),
+             ("X", lambda: est.predict(_masked(X, (0, 0)))),
+             ("y", lambda: est.score(X, ym)),
+             ("sample_weight", lambda: est.score(X, y, sample_weight=_masked(np.ones(30), 0)))]
+    if classifier:
+        calls.append(("X", lambda: est.predict_proba(_masked(X, (0, 3)))))
+    for name, call in calls:
+        with pytest.raises(ValueError, match=f"^{name} is a masked array"):
+            call()
+    assert np.array_equal(est.network_.parameters, before)
