@@ -81,6 +81,12 @@ def check_network_size(widths: list[int], dtype: np.dtype) -> None:
                          f"{have / 2**30:.3g} GiB of memory")
 
 
+def _shown(value) -> str:
+    """repr(value), shortened in the middle when long (a huge integer's thousand digits)."""
+    text = repr(value)
+    return text if len(text) <= 48 else f"{text[:24]}...{text[-12:]} ({len(text)} characters)"
+
+
 def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an integer (not a bool) within [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)):
@@ -105,7 +111,10 @@ def check_float(value, name: str, low: float | None = None, high: float | None =
     if kind is not float and kind is not int and (
             isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:   # an int (or Fraction) beyond float64: not finite as a float
+        raise ValueError(f"{name} must be finite, got {_shown(value)}, too large for a float") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
@@ -217,10 +226,34 @@ def _numeric(a, name: str) -> np.ndarray:
     problem = _frame_problem(a, name)
     if problem is not None:
         raise TypeError(problem)
-    arr = np.asarray(unmasked(a, name))
+    a = unmasked(a, name)
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:   # NumPy's words for nested lists of different lengths, and the like
+        raise ValueError(f"{name} cannot be read as an array of numbers: {exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}{_object_where(arr, name)}")
     return arr
+
+
+def _object_where(arr: np.ndarray, name: str) -> str:
+    """For an array of Python objects: say which value is not a number, and where (else "")."""
+    if arr.dtype.kind != "O":
+        return ""
+    for idx, value in np.ndenumerate(arr):
+        where = f" at row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f" at index {idx[0]}" if len(idx) == 1 \
+            else f" at index {idx}" if idx else ""
+        if isinstance(value, (bool, np.bool_, np.integer, np.floating)):
+            continue
+        if isinstance(value, int):
+            if -2**63 <= value < 2**64:
+                continue
+            return (f" ({name} holds the integer {_shown(value)}{where}, beyond NumPy's 64-bit integers: pass it as "
+                    f"a float)")
+        if isinstance(value, float):
+            continue
+        return f" ({name} holds {_shown(value)}, of type {type(value).__name__}{where})"
+    return ""
 
 
 def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0, locate=None) -> None:
@@ -448,10 +481,14 @@ def check_class_weight(class_weight, n_outputs: int, activation: str):
 
 def class_weight_value(value, where: str) -> float:
     """Return one class's weight, a real number that is finite and >= 0, as a float (``where`` names it)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{where} = {value!r} must be a finite number >= 0")
-    return float(value)
+    try:
+        number = float(value) if not isinstance(value, bool) and \
+            isinstance(value, (int, float, np.integer, np.floating)) else math.nan
+    except OverflowError:   # an int beyond float64
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{where} = {_shown(value)} must be a finite number >= 0")
+    return number
 
 
 def balanced_class_weight(classes: np.ndarray, n_classes: int) -> np.ndarray:

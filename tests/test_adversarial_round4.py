@@ -5,6 +5,7 @@ Each test is one problem: the input, and what must hold (bad input gets a clear 
 raised before any weight changes; nothing silently lost or corrupted).
 """
 import warnings
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -143,3 +144,62 @@ def test_a_masked_value_is_refused_by_the_estimators(classifier):
         with pytest.raises(ValueError, match=f"^{name} is a masked array"):
             call()
     assert np.array_equal(est.network_.parameters, before)
+
+
+# ---- settings and values beyond float64 -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("setting", ["learning_rate", "momentum", "weight_decay"])
+@pytest.mark.parametrize("entry", ["train_step", "fit"])
+def test_an_integer_setting_beyond_float64_is_a_value_error(setting, entry):
+    """learning_rate=10**400 (a Python int, a numbers.Real) raised OverflowError from float(), not the documented
+    ValueError."""
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match=f"^{setting} must be finite, got 1000.*too large for a float"):
+        if entry == "fit":
+            net.fit(X0, Y0, verbose=0, **{setting: 10**400})
+        else:
+            net.train_step(X0[0], 1, **{setting: 10**400})
+    assert np.array_equal(net.parameters, before)
+
+
+def test_a_class_weight_beyond_float64_is_a_value_error():
+    """class_weight={0: 10**400}: np.isfinite raised NumPy's TypeError about ufunc input types."""
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match=r"^class_weight\[0\] = 1000.* must be a finite number >= 0"):
+        net.fit(X0, Y0, class_weight={0: 10**400}, verbose=0)
+    assert np.array_equal(net.parameters, before)
+
+
+# ---- lists NumPy cannot read as numbers --------------------------------------------------------------------------
+
+def test_a_ragged_list_error_names_the_argument():
+    """Rows of different lengths gave NumPy's bare "setting an array element with a sequence", naming nothing."""
+    net = _net()
+    before = net.parameters.copy()
+    ragged = [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0]] + [[0.0] * 4] * 4
+    with pytest.raises(ValueError, match="^X cannot be read as an array of numbers"):
+        net.fit(ragged, Y0, verbose=0)
+    with pytest.raises(ValueError, match="^X_val cannot be read"):
+        net.fit(X0, Y0, validation_data=(ragged, Y0), verbose=0)
+    with pytest.raises(ValueError, match="^y cannot be read"):
+        net.fit(X0, [[0, 1, 0], [1, 0]] + [[1, 0, 0]] * 4, verbose=0)
+    assert np.array_equal(net.parameters, before)
+
+
+@pytest.mark.parametrize("value, words", [(None, "holds None, of type NoneType at row 1, column 3"),
+                                          (Decimal("1.5"), "holds Decimal('1.5'), of type Decimal at row 1, column 3"),
+                                          (10**30, "holds the integer 1000000000000000000000000000000 at row 1, "
+                                                   "column 3, beyond NumPy's 64-bit integers")])
+def test_an_object_array_error_says_which_value_and_where(value, words):
+    """A list holding None, a Decimal among numbers or an integer beyond int64 became an object array, refused
+    with "got an array of dtype object": neither the value nor where it is."""
+    rows = [[0.0] * 4 for _ in range(6)]
+    rows[1][3] = value
+    net = _net()
+    with pytest.raises(TypeError, match="^X must hold real numbers, got an array of dtype object") as info:
+        net.fit(rows, Y0, verbose=0)
+    assert words in str(info.value)
+    with pytest.raises(TypeError, match="x holds"):
+        net.predict_one(rows[1])
