@@ -236,6 +236,20 @@ def _checked_layers(layers, dtype: np.dtype) -> tuple:
     return layers
 
 
+def _fixed(name: str, doc: str) -> property:
+    """Return a read-only attribute of Network (stored as ``_<name>``) whose assignment says why it is refused."""
+    private = "_" + name
+
+    def get(self):
+        return getattr(self, private)
+
+    def refuse(self, value) -> None:
+        raise AttributeError(f"Network.{name} is fixed when the network is built; build a new Network for another "
+                             f"{name}")
+
+    return property(get, refuse, doc=doc)
+
+
 class Network:
     """A multi-layer perceptron trained one sample (or one mini-batch) at a time.
 
@@ -293,21 +307,21 @@ class Network:
 
     def __init__(self, n_inputs: int, layers, dtype="float32", seed: int | None = None,
                  loss: str | None = None):
-        self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
-        self.dtype = v.check_dtype(dtype)
-        self.layers = layers = _checked_layers(layers, self.dtype)
-        self.n_outputs = layers[-1].units
+        self._n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
+        self._dtype = v.check_dtype(dtype)
+        self._layers = layers = _checked_layers(layers, self.dtype)
+        self._n_outputs = layers[-1].units
         if seed is not None:
             seed = v.check_int(seed, "seed", minimum=0)
-        self.seed = seed
+        self._seed = seed
         self._rng = np.random.default_rng(seed)
         widths = [self.n_inputs] + [layer.units for layer in layers]
         v.check_network_size(widths, self.dtype)
         self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
-        self.loss = self._check_loss(self._default_loss() if loss is None else loss)
+        self._loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[tuple[str, str], _core.Spec] = {}
         self._cur_spec = self._spec(self.loss)
-        self.n_params = int(self._cur_spec.n_params)
+        self._n_params = int(self._cur_spec.n_params)
         self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
         self._params = self._engine.params
         self._views = []
@@ -500,6 +514,28 @@ class Network:
             self._kernel = name
             self._specs.clear()
             self._cur_spec = self._spec(self.loss)
+
+    # Fixed when the network is built: the buffers, the views of get_weights and the C specs all describe this
+    # structure, so assigning one would leave a network that is something else than it says (and can neither
+    # train, evaluate nor save).
+    n_inputs = _fixed("n_inputs", "Width of the input.")
+    n_outputs = _fixed("n_outputs", "Width of the output layer.")
+    layers = _fixed("layers", "The layers (a tuple of Dense).")
+    dtype = _fixed("dtype", "The weights' dtype (numpy.dtype float32 or float64).")
+    n_params = _fixed("n_params", "Number of weights and biases.")
+    seed = _fixed("seed", "The seed the network was built with (None: fresh entropy).")
+
+    @property
+    def loss(self) -> str:
+        """The loss of ``evaluate`` and of training calls that name none; settable to one the output layer takes."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, loss: str) -> None:
+        loss = self._check_loss(loss)   # before anything changes: an unknown name, or one the output cannot train on
+        with self._lock:
+            self._loss = loss
+            self._cur_spec = self._spec(loss)
 
     def _init_weights(self) -> None:
         """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
@@ -880,7 +916,7 @@ class Network:
                 self._engine.reset_velocity()
             self._rng.bit_generator.state = snap.rng
             self.history = snap.history
-            self.loss = loss
+            self._loss = loss
             self._cur_spec = spec
             self.stop_training = bool(snap.stop_training)
             self._publish()
@@ -1054,7 +1090,7 @@ class Network:
         progress = Progress(plan.verbose, plan.epochs, plan.n_rows) if plan.verbose else None
         with self._fit_guard(plan.threads > 1):
             self.history = plan.history          # readable even if an epoch is interrupted
-            self.loss = plan.loss
+            self._loss = plan.loss
             self._cur_spec = plan.spec
             self.stop_training = False
             self._buffers(plan.sgd)

@@ -203,3 +203,38 @@ def test_an_object_array_error_says_which_value_and_where(value, words):
     assert words in str(info.value)
     with pytest.raises(TypeError, match="x holds"):
         net.predict_one(rows[1])
+
+
+# ---- assigning a network's structure ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attr, value", [("n_inputs", 7), ("n_outputs", 1), ("n_params", 3), ("layers", ()),
+                                         ("dtype", "float16"), ("seed", "x")])
+def test_the_structure_of_a_network_cannot_be_assigned(attr, value, tmp_path):
+    """net.n_inputs = 7 (or layers, dtype, n_params, n_outputs, seed) was taken silently and left a network whose
+    attributes described another one: fit then raised IndexError or AttributeError, save wrote (or refused) a
+    header at odds with the weights. Now the assignment is refused and the network keeps working."""
+    X, y = _data()
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(AttributeError, match=f"^Network.{attr} is fixed when the network is built"):
+        setattr(net, attr, value)
+    assert np.array_equal(net.parameters, before)
+    net.fit(X, y, verbose=0)
+    net.save(tmp_path / "m.annf")
+    assert np.array_equal(af.load(tmp_path / "m.annf").predict(X), net.predict(X))
+
+
+def test_an_assigned_loss_is_checked_and_used():
+    """net.loss = "foo" was taken: fit and evaluate then raised KeyError('foo'), save a ModelFileError. Now an
+    unknown loss, or one the output cannot train on, is refused when assigned; a valid one is what evaluate uses."""
+    X, y = _data()
+    net = _net()
+    with pytest.raises(ValueError, match="unknown loss 'foo'"):
+        net.loss = "foo"
+    linear = af.Network(4, [af.Dense(3)], seed=0)
+    with pytest.raises(ValueError, match="cross_entropy needs a softmax or sigmoid output"):
+        linear.loss = "cross_entropy"
+    assert net.loss == "cross_entropy" and linear.loss == "half_squared_error"
+    net.loss = "half_squared_error"
+    assert net.evaluate(X, y) == net.evaluate(X, y, loss="half_squared_error")
+    net.fit(X, y, verbose=0)
