@@ -96,9 +96,9 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
     if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_shown(v)}")
     if maximum is not None and v > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+        raise ValueError(f"{name} must be <= {maximum}, got {_shown(v)}")
     return v
 
 
@@ -276,7 +276,7 @@ def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0,
     if locate is not None:
         where = locate(idx)
     else:
-        where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
+        where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0] + first_row}"
     if original is not None and np.isfinite(original[idx]):
         value = original[idx]
         shown = repr(float(value)) if np.isfinite(np.float64(value)) else str(value)
@@ -329,6 +329,8 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y",
     arr = _numeric(y, name)
     if arr.ndim == 1 and n_outputs > 1:
         if arr.dtype.kind not in "iu":
+            # a missing label (NaN, pandas' NA) turns integer labels into floats: name it rather than the dtype
+            _check_finite(arr, name, first_row=first_row)
             raise ValueError(f"{name} is 1-D but the network has {n_outputs} outputs; pass "
                              f"(n_rows, {n_outputs}) targets or integer class labels")
         bad = np.flatnonzero((arr < 0) | (arr >= n_outputs))

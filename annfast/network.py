@@ -6,6 +6,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 """
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 import math
@@ -788,6 +789,9 @@ class Network:
         TypeError
             If an item is not a pair or does not hold real numbers.
         """
+        if isinstance(weights, (str, bytes, dict)) or not isinstance(weights, collections.abc.Iterable):
+            raise TypeError(f"set_weights takes a list of (W, b) pairs, one per layer (as get_weights returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(self.layers):
             raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")

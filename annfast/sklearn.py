@@ -16,6 +16,7 @@ rollback, so a concurrent ``predict`` sees the weights from before the call or f
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -181,7 +182,7 @@ class _BaseANN(BaseEstimator):
             expected = "a number > 0" if positive else "a number >= 0" + (f" and < {below}" if below else "")
             if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
                 raise self._fail(name, expected, value, TypeError)
-            if not np.isfinite(value) or value < 0 or (positive and value == 0) or (below and value >= below):
+            if not _finite(value) or value < 0 or (positive and value == 0) or (below and value >= below):
                 raise self._fail(name, expected, value)
             p[name] = float(value)
         if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
@@ -1109,6 +1110,14 @@ def _classification_targets(y) -> None:
     """
     with np.errstate(invalid="ignore", over="ignore"):
         check_classification_targets(y)
+
+
+def _finite(value) -> bool:
+    """Whether a real number is finite as a float (an int beyond float64 is not; np.isfinite raises for it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _first_nonfinite(data, dtype) -> str | None:

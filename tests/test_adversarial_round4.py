@@ -238,3 +238,75 @@ def test_an_assigned_loss_is_checked_and_used():
     net.loss = "half_squared_error"
     assert net.evaluate(X, y) == net.evaluate(X, y, loss="half_squared_error")
     net.fit(X, y, verbose=0)
+
+
+# ---- where a bad value is: rows of the whole data ---------------------------------------------------------------
+
+def test_a_bad_sample_weight_of_a_memory_mapped_fit_names_its_row_in_the_whole_data(tmp_path):
+    """The weights are checked block by block; a NaN weight of row 700 was reported at "index 188", its place in
+    the block, while X and y name rows of the whole data."""
+    np.save(tmp_path / "x.npy", np.zeros((1000, 4)))
+    Xm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    w = np.ones(1000)
+    w[700] = np.nan
+    net = af.Network(4, [af.Dense(1)], seed=0)
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match=r"^sample_weight holds a non-finite value \(nan\) at index 700$"):
+        net.fit(Xm, np.zeros(1000), sample_weight=w, shuffle_buffer=256, verbose=0)
+    assert np.array_equal(net.parameters, before)
+
+
+def test_a_missing_class_label_is_named_not_the_dtype():
+    """Class labels with a missing one (NaN, or pandas' NA in an Int64 column) are floats: the error said "y is 1-D
+    but the network has 3 outputs; pass ... integer class labels", hiding the missing label."""
+    X, y = _data(6)
+    labels = y.astype(float)
+    labels[4] = np.nan
+    net = _net()
+    with pytest.raises(ValueError, match=r"^y holds a non-finite value \(nan\) at index 4"):
+        net.fit(X, labels, verbose=0)
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match=r"^y holds a non-finite value \(nan\) at index 0"):
+        net.fit(X, pd.Series(pd.array([None] + list(y[1:]), dtype="Int64")), verbose=0)
+
+
+# ---- arguments of the wrong kind ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weights", [None, "ab", {0: 1}, 3])
+def test_set_weights_of_the_wrong_kind_says_what_it_takes(weights):
+    """set_weights(None) raised "'NoneType' object is not iterable"; a dict was iterated over its keys."""
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(TypeError, match="^set_weights takes a list of \\(W, b\\) pairs"):
+        net.set_weights(weights)
+    assert np.array_equal(net.parameters, before)
+
+
+@pytest.mark.parametrize("param", ["learning_rate_init", "alpha", "momentum", "tol", "power_t"])
+def test_an_estimator_setting_beyond_float64_is_named(param):
+    """ANNClassifier(alpha=10**400).fit: np.isfinite raised NumPy's "ufunc 'isfinite' not supported for the input
+    types", naming neither the parameter nor the value."""
+    pytest.importorskip("sklearn")
+    from annfast.sklearn import ANNClassifier
+
+    X, y = _data()
+    with pytest.raises(ValueError, match=f"^ANNClassifier: {param} must be a number"):
+        ANNClassifier(**{param: 10**400}).fit(X, y)
+
+
+# ---- the command line ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, value", [("--learning-rate", "1e999"), ("--learning-rate", "inf"),
+                                           ("--momentum", "nan"), ("--weight-decay", "inf"),
+                                           ("--negative-slope", "1e999")])
+def test_cli_non_finite_number_says_finite(option, value, tmp_path, capsys, monkeypatch):
+    """--learning-rate 1e999 said "must be > 0.0, got 1e999": true of the number typed, not the reason."""
+    from annfast.cli import main
+
+    (tmp_path / "d.csv").write_text("a,b,c\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "d.csv", "--out", "m.annf", "--activation", "leaky_relu", option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and f"must be a finite number, got {value}" in err, err
+    assert not (tmp_path / "m.annf").exists()
+
