@@ -310,3 +310,38 @@ def test_cli_non_finite_number_says_finite(option, value, tmp_path, capsys, monk
     assert f"argument {option}" in err and f"must be a finite number, got {value}" in err, err
     assert not (tmp_path / "m.annf").exists()
 
+
+
+# ---- callbacks checked before the first update ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, exc, match", [
+    ("{epoch:03d}-{oops}.annf", ValueError, "cannot be filled in .*KeyError: 'oops'"),
+    ("{epoch:q}.annf", ValueError, "cannot be filled in .*Unknown format code 'q'"),
+    ("{0}.annf", ValueError, "cannot be filled in .*IndexError"),
+    ("missing-dir/m.annf", FileNotFoundError, "the directory 'missing-dir' does not exist"),
+    (".", IsADirectoryError, "is a directory"),
+])
+def test_a_model_checkpoint_that_cannot_save_fails_before_training(path, exc, match, tmp_path, monkeypatch):
+    """ModelCheckpoint("{epoch}-{oops}.annf") (or an unknown format code, a missing directory, a directory) raised
+    KeyError, ValueError or OSError at the end of the first epoch, after it had trained: fit promises to check its
+    callbacks before the first update."""
+    from annfast.callbacks import ModelCheckpoint
+
+    monkeypatch.chdir(tmp_path)
+    X, y = _data()
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(exc, match=match):
+        net.fit(X, y, epochs=2, callbacks=[ModelCheckpoint(path)], verbose=0)
+    assert np.array_equal(net.parameters, before)
+    assert net.history is None or len(net.history.epoch) == 0
+
+
+def test_a_model_checkpoint_with_fields_still_saves(tmp_path):
+    from annfast.callbacks import ModelCheckpoint
+
+    X, y = _data()
+    net = _net()
+    cb = ModelCheckpoint(tmp_path / "m-{epoch:02d}-{loss:.3f}-{lr}.annf", monitor="loss")
+    net.fit(X, y, epochs=2, callbacks=[cb], verbose=0)
+    assert len(cb.saved) == 2 and all(af.load(p).n_params == net.n_params for p in cb.saved)
