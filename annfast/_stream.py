@@ -96,6 +96,8 @@ class MappedRows:
 
     def __init__(self, X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
                  loss: str | None = None, activation: str | None = None, sample_weight=None):
+        if X.dtype.kind not in "biuf":   # as in memory: the dtype first (a structured array is also 1-D)
+            raise TypeError(f"X must hold real numbers, got an array of dtype {X.dtype}")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_rows, n_inputs), got shape {X.shape}")
         if X.shape[1] != n_inputs:

@@ -345,3 +345,14 @@ def test_a_model_checkpoint_with_fields_still_saves(tmp_path):
     cb = ModelCheckpoint(tmp_path / "m-{epoch:02d}-{loss:.3f}-{lr}.annf", monitor="loss")
     net.fit(X, y, epochs=2, callbacks=[cb], verbose=0)
     assert len(cb.saved) == 2 and all(af.load(p).n_params == net.n_params for p in cb.saved)
+
+
+def test_a_memory_mapped_structured_array_is_refused_for_its_dtype(tmp_path):
+    """A memory-mapped record array (three float32 fields per row) was refused as "X must be 2-D ... got shape
+    (10,)", while the same array in memory is refused for its dtype."""
+    np.save(tmp_path / "s.npy", np.zeros(10, dtype="f4,f4,f4"))
+    Xm = np.load(tmp_path / "s.npy", mmap_mode="r")
+    net = af.Network(3, [af.Dense(2, "softmax")], seed=0)
+    for X in (Xm, np.array(Xm)):
+        with pytest.raises(TypeError, match="^X must hold real numbers, got an array of dtype"):
+            net.fit(X, np.arange(10) % 2, verbose=0)
