@@ -50,6 +50,8 @@ def check_name(value, table: dict, what: str) -> str:
 #: the most units (or inputs) of a layer, and weights of one layer, that the C kernels take (af_net_check)
 MAX_UNITS = 2**31
 MAX_LAYER_WEIGHTS = 2**40
+#: the most epochs fit numbers (the C loop's epoch is an int64)
+MAX_EPOCHS = 2**62
 
 
 def _physical_memory() -> int | None:

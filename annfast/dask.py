@@ -524,7 +524,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
     if not isinstance(net, Network):
         raise TypeError(f"net must be an annfast.Network, got {type(net).__name__}")
     client = _get_client(client)
-    epochs = v.check_int(epochs, "epochs", minimum=0)
+    epochs = v.check_int(epochs, "epochs", minimum=0, maximum=v.MAX_EPOCHS)
     rounds_per_epoch = _check_int_or_none(rounds_per_epoch, "rounds_per_epoch")
     samples_per_round = _check_int_or_none(samples_per_round, "samples_per_round")
     if rounds_per_epoch is not None and samples_per_round is not None:

@@ -1184,8 +1184,9 @@ class Network:
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
         class_table = _class_table(class_weight, self.n_outputs, out_act, data, self.dtype)
-        epochs = v.check_int(epochs, "epochs", minimum=0)
-        initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
+        # the C loop numbers epochs with int64 (an epoch count beyond it overflowed there, with training started)
+        epochs = v.check_int(epochs, "epochs", minimum=0, maximum=v.MAX_EPOCHS)
+        initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0, maximum=v.MAX_EPOCHS)
         if epochs < initial_epoch:
             raise ValueError(f"epochs={epochs} is less than initial_epoch={initial_epoch}: as in Keras, epochs is "
                              f"the number of the last epoch (training runs epochs initial_epoch to epochs - 1)")

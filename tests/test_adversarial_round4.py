@@ -356,3 +356,17 @@ def test_a_memory_mapped_structured_array_is_refused_for_its_dtype(tmp_path):
     for X in (Xm, np.array(Xm)):
         with pytest.raises(TypeError, match="^X must hold real numbers, got an array of dtype"):
             net.fit(X, np.arange(10) % 2, verbose=0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(initial_epoch=10**30, epochs=10**30 + 1), dict(epochs=2**63),
+                                    dict(initial_epoch=2**64, epochs=2**64)])
+def test_an_epoch_count_beyond_int64_is_refused_before_training(kwargs):
+    """fit(initial_epoch=10**30, epochs=10**30 + 1) passed the checks and raised OverflowError ("Python int too
+    large to convert to C long") from the C loop, with the fit already set up; now a ValueError up front."""
+    X, y = _data()
+    net = _net()
+    before = net.parameters.copy()
+    with pytest.raises(ValueError, match="epochs must be <= "):
+        net.fit(X, y, verbose=0, **kwargs)
+    assert np.array_equal(net.parameters, before)
+    assert net.history is None
