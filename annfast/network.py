@@ -237,6 +237,22 @@ def _checked_layers(layers, dtype: np.dtype) -> tuple:
     return layers
 
 
+def _metric_value(name: str, fn, Y: np.ndarray, P: np.ndarray) -> float:
+    """Return metric ``fn``'s value on targets ``Y`` and predictions ``P`` as a float.
+
+    ``fn`` gets read-only views: the targets are fit's own training (or validation) buffer, or the caller's array,
+    and a metric writing into them changed what the following epochs trained on. A value that is not a number is
+    a TypeError naming the metric.
+    """
+    Y, P = Y.view(), P.view()
+    Y.flags.writeable = P.flags.writeable = False
+    value = fn(Y, P)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} returned {v._shown(value)}, not a number") from None
+
+
 def _fixed(name: str, doc: str) -> property:
     """Return a read-only attribute of Network (stored as ``_<name>``) whose assignment says why it is refused."""
     private = "_" + name
@@ -1159,14 +1175,14 @@ class Network:
         data, val, computed = plan.data, plan.val, plan.computed
         if computed:
             P = self.predict(data.X)
-            logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
+            logs.update((name, _metric_value(name, fn, data.Y, P)) for name, fn in computed)
         if val is not None:
             vloss, vcorrect = _core.loss_rows(plan.spec, self._params, val[0], val[1], None, val[2])
             logs.update(("val_" + k, x) for k, x in _parallel.epoch_logs(vloss, vcorrect, val[0].shape[0],
                                                                           plan.classifier).items())
             if computed:
                 P = self.predict(val[0])
-                logs.update(("val_" + name, float(fn(val[1], P))) for name, fn in computed)
+                logs.update(("val_" + name, _metric_value(name, fn, val[1], P)) for name, fn in computed)
         return logs
 
     def _plan_fit(self, X, y, epochs, learning_rate, batch_size, shuffle, loss, momentum, nesterov, weight_decay,
@@ -1446,7 +1462,7 @@ class Network:
         if metric_fns:
             P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
             _core.predict_rows(self._cur_spec, params, X, P, self._work(self._cur_spec))
-            out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
+            out.update((name, _metric_value(name, fn, Y, P)) for name, fn in metric_fns)
         return out
 
     def gradient(self, X, y, loss: str | None = None, sample_weight=None) -> np.ndarray:

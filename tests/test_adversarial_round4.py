@@ -371,3 +371,39 @@ def test_an_epoch_count_beyond_int64_is_refused_before_training(kwargs):
         net.fit(X, y, verbose=0, **kwargs)
     assert np.array_equal(net.parameters, before)
     assert net.history is None
+
+
+# ---- metric functions ---------------------------------------------------------------------------------------------
+
+def test_a_metric_cannot_write_into_the_targets_fit_trains_on():
+    """A metric function gets fit's own target buffer: one that wrote into it (Y[:] = 0.5) silently changed the
+    targets of every following epoch (and evaluate's metric could write into the caller's y). Now the metric gets
+    read-only views."""
+    X, y = _data()
+
+    def scribble(Y, P):
+        Y[:] = 0.5
+        return 1.0
+
+    net = _net()
+    with pytest.raises(ValueError, match="read-only"):
+        net.fit(X, y, metrics=[scribble], epochs=3, shuffle=False, verbose=0)
+    Y = np.eye(3, dtype=np.float32)[y]
+    with pytest.raises(ValueError, match="read-only"):
+        net.evaluate(X, Y, metrics=[scribble])
+    assert np.array_equal(Y, np.eye(3, dtype=np.float32)[y])
+
+
+@pytest.mark.parametrize("returned", [None, "x", 1j, np.ones(3)])
+def test_a_metric_that_returns_no_number_is_named(returned):
+    """A metric returning None said "float() argument must be a string or a real number, not 'NoneType'",
+    without naming the metric."""
+    X, y = _data()
+
+    def odd(Y, P):
+        return returned
+
+    with pytest.raises(TypeError, match="^metric 'odd' returned .*, not a number"):
+        _net().evaluate(X, y, metrics=[odd])
+    with pytest.raises(TypeError, match="^metric 'odd' returned"):
+        _net().fit(X, y, metrics=[odd], verbose=0)
