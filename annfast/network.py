@@ -292,7 +292,10 @@ class Network:
     layers : tuple of Dense
     dtype : numpy.dtype
     n_params : int
-        Number of weights and biases.
+        Number of weights and biases. These five (and ``seed``) are read-only: build a new Network for another
+        structure.
+    loss : str
+        Settable to a loss the output layer takes (checked when assigned).
     history : History or None
         The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
         interrupted or diverges); a fit with ``initial_epoch > 0`` appends to it.
