@@ -769,7 +769,7 @@ class Network:
         arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters", self._locate_parameter)
         with self._lock:
             self._params[...] = arr
-            self._engine.reset_velocity()
+            self._forget_velocity()
             self._publish()
 
     def _locate_parameter(self, idx: tuple) -> str:
@@ -826,12 +826,24 @@ class Network:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn
                 b[...] = bn
-            self._engine.reset_velocity()
+            self._forget_velocity()
             self._publish()
 
     def reset_optimizer_state(self) -> None:
         """Forget the momentum velocity (it otherwise carries over between training calls)."""
         with self._lock:
+            self._forget_velocity()
+
+    def _forget_velocity(self) -> None:
+        """Drop the momentum velocity, or zero it in place while this network's fit runs.
+
+        Called from one of the fit's callbacks (under its lock): the following epochs keep training with momentum
+        on that buffer, which a dropped velocity left empty (ValueError "velocity has 0 values" in the next epoch).
+        """
+        velocity = self._engine.velocity
+        if self._fitting and velocity.shape[0] == self.n_params:
+            velocity[...] = 0
+        else:
             self._engine.reset_velocity()
 
     # ---- training ---------------------------------------------------------------------------
@@ -936,7 +948,7 @@ class Network:
             if velocity.shape[0] == self.n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
-                self._engine.reset_velocity()
+                self._forget_velocity()
             self._rng.bit_generator.state = snap.rng
             self.history = snap.history
             self._loss = loss

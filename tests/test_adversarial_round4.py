@@ -407,3 +407,40 @@ def test_a_metric_that_returns_no_number_is_named(returned):
         _net().evaluate(X, y, metrics=[odd])
     with pytest.raises(TypeError, match="^metric 'odd' returned"):
         _net().fit(X, y, metrics=[odd], verbose=0)
+
+
+# ---- a callback that sets the weights of a fit with momentum -------------------------------------------------------
+
+@pytest.mark.parametrize("call", ["set_parameters", "set_weights", "reset_optimizer_state", "restore"])
+def test_a_callback_that_sets_the_weights_of_a_momentum_fit_lets_it_go_on(call):
+    """set_parameters (or set_weights, reset_optimizer_state, restore of a snapshot without velocity) from
+    on_epoch_end of a fit with momentum dropped the velocity buffer the fit trains with: the next epoch raised
+    ValueError "velocity has 0 values but the network needs ...". Now the velocity is zeroed in place, and the
+    rest of the fit trains as a fit from those weights would."""
+    from annfast.callbacks import Callback
+
+    X, y = _data(40)
+    start = _net("float64", seed=7)
+    target = start.parameters.copy()
+    snap = start.snapshot()
+
+    class SetWeights(Callback):
+        def on_epoch_end(self, epoch, logs):
+            if epoch == 0:
+                net = self.network
+                if call == "set_parameters":
+                    net.set_parameters(target)
+                elif call == "set_weights":
+                    net.set_weights(start.get_weights())
+                elif call == "restore":
+                    net.restore(snap)
+                else:
+                    net.set_parameters(target)
+                    net.reset_optimizer_state()
+
+    a = _net("float64")
+    a.fit(X, y, epochs=3, momentum=0.9, shuffle=False, callbacks=[SetWeights()], verbose=0)
+    b = _net("float64")
+    b.set_parameters(target)
+    b.fit(X, y, epochs=2, momentum=0.9, shuffle=False, verbose=0)
+    np.testing.assert_allclose(a.parameters, b.parameters, rtol=0, atol=1e-12)
