@@ -67,9 +67,22 @@ class Dense:
     """
 
     def __init__(self, units: int, activation: str = "linear", negative_slope: float = 0.01):
-        self.units = v.check_int(units, "units", minimum=1, maximum=v.MAX_UNITS)
-        self.activation = v.check_name(activation, v.ACTIVATIONS, "activation")
-        self.negative_slope = v.check_float(negative_slope, "negative_slope", low=0.0)
+        self.units = units
+        self.activation = activation
+        self.negative_slope = negative_slope
+
+    def __setattr__(self, name: str, value) -> None:
+        # checked on every assignment, not only in __init__: a Dense never holds a value a network cannot take
+        if self.__dict__.get("_in_network"):
+            raise AttributeError(f"the layers of a Network are fixed when it is built (it holds copies of the Dense "
+                                 f"given); build a new Network to change {name}")
+        if name == "units":
+            value = v.check_int(value, "units", minimum=1, maximum=v.MAX_UNITS)
+        elif name == "activation":
+            value = v.check_name(value, v.ACTIVATIONS, "activation")
+        elif name == "negative_slope":
+            value = v.check_float(value, "negative_slope", low=0.0)
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
@@ -234,7 +247,12 @@ def _checked_layers(layers, dtype: np.dtype) -> tuple:
             raise ValueError(f"layers[{k}]: negative_slope {layer.negative_slope} does not fit in {dtype}")
     if layers[-1].activation == "softmax" and layers[-1].units < 2:
         raise ValueError("a softmax output layer needs at least 2 units")
-    return layers
+    # the network's own copies, which refuse assignment: the caller's Dense, changed later, changed what the network
+    # said it was and what save wrote (a model that loaded with other activations than it was trained with)
+    copies = tuple(Dense(layer.units, layer.activation, layer.negative_slope) for layer in layers)
+    for layer in copies:
+        object.__setattr__(layer, "_in_network", True)
+    return copies
 
 
 def _metric_value(name: str, fn, Y: np.ndarray, P: np.ndarray) -> float:

@@ -444,3 +444,34 @@ def test_a_callback_that_sets_the_weights_of_a_momentum_fit_lets_it_go_on(call):
     b.set_parameters(target)
     b.fit(X, y, epochs=2, momentum=0.9, shuffle=False, verbose=0)
     np.testing.assert_allclose(a.parameters, b.parameters, rtol=0, atol=1e-12)
+
+
+# ---- the Dense objects a network is built from ----------------------------------------------------------------------
+
+def test_changing_a_dense_after_building_does_not_change_the_network(tmp_path):
+    """Network kept the caller's Dense objects: d.activation = "relu" after building changed net.layers and what
+    save wrote, so the saved model loaded with relu and predicted differently from the network it was saved from
+    (silently). Now the network holds its own copies, which refuse assignment."""
+    d = af.Dense(5, "tanh")
+    net = af.Network(4, [d, af.Dense(1)], seed=0)
+    X = np.random.default_rng(1).normal(size=(6, 4)) * 5
+    before = net.predict(X)
+    d.activation = "relu"
+    d.units = 7
+    assert net.layers[0] == af.Dense(5, "tanh")
+    with pytest.raises(AttributeError, match="layers of a Network are fixed"):
+        net.layers[0].activation = "relu"
+    net.save(tmp_path / "m.annf")
+    assert np.array_equal(af.load(tmp_path / "m.annf").predict(X), before)
+
+
+@pytest.mark.parametrize("attr, value, exc", [("units", 0, ValueError), ("units", 2.5, TypeError),
+                                              ("activation", "foo", ValueError),
+                                              ("negative_slope", float("nan"), ValueError)])
+def test_a_dense_is_checked_on_every_assignment(attr, value, exc):
+    """Dense checked its values in __init__ only: d.units = 2.5 then Network(3, [d]) raised "slice indices must be
+    integers", d.activation = "foo" a KeyError, d.units = 0 "inconsistent network description"."""
+    d = af.Dense(2, "tanh")
+    with pytest.raises(exc, match=attr):
+        setattr(d, attr, value)
+    assert af.Network(3, [d]).layers[0] == af.Dense(2, "tanh")
