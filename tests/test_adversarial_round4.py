@@ -475,3 +475,29 @@ def test_a_dense_is_checked_on_every_assignment(attr, value, exc):
     with pytest.raises(exc, match=attr):
         setattr(d, attr, value)
     assert af.Network(3, [d]).layers[0] == af.Dense(2, "tanh")
+
+
+def test_a_masked_value_is_refused_by_annfast_dask_fit():
+    """annfast.dask.fit converted its data (numpy arrays, and each partition of a dask array) with np.asarray: a
+    numpy.ma or da.ma masked array trained on the values under its mask."""
+    pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    import dask.array as da
+
+    import annfast.dask
+
+    X, y = _data(40)
+    mask = np.zeros_like(X, bool)
+    mask[25, 1] = True
+    cases = [(np.ma.masked_array(X, mask=mask), y, "^X is a masked array"),
+             (X, np.ma.masked_array(y, mask=np.arange(40) == 30), "^y is a masked array"),
+             (da.ma.masked_array(da.from_array(X, chunks=20), mask=da.from_array(mask, chunks=20)),
+              da.from_array(y, chunks=20), "the partition of X from row 20 is a masked array .* at row 5, column 1")]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as c, \
+            distributed.Client(c) as client:
+        for Xc, yc, match in cases:
+            net = _net()
+            before = net.parameters.copy()
+            with pytest.raises(ValueError, match=match):
+                annfast.dask.fit(net, Xc, yc, client=client, epochs=1)
+            assert np.array_equal(net.parameters, before)
