@@ -96,13 +96,15 @@ class MappedRows:
 
     def __init__(self, X, y, n_inputs: int, n_outputs: int, dtype: np.dtype, buffer_rows: int,
                  loss: str | None = None, activation: str | None = None, sample_weight=None):
+        if X.dtype.kind not in "biuf":   # as in memory: the dtype first (a structured array is also 1-D)
+            raise TypeError(f"X must hold real numbers, got an array of dtype {X.dtype}")
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_rows, n_inputs), got shape {X.shape}")
         if X.shape[1] != n_inputs:
             raise ValueError(f"X has {X.shape[1]} columns but the network has {n_inputs} inputs")
         if X.shape[0] == 0:
             raise ValueError("X has no rows")
-        y = y if isinstance(y, np.memmap) else np.asarray(y)
+        y = y if isinstance(y, np.memmap) else np.asarray(v.unmasked(y, "y"))
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D (n_rows, n_outputs), got shape {y.shape}")
         if y.shape[0] != X.shape[0]:
@@ -114,7 +116,8 @@ class MappedRows:
         self._ry = _MappedReader(y).read if isinstance(y, np.memmap) else (lambda r0, r1: y[r0:r1])
         self._rw = None
         if sample_weight is not None:
-            w = sample_weight if isinstance(sample_weight, np.memmap) else np.asarray(sample_weight)
+            w = sample_weight if isinstance(sample_weight, np.memmap) else \
+                np.asarray(v.unmasked(sample_weight, "sample_weight"))
             if w.ndim == 2 and w.shape[1] == 1:   # a column, as the in-memory path takes it
                 w = w[:, 0]
             if w.ndim != 1 or w.shape[0] != self.n_rows:

@@ -50,6 +50,8 @@ def check_name(value, table: dict, what: str) -> str:
 #: the most units (or inputs) of a layer, and weights of one layer, that the C kernels take (af_net_check)
 MAX_UNITS = 2**31
 MAX_LAYER_WEIGHTS = 2**40
+#: the most epochs fit numbers (the C loop's epoch is an int64)
+MAX_EPOCHS = 2**62
 
 
 def _physical_memory() -> int | None:
@@ -81,6 +83,12 @@ def check_network_size(widths: list[int], dtype: np.dtype) -> None:
                          f"{have / 2**30:.3g} GiB of memory")
 
 
+def _shown(value) -> str:
+    """repr(value), shortened in the middle when long (a huge integer's thousand digits)."""
+    text = repr(value)
+    return text if len(text) <= 48 else f"{text[:24]}...{text[-12:]} ({len(text)} characters)"
+
+
 def check_int(value, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """Return ``value`` as an integer (not a bool) within [minimum, maximum]."""
     if isinstance(value, (bool, np.bool_)):
@@ -90,9 +98,9 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") from None
     if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+        raise ValueError(f"{name} must be >= {minimum}, got {_shown(v)}")
     if maximum is not None and v > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {v}")
+        raise ValueError(f"{name} must be <= {maximum}, got {_shown(v)}")
     return v
 
 
@@ -105,7 +113,10 @@ def check_float(value, name: str, low: float | None = None, high: float | None =
     if kind is not float and kind is not int and (
             isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:   # an int (or Fraction) beyond float64: not finite as a float
+        raise ValueError(f"{name} must be finite, got {_shown(value)}, too large for a float") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
@@ -176,14 +187,75 @@ def _frame_problem(a, name: str) -> str | None:
     return None
 
 
+_MaskedArray = np.ma.MaskedArray
+
+
+def _masked_where(mask: np.ndarray) -> str:
+    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+    if len(idx) == 2:
+        return f"row {idx[0]}, column {idx[1]}"
+    return f"index {idx[0]}" if len(idx) == 1 else f"index {idx}"
+
+
+def unmasked(a, name: str):
+    """Return ``a`` without a mask: refuse a masked array (numpy.ma) that has a masked value, naming ``name``.
+
+    np.asarray drops a mask and keeps the values under it, which would then be trained on or predicted from
+    silently. A masked array with no masked value is taken as its data; a list or tuple whose items (rows, or
+    values) are masked arrays is checked item by item. Anything else is returned as it is.
+    """
+    if isinstance(a, _MaskedArray):
+        mask = np.ma.getmaskarray(a)
+        if mask.any():
+            what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
+                f"a masked array with {int(np.count_nonzero(mask))} masked value(s), the first at {_masked_where(mask)}"
+            raise ValueError(f"{name} is {what}; annfast does not take missing values: fill them (.filled(value)) or "
+                             f"drop their rows (a masked array with no masked value is taken as its data)")
+        return np.ma.getdata(a)
+    if type(a) is list or type(a) is tuple:
+        for i, item in enumerate(a):
+            if isinstance(item, _MaskedArray):
+                mask = np.ma.getmaskarray(item)
+                if mask.any():
+                    what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
+                        f"a masked array with a masked value at its {_masked_where(mask)}"
+                    raise ValueError(f"{name}[{i}] is {what}; annfast does not take missing values: fill them "
+                                     f"(.filled(value)) or drop their rows")
+    return a
+
+
 def _numeric(a, name: str) -> np.ndarray:
     problem = _frame_problem(a, name)
     if problem is not None:
         raise TypeError(problem)
-    arr = np.asarray(a)
+    a = unmasked(a, name)
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:   # NumPy's words for nested lists of different lengths, and the like
+        raise ValueError(f"{name} cannot be read as an array of numbers: {exc}") from None
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}{_object_where(arr, name)}")
     return arr
+
+
+def _object_where(arr: np.ndarray, name: str) -> str:
+    """For an array of Python objects: say which value is not a number, and where (else "")."""
+    if arr.dtype.kind != "O":
+        return ""
+    for idx, value in np.ndenumerate(arr):
+        where = f" at row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f" at index {idx[0]}" if len(idx) == 1 \
+            else f" at index {idx}" if idx else ""
+        if isinstance(value, (bool, np.bool_, np.integer, np.floating)):
+            continue
+        if isinstance(value, int):
+            if -2**63 <= value < 2**64:
+                continue
+            return (f" ({name} holds the integer {_shown(value)}{where}, beyond NumPy's 64-bit integers: pass it as "
+                    f"a float)")
+        if isinstance(value, float):
+            continue
+        return f" ({name} holds {_shown(value)}, of type {type(value).__name__}{where})"
+    return ""
 
 
 def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0, locate=None) -> None:
@@ -206,7 +278,7 @@ def _check_finite(arr: np.ndarray, name: str, original=None, first_row: int = 0,
     if locate is not None:
         where = locate(idx)
     else:
-        where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0]}"
+        where = f"row {idx[0] + first_row}, column {idx[1]}" if len(idx) == 2 else f"index {idx[0] + first_row}"
     if original is not None and np.isfinite(original[idx]):
         value = original[idx]
         shown = repr(float(value)) if np.isfinite(np.float64(value)) else str(value)
@@ -223,7 +295,7 @@ def cast_finite(a, dtype: np.dtype, name: str, locate=None, first_row: int = 0) 
     index tuple to words; else rows count from ``first_row``), instead of becoming inf with a
     RuntimeWarning. Nothing is modified.
     """
-    arr = np.asarray(a)
+    arr = np.asarray(unmasked(a, name))
     with np.errstate(over="ignore", invalid="ignore"):   # an overflow becomes inf, reported just below
         out = np.ascontiguousarray(arr, dtype=dtype)
     _check_finite(out, name, arr, first_row, locate)
@@ -259,6 +331,8 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y",
     arr = _numeric(y, name)
     if arr.ndim == 1 and n_outputs > 1:
         if arr.dtype.kind not in "iu":
+            # a missing label (NaN, pandas' NA) turns integer labels into floats: name it rather than the dtype
+            _check_finite(arr, name, first_row=first_row)
             raise ValueError(f"{name} is 1-D but the network has {n_outputs} outputs; pass "
                              f"(n_rows, {n_outputs}) targets or integer class labels")
         bad = np.flatnonzero((arr < 0) | (arr >= n_outputs))
@@ -315,7 +389,7 @@ def as_weights(w, shape: tuple, dtype: np.dtype, name: str, locate=None) -> np.n
     They must be real numbers, finite after the conversion (a value too large for float32 is reported,
     not written as inf).
     """
-    arr = np.asarray(w)
+    arr = np.asarray(unmasked(w, name))
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.shape != shape:
@@ -411,10 +485,14 @@ def check_class_weight(class_weight, n_outputs: int, activation: str):
 
 def class_weight_value(value, where: str) -> float:
     """Return one class's weight, a real number that is finite and >= 0, as a float (``where`` names it)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or value < 0:
-        raise ValueError(f"{where} = {value!r} must be a finite number >= 0")
-    return float(value)
+    try:
+        number = float(value) if not isinstance(value, bool) and \
+            isinstance(value, (int, float, np.integer, np.floating)) else math.nan
+    except OverflowError:   # an int beyond float64
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{where} = {_shown(value)} must be a finite number >= 0")
+    return number
 
 
 def balanced_class_weight(classes: np.ndarray, n_classes: int) -> np.ndarray:

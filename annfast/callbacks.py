@@ -205,9 +205,26 @@ class ModelCheckpoint(Callback):
         self.saved: list[str] = []
 
     def _check(self, logs_keys) -> None:
-        """Refuse, before training, a monitored metric that training will not report (with save_best_only)."""
+        """Refuse, before training, what would make a save after the first epoch fail.
+
+        A monitored metric that training will not report (with save_best_only), a path whose fields cannot be
+        filled in from the epoch and its metrics, a directory that does not exist, a fixed path that is a directory
+        or not a regular file.
+        """
         if self.save_best_only:
             _check_monitor("ModelCheckpoint", self.monitor, logs_keys)
+        try:
+            self.path.format(epoch=1, **{key: 0.0 for key in logs_keys})
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} cannot be filled in ({type(exc).__name__}: {exc}); "
+                             f"its fields may be {{epoch}} and the metrics {sorted(logs_keys)}") from None
+        folder = os.path.dirname(self.path)
+        if folder and "{" not in folder and not os.path.isdir(folder):
+            raise FileNotFoundError(f"ModelCheckpoint path {self.path!r}: the directory {folder!r} does not exist")
+        if "{" not in self.path:   # one fixed file: a directory or a device there is refused as save would
+            from ._io import check_target
+
+            check_target(os.path.abspath(self.path), self.path, "the model")
 
     def on_train_begin(self, logs: dict) -> None:
         """Forget the best value of a previous training run."""

@@ -77,7 +77,9 @@ def _float_type(low: float, high: float | None = None, low_open: bool = False, h
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not np.isfinite(value) or value < low or (low_open and value == low):
+        if not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < low or (low_open and value == low):
             raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
         if high is not None and (value > high or (high_open and value == high)):
             raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high}, got {text}")

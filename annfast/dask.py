@@ -171,8 +171,10 @@ def _block(x, y, n_inputs: int, n_outputs: int, dtype: str, encode, first_row: i
 
     ``first_row`` is the row of the whole data that the partition starts at: errors name global rows.
     """
-    x = np.asarray(x)
-    y = np.asarray(y) if encode is None else encode(np.asarray(y))
+    # a partition of a masked dask array (da.ma) is a numpy.ma array: refused if it masks a value, as in memory
+    x = np.asarray(v.unmasked(x, f"the partition of X from row {first_row}"))
+    y = np.asarray(v.unmasked(y, f"the partition of y from row {first_row}"))
+    y = y if encode is None else encode(y)
     dtype = np.dtype(dtype)
     if x.ndim == 2 and x.shape[0] == 0:          # an empty partition (dask DataFrames may have some)
         if y.shape[0] != 0:
@@ -276,12 +278,12 @@ def _is_frame(obj) -> bool:
 def _partitions(X, y, n_groups: int):
     """Return matching lists of delayed partitions of X and y, with at least ``n_groups`` of them if possible."""
     if not dask.is_dask_collection(X):
-        X = np.asarray(X)
+        X = np.asarray(v.unmasked(X, "X"))
         if X.ndim != 2 or X.shape[0] == 0:
             raise ValueError(f"X must be 2-D (n_rows, n_inputs) with at least one row, got shape {X.shape}")
         X = da.from_array(X, chunks=(math.ceil(X.shape[0] / n_groups), -1))
     if not dask.is_dask_collection(y):
-        y = np.asarray(y)
+        y = np.asarray(v.unmasked(y, "y"))
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D (n_rows, n_outputs), got shape {y.shape}")
         if _is_frame(X):
@@ -524,7 +526,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
     if not isinstance(net, Network):
         raise TypeError(f"net must be an annfast.Network, got {type(net).__name__}")
     client = _get_client(client)
-    epochs = v.check_int(epochs, "epochs", minimum=0)
+    epochs = v.check_int(epochs, "epochs", minimum=0, maximum=v.MAX_EPOCHS)
     rounds_per_epoch = _check_int_or_none(rounds_per_epoch, "rounds_per_epoch")
     samples_per_round = _check_int_or_none(samples_per_round, "samples_per_round")
     if rounds_per_epoch is not None and samples_per_round is not None:

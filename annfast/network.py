@@ -6,6 +6,7 @@ one flat buffer (see ``Network.parameters``); per-layer arrays are views into it
 """
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 import math
@@ -66,9 +67,22 @@ class Dense:
     """
 
     def __init__(self, units: int, activation: str = "linear", negative_slope: float = 0.01):
-        self.units = v.check_int(units, "units", minimum=1, maximum=v.MAX_UNITS)
-        self.activation = v.check_name(activation, v.ACTIVATIONS, "activation")
-        self.negative_slope = v.check_float(negative_slope, "negative_slope", low=0.0)
+        self.units = units
+        self.activation = activation
+        self.negative_slope = negative_slope
+
+    def __setattr__(self, name: str, value) -> None:
+        # checked on every assignment, not only in __init__: a Dense never holds a value a network cannot take
+        if self.__dict__.get("_in_network"):
+            raise AttributeError(f"the layers of a Network are fixed when it is built (it holds copies of the Dense "
+                                 f"given); build a new Network to change {name}")
+        if name == "units":
+            value = v.check_int(value, "units", minimum=1, maximum=v.MAX_UNITS)
+        elif name == "activation":
+            value = v.check_name(value, v.ACTIVATIONS, "activation")
+        elif name == "negative_slope":
+            value = v.check_float(value, "negative_slope", low=0.0)
+        object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
@@ -233,7 +247,42 @@ def _checked_layers(layers, dtype: np.dtype) -> tuple:
             raise ValueError(f"layers[{k}]: negative_slope {layer.negative_slope} does not fit in {dtype}")
     if layers[-1].activation == "softmax" and layers[-1].units < 2:
         raise ValueError("a softmax output layer needs at least 2 units")
-    return layers
+    # the network's own copies, which refuse assignment: the caller's Dense, changed later, changed what the network
+    # said it was and what save wrote (a model that loaded with other activations than it was trained with)
+    copies = tuple(Dense(layer.units, layer.activation, layer.negative_slope) for layer in layers)
+    for layer in copies:
+        object.__setattr__(layer, "_in_network", True)
+    return copies
+
+
+def _metric_value(name: str, fn, Y: np.ndarray, P: np.ndarray) -> float:
+    """Return metric ``fn``'s value on targets ``Y`` and predictions ``P`` as a float.
+
+    ``fn`` gets read-only views: the targets are fit's own training (or validation) buffer, or the caller's array,
+    and a metric writing into them changed what the following epochs trained on. A value that is not a number is
+    a TypeError naming the metric.
+    """
+    Y, P = Y.view(), P.view()
+    Y.flags.writeable = P.flags.writeable = False
+    value = fn(Y, P)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"metric {name!r} returned {v._shown(value)}, not a number") from None
+
+
+def _fixed(name: str, doc: str) -> property:
+    """Return a read-only attribute of Network (stored as ``_<name>``) whose assignment says why it is refused."""
+    private = "_" + name
+
+    def get(self):
+        return getattr(self, private)
+
+    def refuse(self, value) -> None:
+        raise AttributeError(f"Network.{name} is fixed when the network is built; build a new Network for another "
+                             f"{name}")
+
+    return property(get, refuse, doc=doc)
 
 
 class Network:
@@ -261,7 +310,10 @@ class Network:
     layers : tuple of Dense
     dtype : numpy.dtype
     n_params : int
-        Number of weights and biases.
+        Number of weights and biases. These five (and ``seed``) are read-only: build a new Network for another
+        structure.
+    loss : str
+        Settable to a loss the output layer takes (checked when assigned).
     history : History or None
         The History of the latest ``fit`` call, filled epoch by epoch (kept when training is
         interrupted or diverges); a fit with ``initial_epoch > 0`` appends to it.
@@ -295,21 +347,21 @@ class Network:
 
     def __init__(self, n_inputs: int, layers, dtype="float32", seed: int | None = None,
                  loss: str | None = None):
-        self.n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
-        self.dtype = v.check_dtype(dtype)
-        self.layers = layers = _checked_layers(layers, self.dtype)
-        self.n_outputs = layers[-1].units
+        self._n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
+        self._dtype = v.check_dtype(dtype)
+        self._layers = layers = _checked_layers(layers, self.dtype)
+        self._n_outputs = layers[-1].units
         if seed is not None:
             seed = v.check_int(seed, "seed", minimum=0)
-        self.seed = seed
+        self._seed = seed
         self._rng = np.random.default_rng(seed)
         widths = [self.n_inputs] + [layer.units for layer in layers]
         v.check_network_size(widths, self.dtype)
         self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
-        self.loss = self._check_loss(self._default_loss() if loss is None else loss)
+        self._loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[tuple[str, str], _core.Spec] = {}
         self._cur_spec = self._spec(self.loss)
-        self.n_params = int(self._cur_spec.n_params)
+        self._n_params = int(self._cur_spec.n_params)
         self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
         self._params = self._engine.params
         self._views = []
@@ -542,6 +594,28 @@ class Network:
             self._specs.clear()
             self._cur_spec = self._spec(self.loss)
 
+    # Fixed when the network is built: the buffers, the views of get_weights and the C specs all describe this
+    # structure, so assigning one would leave a network that is something else than it says (and can neither
+    # train, evaluate nor save).
+    n_inputs = _fixed("n_inputs", "Width of the input.")
+    n_outputs = _fixed("n_outputs", "Width of the output layer.")
+    layers = _fixed("layers", "The layers (a tuple of Dense).")
+    dtype = _fixed("dtype", "The weights' dtype (numpy.dtype float32 or float64).")
+    n_params = _fixed("n_params", "Number of weights and biases.")
+    seed = _fixed("seed", "The seed the network was built with (None: fresh entropy).")
+
+    @property
+    def loss(self) -> str:
+        """The loss of ``evaluate`` and of training calls that name none; settable to one the output layer takes."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, loss: str) -> None:
+        loss = self._check_loss(loss)   # before anything changes: an unknown name, or one the output cannot train on
+        with self._lock:
+            self._loss = loss
+            self._cur_spec = self._spec(loss)
+
     def _init_weights(self) -> None:
         """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
 
@@ -756,7 +830,7 @@ class Network:
         arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters", self._locate_parameter)
         with self._lock:
             self._params[...] = arr
-            self._engine.reset_velocity()
+            self._forget_velocity()
             self._publish()
 
     def _locate_parameter(self, idx: tuple) -> str:
@@ -795,6 +869,9 @@ class Network:
         TypeError
             If an item is not a pair or does not hold real numbers.
         """
+        if isinstance(weights, (str, bytes, dict)) or not isinstance(weights, collections.abc.Iterable):
+            raise TypeError(f"set_weights takes a list of (W, b) pairs, one per layer (as get_weights returns), got "
+                            f"{type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(self.layers):
             raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")
@@ -810,12 +887,24 @@ class Network:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn
                 b[...] = bn
-            self._engine.reset_velocity()
+            self._forget_velocity()
             self._publish()
 
     def reset_optimizer_state(self) -> None:
         """Forget the momentum velocity (it otherwise carries over between training calls)."""
         with self._lock:
+            self._forget_velocity()
+
+    def _forget_velocity(self) -> None:
+        """Drop the momentum velocity, or zero it in place while this network's fit runs.
+
+        Called from one of the fit's callbacks (under its lock): the following epochs keep training with momentum
+        on that buffer, which a dropped velocity left empty (ValueError "velocity has 0 values" in the next epoch).
+        """
+        velocity = self._engine.velocity
+        if self._fitting and velocity.shape[0] == self.n_params:
+            velocity[...] = 0
+        else:
             self._engine.reset_velocity()
 
     # ---- training ---------------------------------------------------------------------------
@@ -920,10 +1009,10 @@ class Network:
             if velocity.shape[0] == self.n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
-                self._engine.reset_velocity()
+                self._forget_velocity()
             self._rng.bit_generator.state = snap.rng
             self.history = snap.history
-            self.loss = loss
+            self._loss = loss
             self._cur_spec = spec
             self.stop_training = bool(snap.stop_training)
             self._publish()
@@ -1097,7 +1186,7 @@ class Network:
         progress = Progress(plan.verbose, plan.epochs, plan.n_rows) if plan.verbose else None
         with self._fit_guard(plan.threads > 1):
             self.history = plan.history          # readable even if an epoch is interrupted
-            self.loss = plan.loss
+            self._loss = plan.loss
             self._cur_spec = plan.spec
             self.stop_training = False
             self._buffers(plan.sgd)
@@ -1162,14 +1251,14 @@ class Network:
         data, val, computed = plan.data, plan.val, plan.computed
         if computed:
             P = self.predict(data.X)
-            logs.update((name, float(fn(data.Y, P))) for name, fn in computed)
+            logs.update((name, _metric_value(name, fn, data.Y, P)) for name, fn in computed)
         if val is not None:
             vloss, vcorrect = _core.loss_rows(plan.spec, self._params, val[0], val[1], None, val[2])
             logs.update(("val_" + k, x) for k, x in _parallel.epoch_logs(vloss, vcorrect, val[0].shape[0],
                                                                           plan.classifier).items())
             if computed:
                 P = self.predict(val[0])
-                logs.update(("val_" + name, float(fn(val[1], P))) for name, fn in computed)
+                logs.update(("val_" + name, _metric_value(name, fn, val[1], P)) for name, fn in computed)
         return logs
 
     def _plan_fit(self, X, y, epochs, learning_rate, batch_size, shuffle, loss, momentum, nesterov, weight_decay,
@@ -1187,8 +1276,9 @@ class Network:
         data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
         class_table = _class_table(class_weight, self.n_outputs, out_act, data, self.dtype)
-        epochs = v.check_int(epochs, "epochs", minimum=0)
-        initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0)
+        # the C loop numbers epochs with int64 (an epoch count beyond it overflowed there, with training started)
+        epochs = v.check_int(epochs, "epochs", minimum=0, maximum=v.MAX_EPOCHS)
+        initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0, maximum=v.MAX_EPOCHS)
         if epochs < initial_epoch:
             raise ValueError(f"epochs={epochs} is less than initial_epoch={initial_epoch}: as in Keras, epochs is "
                              f"the number of the last epoch (training runs epochs initial_epoch to epochs - 1)")
@@ -1341,7 +1431,8 @@ class Network:
                 and np.size(sample_weight) != 1:   # an array of several weights is not one row's weight
             raise ValueError(f"train_step's sample_weight is the weight of its one row, a number, got "
                              f"{np.size(sample_weight)} values (shape {np.shape(sample_weight)})")
-        weight = 1.0 if sample_weight is None else float(v.as_sample_weight([sample_weight], 1, self.dtype)[0])
+        weight = 1.0 if sample_weight is None else \
+            float(v.as_sample_weight([v.unmasked(sample_weight, "sample_weight")], 1, self.dtype)[0])
         # cross-entropy targets must fit the loss: train_one checks a row it takes as it is (the rule of
         # _validation.check_targets_fit_loss), else returns None and the general path below checks and reports
         ce = 0 if self.loss != "cross_entropy" else 2 if self.layers[-1].activation == "softmax" else 1
@@ -1447,7 +1538,7 @@ class Network:
         if metric_fns:
             P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
             _core.predict_rows(self._cur_spec, params, X, P, self._work(self._cur_spec))
-            out.update((name, float(fn(Y, P))) for name, fn in metric_fns)
+            out.update((name, _metric_value(name, fn, Y, P)) for name, fn in metric_fns)
         return out
 
     def gradient(self, X, y, loss: str | None = None, sample_weight=None) -> np.ndarray:

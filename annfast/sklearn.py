@@ -16,6 +16,7 @@ on failure), so a concurrent ``predict`` sees the weights from before the call o
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -181,7 +182,7 @@ class _BaseANN(BaseEstimator):
             expected = "a number > 0" if positive else "a number >= 0" + (f" and < {below}" if below else "")
             if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
                 raise self._fail(name, expected, value, TypeError)
-            if not np.isfinite(value) or value < 0 or (positive and value == 0) or (below and value >= below):
+            if not _finite(value) or value < 0 or (positive and value == 0) or (below and value >= below):
                 raise self._fail(name, expected, value)
             p[name] = float(value)
         if not _is_real(self.validation_fraction) or not 0 < self.validation_fraction < 1:
@@ -248,6 +249,7 @@ class _BaseANN(BaseEstimator):
 
     def _validate(self, X, y="no_validation", **check_params):
         """Run scikit-learn's ``validate_data`` (C order) and add where the first non-finite value is to its error."""
+        X, y = _validation.unmasked(X, "X"), _validation.unmasked(y, "y")   # validate_data drops a mask
         try:
             # a value too large for float32, or a y holding both inf and -inf (whose sum is NaN in scikit-learn's
             # finiteness check), is reported by validate_data: no floating-point warning on the way
@@ -305,6 +307,7 @@ class _BaseANN(BaseEstimator):
         X, y = self._validate(X, y, reset=not reuse, dtype=p["dtype"], **self._y_check_params)
         weights = None   # checked (length, finite, >= 0; a number is every row's) before anything changes
         if sample_weight is not None:
+            sample_weight = _validation.unmasked(sample_weight, "sample_weight")
             given = np.asarray(sample_weight).dtype
             if given.kind not in "biuf":   # as Network.fit: strings are not parsed, complex or object not taken
                 raise TypeError(f"{name}: sample_weight must hold real numbers, got an array of dtype {given}")
@@ -676,6 +679,27 @@ class ANNRegressor(RegressorMixin, _BaseANN):
         X = self._validated_X(X)
         out = self.network_.predict(X) * self.y_scale_ + self.y_mean_     # float64
         return out if self._y_2d else out[:, 0]
+
+    def score(self, X, y, sample_weight=None):
+        """Return the coefficient of determination R² of the prediction (scikit-learn's ``r2_score``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Finite numbers, with the features seen by ``fit``.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the samples.
+
+        Returns
+        -------
+        float
+        """
+        y = _validation.unmasked(y, "y")   # r2_score would drop a mask and score the values under it
+        if sample_weight is not None:
+            sample_weight = _validation.unmasked(sample_weight, "sample_weight")
+        return super().score(X, y, sample_weight=sample_weight)
 
 
 class ANNClassifier(ClassifierMixin, _BaseANN):
@@ -1063,6 +1087,9 @@ class ANNClassifier(ClassifierMixin, _BaseANN):
             The (weighted) fraction of correctly predicted labels.
         """
         self = self._as_fitted()   # one fit's classes_ for the check and the prediction
+        y = _validation.unmasked(y, "y")   # accuracy_score would drop a mask and count the labels under it
+        if sample_weight is not None:
+            sample_weight = _validation.unmasked(sample_weight, "sample_weight")
         if self.__sklearn_is_fitted__() and self.classes_.dtype.kind != "O":
             return super().score(X, y, sample_weight=sample_weight)
         y_pred = self.predict(X)
@@ -1080,6 +1107,14 @@ def _classification_targets(y) -> None:
     """
     with np.errstate(invalid="ignore", over="ignore"):
         check_classification_targets(y)
+
+
+def _finite(value) -> bool:
+    """Whether a real number is finite as a float (an int beyond float64 is not; np.isfinite raises for it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _first_nonfinite(data, dtype) -> str | None:

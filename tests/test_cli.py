@@ -399,7 +399,7 @@ def test_damaged_model_file(tmp_path, capsys, diabetes_model):
     (["train", "x.csv", "-o", "m", "--target", "a,,b"], "argument --target: empty column in 'a,,b'"),
     (["train", "x.csv", "-o", "m", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
     (["train", "x.csv", "-o", "m", "--lr", "0"], "argument --learning-rate/--lr: must be > 0.0, got 0"),
-    (["train", "x.csv", "-o", "m", "--lr", "nan"], "argument --learning-rate/--lr: must be > 0.0, got nan"),
+    (["train", "x.csv", "-o", "m", "--lr", "nan"], "argument --learning-rate/--lr: must be a finite number, got nan"),
     (["train", "x.csv", "-o", "m", "--momentum", "1"], "argument --momentum: must be < 1.0, got 1"),
     (["train", "x.csv", "-o", "m", "--epochs", "ten"], "argument --epochs: expected an integer, got 'ten'"),
     (["train", "x.csv", "-o", "m", "--activation", "softmax"], "argument --activation: invalid choice: 'softmax'"),
@@ -414,7 +414,7 @@ def test_damaged_model_file(tmp_path, capsys, diabetes_model):
     (["demo", "--epochs", "-5"], "argument --epochs: must be >= 1, got -5"),
     (["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
     (["demo", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
-    (["demo", "--learning-rate", "nan"], "argument --learning-rate: must be > 0.0, got nan"),
+    (["demo", "--learning-rate", "nan"], "argument --learning-rate: must be a finite number, got nan"),
 ])
 def test_command_line_errors_exit_2_with_usage(capsys, argv, message):
     code, out, err = run(capsys, *argv)
