@@ -92,6 +92,14 @@ cdef inline object new_out(int nd, cnp.npy_intp *dims, bint f32):
     return cnp.PyArray_EMPTY(nd, dims, cnp.NPY_FLOAT32 if f32 else cnp.NPY_FLOAT64, 0)
 
 
+cdef inline object new_rows_out(int ndim, Py_ssize_t rows, Py_ssize_t n_outputs, bint f32):
+    """new_out for predict's result: (n_outputs,) for ndim 1 (one row), (rows, n_outputs) for ndim 2."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = rows
+    dims[ndim - 1] = n_outputs
+    return new_out(ndim, dims, f32)
+
+
 cdef inline void predict_into(bint f32, const af_net *net, const void *params, void *work, const void *X,
                               int64_t rows, void *out) noexcept nogil:
     """af_predict_rows of the dtype, rows 0 .. rows-1 of X."""
@@ -836,12 +844,6 @@ cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width,
     cdef Py_ssize_t size = b.itemsize, r, c, k = 0
     cdef const char *p
     cdef double value
-    cdef uint64_t u
-    cdef uint32_t u32
-    cdef uint16_t u16
-    cdef int64_t i
-    cdef int32_t i32
-    cdef int16_t i16
     if fmt[0] == b'=' or fmt[0] == b'@':   # native byte order spelled out (NumPy does so for unaligned arrays)
         fmt += 1
     kind = fmt[0]
@@ -859,40 +861,64 @@ cdef bint put_buffer(void *dst, Py_buffer *b, Py_ssize_t rows, Py_ssize_t width,
     for r in range(rows):
         p = <const char *>b.buf + r * row_stride
         for c in range(width):
-            # memcpy: the values need not be aligned
-            if kind == b'?' or kind in b'BHILQ':
-                if size == 1:
-                    u = (<const uint8_t *>p)[0]
-                elif size == 2:
-                    memcpy(&u16, p, 2)
-                    u = u16
-                elif size == 4:
-                    memcpy(&u32, p, 4)
-                    u = u32
-                else:
-                    memcpy(&u, p, 8)
-                if u > <uint64_t>EXACT_INT:
-                    return False
-                value = <double>u
-            else:
-                if size == 1:
-                    i = (<const int8_t *>p)[0]
-                elif size == 2:
-                    memcpy(&i16, p, 2)
-                    i = i16
-                elif size == 4:
-                    memcpy(&i32, p, 4)
-                    i = i32
-                else:
-                    memcpy(&i, p, 8)
-                value = <double>i
-                if not (-EXACT_INT <= value <= EXACT_INT):
-                    return False
-            if not put(dst, k, value, f32):
+            if not read_int(p, kind, size, &value) or not put(dst, k, value, f32):
                 return False
             k += 1
             p += col_stride
     return True
+
+
+cdef inline bint read_int(const char *p, char kind, Py_ssize_t size, double *value) noexcept nogil:
+    """The integer (or bool) of a buffer format kind and size at p, aligned or not, into *value; False if it is
+    beyond 2**53 (not exact as a double: the general path decides)."""
+    cdef uint64_t u
+    cdef uint32_t u32
+    cdef uint16_t u16
+    cdef int64_t i
+    cdef int32_t i32
+    cdef int16_t i16
+    # memcpy: the values need not be aligned
+    if kind == b'?' or kind in b'BHILQ':
+        if size == 1:
+            u = (<const uint8_t *>p)[0]
+        elif size == 2:
+            memcpy(&u16, p, 2)
+            u = u16
+        elif size == 4:
+            memcpy(&u32, p, 4)
+            u = u32
+        else:
+            memcpy(&u, p, 8)
+        value[0] = <double>u
+        return u <= <uint64_t>EXACT_INT
+    if size == 1:
+        i = (<const int8_t *>p)[0]
+    elif size == 2:
+        memcpy(&i16, p, 2)
+        i = i16
+    elif size == 4:
+        memcpy(&i32, p, 4)
+        i = i32
+    else:
+        memcpy(&i, p, 8)
+    value[0] = <double>i
+    return -EXACT_INT <= value[0] <= EXACT_INT
+
+
+cdef inline Py_ssize_t real_rows(cnp.ndarray arr, int src_type, int ndim, Py_ssize_t width, Py_ssize_t *row_stride,
+                                 Py_ssize_t *col_stride) noexcept:
+    """The rows of a float32 or float64 ndarray in native byte order that predict_small's fast path takes (ndim 1:
+    (width,) or (1, width); ndim 2: (n, width)), with their strides; 0 for anything else."""
+    if not ((src_type == cnp.NPY_FLOAT32 or src_type == cnp.NPY_FLOAT64) and cnp.PyArray_ISNOTSWAPPED(arr)):
+        return 0
+    if ndim == 1 and cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == width:
+        col_stride[0] = cnp.PyArray_STRIDE(arr, 0)
+        return 1
+    if cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 1) == width and (ndim == 2 or cnp.PyArray_DIM(arr, 0) == 1):
+        row_stride[0] = cnp.PyArray_STRIDE(arr, 0)
+        col_stride[0] = cnp.PyArray_STRIDE(arr, 1)
+        return cnp.PyArray_DIM(arr, 0)
+    return 0
 
 
 cdef Py_ssize_t convert_rows(object x, void *dst, Py_ssize_t cap, bint f32, Py_ssize_t width, int ndim) except -2:
@@ -1138,7 +1164,6 @@ cdef class Engine:
         cdef double conv[CONVERT_MAX]
         cdef double stack_work[STACK_WORK_ALLOC]
         cdef cnp.ndarray out
-        cdef cnp.npy_intp dims[2]
         cdef int64_t itemsize = 4 if self.f32 else 8
         cdef void *p
         cdef cnp.ndarray arr
@@ -1157,14 +1182,7 @@ cdef class Engine:
             # path below; anything else goes there.
             arr = <cnp.ndarray>X
             src_type = cnp.PyArray_TYPE(arr)
-            rows = 0
-            if (src_type == cnp.NPY_FLOAT32 or src_type == cnp.NPY_FLOAT64) and cnp.PyArray_ISNOTSWAPPED(arr):
-                if ndim == 1 and cnp.PyArray_NDIM(arr) == 1 and cnp.PyArray_DIM(arr, 0) == width:
-                    rows, col_stride = 1, cnp.PyArray_STRIDE(arr, 0)
-                elif cnp.PyArray_NDIM(arr) == 2 and cnp.PyArray_DIM(arr, 1) == width and (
-                        ndim == 2 or cnp.PyArray_DIM(arr, 0) == 1):
-                    rows, row_stride, col_stride = cnp.PyArray_DIM(arr, 0), cnp.PyArray_STRIDE(arr, 0), \
-                        cnp.PyArray_STRIDE(arr, 1)
+            rows = real_rows(arr, src_type, ndim, width, &row_stride, &col_stride)
             if rows >= 1:
                 if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and spec.workspace_len * itemsize > STACK_BYTES):
                     return None
@@ -1174,9 +1192,7 @@ cdef class Engine:
                 if direct or rows * width <= CONVERT_MAX:
                     p = self.params_data(spec, params)
                     src = <const char *>cnp.PyArray_DATA(arr)
-                    dims[0] = rows
-                    dims[ndim - 1] = spec.n_outputs
-                    out = new_out(ndim, dims, self.f32)
+                    out = new_rows_out(ndim, rows, spec.n_outputs, self.f32)
                     if spec.n_params * rows >= NOGIL_MACS:
                         with nogil:
                             ok = serve_rows(self.f32, &spec.net, p, align_up(stack_work), src, rows, width,
@@ -1192,9 +1208,7 @@ cdef class Engine:
             if rows > spec.chunk_rows or (rows >= AF_BLOCK_ROWS and
                                           spec.workspace_len * itemsize > STACK_BYTES):
                 return None
-            dims[0] = rows
-            dims[ndim - 1] = spec.n_outputs
-            out = new_out(ndim, dims, self.f32)
+            out = new_rows_out(ndim, rows, spec.n_outputs, self.f32)
             p = self.params_data(spec, params)
             if spec.n_params * rows >= NOGIL_MACS:
                 with nogil:

@@ -46,12 +46,8 @@ MAX_LINE = 120
 #: long line. Empty: every C function over the limit has its reason beside it, and no line is too long.
 CSRC_PENDING: set[tuple[str, object]] = set()
 
-#: Cython findings in code that another change is reworking now (the input checks of Engine.predict_small and
-#: the conversion helpers it calls): split them or give their reason there, then empty this.
-PYX_PENDING: set[tuple[str, object]] = {
-    ("annfast/_core.pyx", "predict_small"),        # 69 code lines
-    ("annfast/_core.pyx", "put_buffer"),           # 61 code lines (convert_rows's helper, predict_small's input)
-}
+#: Cython findings to fix, as CSRC_PENDING. Empty.
+PYX_PENDING: set[tuple[str, object]] = set()
 PENDING = CSRC_PENDING | PYX_PENDING
 
 
