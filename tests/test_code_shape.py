@@ -51,16 +51,21 @@ PYX_PENDING: set[tuple[str, object]] = set()
 PENDING = CSRC_PENDING | PYX_PENDING
 
 
+#: the checked sources are here; tests run against an installed wheel from a copy of tests/ have none (the
+#: per-file checks then have no cases, the self-tests still run)
+SOURCES = (ROOT / "csrc").is_dir() and (ROOT / "annfast" / "_core.pyx").is_file()
+
+
 def _py_files():
-    return sorted((ROOT / "annfast").glob("*.py"))
+    return sorted((ROOT / "annfast").glob("*.py")) if SOURCES else []
 
 
 def _pyx_files():
-    return sorted((ROOT / "annfast").glob("*.pyx"))
+    return sorted((ROOT / "annfast").glob("*.pyx")) if SOURCES else []
 
 
 def _c_files():
-    return sorted(p for p in (ROOT / "csrc").iterdir() if p.suffix in (".c", ".h", ".inc"))
+    return sorted(p for p in (ROOT / "csrc").iterdir() if p.suffix in (".c", ".h", ".inc")) if SOURCES else []
 
 
 # ---- Python ---------------------------------------------------------------------------------------------------
@@ -416,6 +421,8 @@ def test_the_pending_findings_are_still_there():
 
 def test_the_checkers_find_the_functions_they_should():
     """Every function of every file is found, with a plausible length (the scanners do not skip or merge any)."""
+    if not SOURCES:
+        pytest.skip("the sources are not here (tests run from a copy of tests/)")
     for path in _pyx_files():
         names = {f[0] for f in _functions_of(path)}
         source = path.read_text(encoding="utf-8")
