@@ -84,6 +84,10 @@ class Dense:
             value = v.check_float(value, "negative_slope", low=0.0)
         object.__setattr__(self, name, value)
 
+    def __reduce__(self):
+        # a copy (copy, deepcopy, pickle) is a free Dense, also of one a Network holds: its values, not its lock
+        return (Dense, (self.units, self.activation, self.negative_slope))
+
     def __repr__(self) -> str:
         extra = f", negative_slope={self.negative_slope}" if self.activation == "leaky_relu" else ""
         return f"Dense({self.units}, activation={self.activation!r}{extra})"
@@ -95,6 +99,14 @@ class Dense:
     def __hash__(self) -> int:
         return hash((self.units, self.activation, self.negative_slope))
 
+
+# The attributes Network.__init__ sets (pickling rebuilds them; any other attribute is a subclass's or the caller's,
+# and travels as it is)
+_OWN_ATTRS = frozenset({
+    "_n_inputs", "_dtype", "_layers", "_n_outputs", "_seed", "_rng", "_kernel", "_loss", "_specs", "_cur_spec",
+    "_n_params", "_engine", "_params", "_views", "_grad", "_published", "_spare", "_dirty", "_hold", "_scratch",
+    "_last_step_settings", "_lock", "_only_reading", "_reader_publish", "_fitting", "_workers", "history",
+    "stop_training", "learning_rate", "_verbose"})
 
 # The kernel variants to prefer, best first, as measured by bench/ (2026-11, Xeon with AVX-512): 64-byte
 # vectors win once most weights sit in rows that fill two of them (float32: small 64-32-10 +15-20 %, mini-batch
@@ -534,9 +546,12 @@ class Network:
             # (outermost: a change a train_step left stale is published first, so that the published weights
             # are those the block starts from, and a rollback returns to them bitwise)
             snap = self.snapshot()
-            self._hold += 1
+            # the count is set back to what it was, not decremented: a KeyboardInterrupt that lands between the
+            # increment and the try would otherwise leave it raised for ever (no publish, no reader update again)
+            base = self._hold
             ok = rolled_back = False
             try:
+                self._hold = base + 1
                 yield self
                 ok = True
             finally:
@@ -545,7 +560,7 @@ class Network:
                         self.restore(snap)   # its publish is deferred by _hold, like every publish in the block
                         rolled_back = True
                 finally:
-                    self._hold -= 1
+                    self._hold = base
                 if not self._hold:
                     if ok:
                         self._publish()
@@ -784,11 +799,17 @@ class Network:
                 "rng": self._rng.bit_generator.state,
                 "history": self.history,
                 "kernel": self._kernel,
+                # what a subclass or the caller added (a subclass's own settings): Network's state is rebuilt
+                # above, these go back as they were
+                **({"extra": extra} if (extra := {k: val for k, val in self.__dict__.items()
+                                                  if k not in _OWN_ATTRS}) else {}),
             }
 
     def __setstate__(self, state: dict) -> None:
         layers = [Dense(units, act, slope) for units, act, slope in state["layers"]]
-        self.__init__(state["n_inputs"], layers, dtype=state["dtype"], seed=state["seed"], loss=state["loss"])
+        # Network's own __init__: a subclass's may take other arguments (its extra attributes come back below)
+        Network.__init__(self, state["n_inputs"], layers, dtype=state["dtype"], seed=state["seed"],
+                         loss=state["loss"])
         self.set_parameters(state["params"])
         if state["velocity"].shape[0] == self.n_params:
             self._engine.ensure_velocity()[...] = state["velocity"]
@@ -797,6 +818,7 @@ class Network:
         kernel = state.get("kernel")
         if kernel in v.KERNELS and _core.isa_supported(v.KERNELS[kernel]):   # else: this machine's default
             self.kernel = kernel
+        self.__dict__.update(state.get("extra", {}))
 
     # ---- weights ----------------------------------------------------------------------------
 
