@@ -92,3 +92,20 @@ def test_keyboard_interrupt_while_atomic_begins_leaves_no_hold():
     t.start()
     t.join(10)
     assert done, "the lock stayed held"
+
+
+def test_the_list_of_network_attributes_that_pickling_rebuilds_is_complete():
+    """network._OWN_ATTRS must name every attribute Network.__init__ sets (also after a fit with momentum and a
+    published copy): one it missed would travel as a subclass's extra attribute (a lock cannot be pickled)."""
+    import numpy as np
+
+    import annfast as af
+    from annfast import network
+
+    net = af.Network(3, [af.Dense(4, "tanh"), af.Dense(1)], seed=0)
+    assert set(net.__dict__) <= network._OWN_ATTRS, set(net.__dict__) - network._OWN_ATTRS
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    net.fit(X, X[:, 0], epochs=2, momentum=0.5, verbose=0)
+    net.predict(X)
+    net.train_step(X[0], X[0, :1])
+    assert set(net.__dict__) <= network._OWN_ATTRS, set(net.__dict__) - network._OWN_ATTRS
