@@ -197,6 +197,16 @@ def _masked_where(mask: np.ndarray) -> str:
     return f"index {idx[0]}" if len(idx) == 1 else f"index {idx}"
 
 
+def _refuse_masked(a, name: str) -> None:
+    """Raise for a masked array with a masked value: how many, and where the first is."""
+    mask = np.ma.getmaskarray(a)
+    if mask.any():
+        what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
+            f"a masked array with {int(np.count_nonzero(mask))} masked value(s), the first at {_masked_where(mask)}"
+        raise ValueError(f"{name} is {what}; annfast does not take missing values: fill them (.filled(value)) or "
+                         f"drop their rows (a masked array with no masked value is taken as its data)")
+
+
 def unmasked(a, name: str):
     """Return ``a`` without a mask: refuse a masked array (numpy.ma) that has a masked value, naming ``name``.
 
@@ -205,22 +215,12 @@ def unmasked(a, name: str):
     values) are masked arrays is checked item by item. Anything else is returned as it is.
     """
     if isinstance(a, _MaskedArray):
-        mask = np.ma.getmaskarray(a)
-        if mask.any():
-            what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
-                f"a masked array with {int(np.count_nonzero(mask))} masked value(s), the first at {_masked_where(mask)}"
-            raise ValueError(f"{name} is {what}; annfast does not take missing values: fill them (.filled(value)) or "
-                             f"drop their rows (a masked array with no masked value is taken as its data)")
+        _refuse_masked(a, name)
         return np.ma.getdata(a)
     if type(a) is list or type(a) is tuple:
         for i, item in enumerate(a):
             if isinstance(item, _MaskedArray):
-                mask = np.ma.getmaskarray(item)
-                if mask.any():
-                    what = "masked (numpy.ma.masked)" if mask.ndim == 0 else \
-                        f"a masked array with a masked value at its {_masked_where(mask)}"
-                    raise ValueError(f"{name}[{i}] is {what}; annfast does not take missing values: fill them "
-                                     f"(.filled(value)) or drop their rows")
+                _refuse_masked(item, f"{name}[{i}]")
     return a
 
 
