@@ -10,6 +10,7 @@ import collections.abc
 import contextlib
 import dataclasses
 import math
+import operator
 import os
 import sys
 import threading
@@ -284,17 +285,16 @@ def _metric_value(name: str, fn, Y: np.ndarray, P: np.ndarray) -> float:
 
 
 def _fixed(name: str, doc: str) -> property:
-    """Return a read-only attribute of Network (stored as ``_<name>``) whose assignment says why it is refused."""
-    private = "_" + name
+    """Return a read-only attribute of Network (stored as ``_<name>``) whose assignment says why it is refused.
 
-    def get(self):
-        return getattr(self, private)
-
+    Read through operator.attrgetter, a C callable (a Python getter costs 40-80 ns a read). Network's own code
+    reads the private attributes directly: per-sample calls such as train_step read several each call.
+    """
     def refuse(self, value) -> None:
         raise AttributeError(f"Network.{name} is fixed when the network is built; build a new Network for another "
                              f"{name}")
 
-    return property(get, refuse, doc=doc)
+    return property(operator.attrgetter("_" + name), refuse, doc=doc)
 
 
 class Network:
@@ -361,29 +361,29 @@ class Network:
                  loss: str | None = None):
         self._n_inputs = v.check_int(n_inputs, "n_inputs", minimum=1, maximum=v.MAX_UNITS)
         self._dtype = v.check_dtype(dtype)
-        self._layers = layers = _checked_layers(layers, self.dtype)
+        self._layers = layers = _checked_layers(layers, self._dtype)
         self._n_outputs = layers[-1].units
         if seed is not None:
             seed = v.check_int(seed, "seed", minimum=0)
         self._seed = seed
         self._rng = np.random.default_rng(seed)
-        widths = [self.n_inputs] + [layer.units for layer in layers]
-        v.check_network_size(widths, self.dtype)
-        self._kernel = _default_kernel(self.dtype, list(zip(widths[:-1], widths[1:])))
+        widths = [self._n_inputs] + [layer.units for layer in layers]
+        v.check_network_size(widths, self._dtype)
+        self._kernel = _default_kernel(self._dtype, list(zip(widths[:-1], widths[1:])))
         self._loss = self._check_loss(self._default_loss() if loss is None else loss)
         self._specs: dict[tuple[str, str], _core.Spec] = {}
-        self._cur_spec = self._spec(self.loss)
+        self._cur_spec = self._spec(self._loss)
         self._n_params = int(self._cur_spec.n_params)
-        self._engine = _core.Engine(self.n_params, self.dtype == np.float32)
+        self._engine = _core.Engine(self._n_params, self._dtype == np.float32)
         self._params = self._engine.params
         self._views = []
-        n_in = self.n_inputs
-        for layer, (w_off, b_off) in zip(self.layers, self._cur_spec.offsets()):
+        n_in = self._n_inputs
+        for layer, (w_off, b_off) in zip(self._layers, self._cur_spec.offsets()):
             W = self._params[w_off:w_off + layer.units * n_in].reshape(layer.units, n_in)
             b = self._params[b_off:b_off + layer.units]
             self._views.append((W, b))
             n_in = layer.units
-        self._grad = np.empty(0, dtype=self.dtype)
+        self._grad = np.empty(0, dtype=self._dtype)
         self._init_shared_state()
         self.history: History | None = None
         self.stop_training = False
@@ -493,7 +493,7 @@ class Network:
         """Return this thread's scratch for reading calls of ``spec`` (allocated once per thread, grown as needed)."""
         w = getattr(self._scratch, "work", None)
         if w is None or w.shape[0] < spec.workspace_len:
-            w = self._scratch.work = _core.aligned_empty(spec.workspace_len, self.dtype)
+            w = self._scratch.work = _core.aligned_empty(spec.workspace_len, self._dtype)
         return w
 
     @contextlib.contextmanager
@@ -570,10 +570,10 @@ class Network:
     # ---- structure --------------------------------------------------------------------------
 
     def _default_loss(self) -> str:
-        return "cross_entropy" if self.layers[-1].activation == "softmax" else "half_squared_error"
+        return "cross_entropy" if self._layers[-1].activation == "softmax" else "half_squared_error"
 
     def _check_loss(self, loss) -> str:
-        return v.check_loss(loss, self.layers[-1].activation)
+        return v.check_loss(loss, self._layers[-1].activation)
 
     def _spec(self, loss: str) -> _core.Spec:
         # keyed by the kernel too: a reader (evaluate) builds specs without the lock, and one it builds while the
@@ -582,8 +582,8 @@ class Network:
         spec = self._specs.get((loss, kernel))
         if spec is None:
             layers = [(layer.units, v.ACTIVATIONS[layer.activation], layer.negative_slope)
-                      for layer in self.layers]
-            spec = _core.Spec(self.n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel],
+                      for layer in self._layers]
+            spec = _core.Spec(self._n_inputs, layers, v.LOSSES[loss], v.KERNELS[kernel],
                               disable=_disabled_strategies())
             self._specs[(loss, kernel)] = spec
         return spec
@@ -607,7 +607,7 @@ class Network:
         with self._lock:
             self._kernel = name
             self._specs.clear()
-            self._cur_spec = self._spec(self.loss)
+            self._cur_spec = self._spec(self._loss)
 
     # Fixed when the network is built: the buffers, the views of get_weights and the C specs all describe this
     # structure, so assigning one would leave a network that is something else than it says (and can neither
@@ -619,17 +619,15 @@ class Network:
     n_params = _fixed("n_params", "Number of weights and biases.")
     seed = _fixed("seed", "The seed the network was built with (None: fresh entropy).")
 
-    @property
-    def loss(self) -> str:
-        """The loss of ``evaluate`` and of training calls that name none; settable to one the output layer takes."""
-        return self._loss
-
-    @loss.setter
-    def loss(self, loss: str) -> None:
+    def _set_loss(self, loss: str) -> None:
         loss = self._check_loss(loss)   # before anything changes: an unknown name, or one the output cannot train on
         with self._lock:
             self._loss = loss
             self._cur_spec = self._spec(loss)
+
+    loss = property(operator.attrgetter("_loss"), _set_loss,
+                    doc="The loss of ``evaluate`` and of training calls that name none; settable to one the output "
+                        "layer takes.")
 
     def _init_weights(self) -> None:
         """Small uniform random weights, never exactly 0, scaled per layer; biases 0.
@@ -648,9 +646,9 @@ class Network:
                 _core._fp_control(before)
 
     def _draw_weights(self) -> None:
-        for layer, (W, b) in zip(self.layers, self._views):
+        for layer, (W, b) in zip(self._layers, self._views):
             limit = _init_limit(layer.activation, W.shape[1], W.shape[0])
-            w = self._rng.uniform(-limit, limit, size=W.shape).astype(self.dtype)
+            w = self._rng.uniform(-limit, limit, size=W.shape).astype(self._dtype)
             zero = w == 0
             while zero.any():
                 w[zero] = self._rng.uniform(-limit, limit, size=int(zero.sum()))
@@ -659,8 +657,8 @@ class Network:
             b[...] = 0
 
     def __repr__(self) -> str:
-        layers = ", ".join(repr(layer) for layer in self.layers)
-        return f"Network({self.n_inputs}, [{layers}], dtype={self.dtype.name!r})"
+        layers = ", ".join(repr(layer) for layer in self._layers)
+        return f"Network({self._n_inputs}, [{layers}], dtype={self._dtype.name!r})"
 
     def summary(self) -> str:
         """Describe the network as Keras's ``model.summary()`` does: layers, shapes, parameters; return the text.
@@ -672,9 +670,9 @@ class Network:
             and the loss. ``print(net.summary())`` shows it.
         """
         rows = [("layer", "output shape", "activation", "params")]
-        n_in = self.n_inputs
+        n_in = self._n_inputs
         rows.append(("input", f"(None, {n_in})", "", "0"))
-        for k, layer in enumerate(self.layers):
+        for k, layer in enumerate(self._layers):
             act = layer.activation + (f"({layer.negative_slope:g})" if layer.activation == "leaky_relu" else "")
             rows.append((f"dense_{k} (Dense)", f"(None, {layer.units})", act, f"{layer.units * (n_in + 1):,}"))
             n_in = layer.units
@@ -683,11 +681,11 @@ class Network:
 
         def fmt(r):
             return f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]:>{widths[3]}}"
-        out = [f"Network: {self.n_inputs} inputs, {len(self.layers)} Dense layers", line, fmt(rows[0]), line]
+        out = [f"Network: {self._n_inputs} inputs, {len(self._layers)} Dense layers", line, fmt(rows[0]), line]
         out += [fmt(r) for r in rows[1:]]
-        out += [line, f"Total params: {self.n_params:,} (all trainable; "
-                      f"{self.n_params * self.dtype.itemsize:,} bytes)",
-                f"dtype: {self.dtype.name}", f"loss: {self.loss}", f"kernel: {self._kernel}"]
+        out += [line, f"Total params: {self._n_params:,} (all trainable; "
+                      f"{self._n_params * self._dtype.itemsize:,} bytes)",
+                f"dtype: {self._dtype.name}", f"loss: {self._loss}", f"kernel: {self._kernel}"]
         return "\n".join(out)
 
     # ---- persistence ------------------------------------------------------------------------
@@ -789,11 +787,11 @@ class Network:
     def __getstate__(self) -> dict:
         with self._whole():
             return {
-                "n_inputs": self.n_inputs,
-                "layers": [(layer.units, layer.activation, layer.negative_slope) for layer in self.layers],
-                "dtype": self.dtype.name,
-                "seed": self.seed,
-                "loss": self.loss,
+                "n_inputs": self._n_inputs,
+                "layers": [(layer.units, layer.activation, layer.negative_slope) for layer in self._layers],
+                "dtype": self._dtype.name,
+                "seed": self._seed,
+                "loss": self._loss,
                 "params": self._params.copy(),
                 "velocity": self._engine.velocity.copy(),
                 "rng": self._rng.bit_generator.state,
@@ -811,7 +809,7 @@ class Network:
         Network.__init__(self, state["n_inputs"], layers, dtype=state["dtype"], seed=state["seed"],
                          loss=state["loss"])
         self.set_parameters(state["params"])
-        if state["velocity"].shape[0] == self.n_params:
+        if state["velocity"].shape[0] == self._n_params:
             self._engine.ensure_velocity()[...] = state["velocity"]
         self._rng.bit_generator.state = state["rng"]
         self.history = state["history"]
@@ -849,7 +847,7 @@ class Network:
         TypeError
             If the values are not real numbers.
         """
-        arr = v.as_weights(flat, (self.n_params,), self.dtype, "flat parameters", self._locate_parameter)
+        arr = v.as_weights(flat, (self._n_params,), self._dtype, "flat parameters", self._locate_parameter)
         with self._lock:
             self._params[...] = arr
             self._forget_velocity()
@@ -895,8 +893,8 @@ class Network:
             raise TypeError(f"set_weights takes a list of (W, b) pairs, one per layer (as get_weights returns), got "
                             f"{type(weights).__name__}")
         weights = list(weights)
-        if len(weights) != len(self.layers):
-            raise ValueError(f"expected weights for {len(self.layers)} layers, got {len(weights)}")
+        if len(weights) != len(self._layers):
+            raise ValueError(f"expected weights for {len(self._layers)} layers, got {len(weights)}")
         checked = []
         for k, (pair, (W, b)) in enumerate(zip(weights, self._views)):
             try:
@@ -904,7 +902,7 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError(f"weights[{k}] must be a pair (W, b)") from None
             for name, new, old in ((f"weights[{k}] W", Wn, W), (f"weights[{k}] b", bn, b)):
-                checked.append(v.as_weights(new, old.shape, self.dtype, name))
+                checked.append(v.as_weights(new, old.shape, self._dtype, name))
         with self._lock:
             for (W, b), Wn, bn in zip(self._views, checked[0::2], checked[1::2]):
                 W[...] = Wn
@@ -924,7 +922,7 @@ class Network:
         on that buffer, which a dropped velocity left empty (ValueError "velocity has 0 values" in the next epoch).
         """
         velocity = self._engine.velocity
-        if self._fitting and velocity.shape[0] == self.n_params:
+        if self._fitting and velocity.shape[0] == self._n_params:
             velocity[...] = 0
         else:
             self._engine.reset_velocity()
@@ -980,7 +978,7 @@ class Network:
         """
         with self._whole():
             return Snapshot(params=self._params.copy(), velocity=self._engine.velocity.copy(),
-                            rng=self._rng.bit_generator.state, history=self.history, loss=self.loss,
+                            rng=self._rng.bit_generator.state, history=self.history, loss=self._loss,
                             stop_training=self.stop_training, layout=_layout(self))
 
     def restore(self, snap: Snapshot) -> None:
@@ -1001,20 +999,20 @@ class Network:
             raise TypeError(f"restore takes a Snapshot from Network.snapshot(), got {type(snap).__name__}")
         if not isinstance(snap.params, np.ndarray):
             raise TypeError(f"the snapshot's parameters must be an array, got {type(snap.params).__name__}")
-        if snap.params.shape != self._params.shape or snap.params.dtype != self.dtype:
+        if snap.params.shape != self._params.shape or snap.params.dtype != self._dtype:
             raise ValueError(f"the snapshot is of a network of {snap.params.shape[0]} {snap.params.dtype} parameters, "
-                             f"this one has {self.n_params} {self.dtype}")
+                             f"this one has {self._n_params} {self._dtype}")
         if snap.layout is not None and snap.layout != _layout(self):
             raise ValueError(f"the snapshot is of a network of another architecture (inputs and layers "
                              f"{snap.layout}), this one has {_layout(self)}: a snapshot goes back into the network "
                              f"it was taken from")
         # everything else checked before anything is written (a forged or damaged snapshot changes nothing)
-        params = v.cast_finite(snap.params, self.dtype, "the snapshot's parameters")
+        params = v.cast_finite(snap.params, self._dtype, "the snapshot's parameters")
         velocity = snap.velocity
         if not isinstance(velocity, np.ndarray) or velocity.ndim != 1:
             raise TypeError("the snapshot's velocity must be a 1-D array")
-        if velocity.shape[0] == self.n_params:
-            velocity = v.cast_finite(velocity, self.dtype, "the snapshot's velocity")
+        if velocity.shape[0] == self._n_params:
+            velocity = v.cast_finite(velocity, self._dtype, "the snapshot's velocity")
         loss = self._check_loss(snap.loss)
         if snap.history is not None and not isinstance(snap.history, History):
             raise TypeError(f"the snapshot's history must be a History or None, got {type(snap.history).__name__}")
@@ -1028,7 +1026,7 @@ class Network:
         spec = self._spec(loss)   # of the kernel in use now
         with self._lock:
             self._params[...] = params
-            if velocity.shape[0] == self.n_params:
+            if velocity.shape[0] == self._n_params:
                 self._engine.ensure_velocity()[...] = velocity
             else:
                 self._forget_velocity()
@@ -1042,8 +1040,8 @@ class Network:
     def _buffers(self, sgd: SGD) -> None:
         if sgd.momentum > 0:
             self._engine.ensure_velocity()
-        if sgd.batch_size > 1 and self._grad.shape[0] != self.n_params:
-            self._grad = _core.aligned_empty(self.n_params, self.dtype)
+        if sgd.batch_size > 1 and self._grad.shape[0] != self._n_params:
+            self._grad = _core.aligned_empty(self._n_params, self._dtype)
 
     def fit(self, X, y, epochs: int = 1, learning_rate: float = 0.01, batch_size: int | None = 1,
             shuffle: bool = True, loss: str | None = None, momentum: float = 0.0,
@@ -1248,7 +1246,7 @@ class Network:
             total, correct, rows = 0.0, 0, 0
             for Xb, Yb, Wb in data.buffers(plan.rng if plan.shuffle else None):
                 nb = Xb.shape[0]
-                Wb = v.weigh_rows(plan.class_table, Yb, Wb, self.dtype)   # streamed data: per buffer
+                Wb = v.weigh_rows(plan.class_table, Yb, Wb, self._dtype)   # streamed data: per buffer
                 order = plan.rng.permutation(nb) if plan.shuffle else np.arange(nb, dtype=np.int64)
                 between = self._between_chunks(progress.offset(rows) if progress else None)
                 t, c = runner.run_buffer(Xb, Yb, order, sgd, epoch, Wb, between)
@@ -1293,11 +1291,11 @@ class Network:
         """
         if shuffle_buffer is not None:
             shuffle_buffer = v.check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
-        loss = self.loss if loss is None else self._check_loss(loss)
-        out_act = self.layers[-1].activation
-        data = _stream.source(X, y, self.n_inputs, self.n_outputs, self.dtype, shuffle_buffer, loss, out_act,
+        loss = self._loss if loss is None else self._check_loss(loss)
+        out_act = self._layers[-1].activation
+        data = _stream.source(X, y, self._n_inputs, self._n_outputs, self._dtype, shuffle_buffer, loss, out_act,
                               sample_weight)
-        class_table = _class_table(class_weight, self.n_outputs, out_act, data, self.dtype)
+        class_table = _class_table(class_weight, self._n_outputs, out_act, data, self._dtype)
         # the C loop numbers epochs with int64 (an epoch count beyond it overflowed there, with training started)
         epochs = v.check_int(epochs, "epochs", minimum=0, maximum=v.MAX_EPOCHS)
         initial_epoch = v.check_int(initial_epoch, "initial_epoch", minimum=0, maximum=v.MAX_EPOCHS)
@@ -1314,9 +1312,9 @@ class Network:
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         data, val = self._validation_rows(data, validation_data, validation_split, loss)
         if isinstance(class_table, str):   # "balanced", over the training rows: validation_split's held out
-            class_table = v.balanced_class_weight(v.row_classes(data.Y), max(2, self.n_outputs))
+            class_table = v.balanced_class_weight(v.row_classes(data.Y), max(2, self._n_outputs))
         if class_table is not None and isinstance(data, _stream.InMemory):   # once, not every epoch
-            data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self.dtype))
+            data = _stream.InMemory(data.X, data.Y, v.weigh_rows(class_table, data.Y, data.W, self._dtype))
             class_table = None
         if sgd.batch_size is None and not isinstance(data, _stream.InMemory):
             raise ValueError("full-batch gradient descent (batch_size=None) needs the data in memory")
@@ -1356,10 +1354,10 @@ class Network:
             except (TypeError, ValueError):
                 raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
                                 "sample_weight_val)") from None
-            Xv = v.as_inputs(Xv, self.n_inputs, self.dtype, "X_val")
-            return data, (Xv, v.as_targets(yv, Xv.shape[0], self.n_outputs, self.dtype, "y_val", loss=loss,
-                                           activation=self.layers[-1].activation),
-                          v.as_sample_weight(wv[0], Xv.shape[0], self.dtype, "sample_weight_val") if wv else None)
+            Xv = v.as_inputs(Xv, self._n_inputs, self._dtype, "X_val")
+            return data, (Xv, v.as_targets(yv, Xv.shape[0], self._n_outputs, self._dtype, "y_val", loss=loss,
+                                           activation=self._layers[-1].activation),
+                          v.as_sample_weight(wv[0], Xv.shape[0], self._dtype, "sample_weight_val") if wv else None)
         if split == 0:
             return data, None
         if not isinstance(data, _stream.InMemory):
@@ -1454,17 +1452,17 @@ class Network:
             raise ValueError(f"train_step's sample_weight is the weight of its one row, a number, got "
                              f"{np.size(sample_weight)} values (shape {np.shape(sample_weight)})")
         weight = 1.0 if sample_weight is None else \
-            float(v.as_sample_weight([v.unmasked(sample_weight, "sample_weight")], 1, self.dtype)[0])
+            float(v.as_sample_weight([v.unmasked(sample_weight, "sample_weight")], 1, self._dtype)[0])
         # cross-entropy targets must fit the loss: train_one checks a row it takes as it is (the rule of
         # _validation.check_targets_fit_loss), else returns None and the general path below checks and reports
-        ce = 0 if self.loss != "cross_entropy" else 2 if self.layers[-1].activation == "softmax" else 1
+        ce = 0 if self._loss != "cross_entropy" else 2 if self._layers[-1].activation == "softmax" else 1
         with self._lock:
             try:
                 loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight, ce)
                 if loss is None:   # not already a finite C-contiguous row of the network's dtype: convert
                     if ce:   # (the target first: its error is the one to report for this loss)
                         y = self._target_row(y)
-                    x = v.as_row(x, self.n_inputs, self.dtype, "x")
+                    x = v.as_row(x, self._n_inputs, self._dtype, "x")
                     if not ce:
                         y = self._target_row(y)
                     loss = self._engine.train_one(self._cur_spec, x, y, lr, mu, wd, nest, weight, ce)
@@ -1475,14 +1473,14 @@ class Network:
         return loss
 
     def _target_row(self, y) -> np.ndarray:
-        if self.n_outputs > 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):
-            if not 0 <= y < self.n_outputs:
-                raise ValueError(f"class label {y} is not in [0, {self.n_outputs})")
-            row = np.zeros(self.n_outputs, dtype=self.dtype)
+        if self._n_outputs > 1 and isinstance(y, (int, np.integer)) and not isinstance(y, bool):
+            if not 0 <= y < self._n_outputs:
+                raise ValueError(f"class label {y} is not in [0, {self._n_outputs})")
+            row = np.zeros(self._n_outputs, dtype=self._dtype)
             row[y] = 1
             return row
-        row = v.as_row(y, self.n_outputs, self.dtype, "y")
-        v.check_targets_fit_loss(row.reshape(1, -1), self.loss, self.layers[-1].activation, "y")
+        row = v.as_row(y, self._n_outputs, self._dtype, "y")
+        v.check_targets_fit_loss(row.reshape(1, -1), self._loss, self._layers[-1].activation, "y")
         return row
 
     # ---- inference --------------------------------------------------------------------------
@@ -1504,8 +1502,8 @@ class Network:
         spec = self._cur_spec
         out = self._engine.predict_small(spec, X, 2, params)
         if out is None:
-            X = v.as_inputs(X, self.n_inputs, self.dtype)
-            out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            X = v.as_inputs(X, self._n_inputs, self._dtype)
+            out = np.empty((X.shape[0], self._n_outputs), dtype=self._dtype)
             _core.predict_rows(spec, params, X, out, self._work(spec))
         return out
 
@@ -1515,8 +1513,8 @@ class Network:
         spec = self._cur_spec
         out = self._engine.predict_small(spec, x, 1, params)
         if out is None:
-            x = v.as_row(x, self.n_inputs, self.dtype, "x")
-            out = np.empty((1, self.n_outputs), dtype=self.dtype)
+            x = v.as_row(x, self._n_inputs, self._dtype, "x")
+            out = np.empty((1, self._n_outputs), dtype=self._dtype)
             _core.predict_rows(spec, params, x.reshape(1, -1), out, self._work(spec))
             out = out[0]
         return out
@@ -1543,22 +1541,22 @@ class Network:
         -------
         float or dict
         """
-        loss = self.loss if loss is None else self._check_loss(loss)
-        metric_fns = _metrics.resolve(metrics, self.layers[-1].activation)
+        loss = self._loss if loss is None else self._check_loss(loss)
+        metric_fns = _metrics.resolve(metrics, self._layers[-1].activation)
         return_dict = return_dict or bool(metric_fns)
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
-        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        X = v.as_inputs(X, self._n_inputs, self._dtype)
+        Y = v.as_targets(y, X.shape[0], self._n_outputs, self._dtype, loss=loss, activation=self._layers[-1].activation)
+        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self._dtype)
         spec = self._spec(loss)
         params = self._readable()   # once: the loss and the metrics of one published state
         total, correct = _core.loss_rows(spec, params, X, Y, self._work(spec), W)
         if not return_dict:
             return total / X.shape[0]
         out = {"loss": total / X.shape[0]}
-        if self.layers[-1].activation in v.CLASSIFIER_OUTPUTS:
+        if self._layers[-1].activation in v.CLASSIFIER_OUTPUTS:
             out["accuracy"] = correct / X.shape[0]
         if metric_fns:
-            P = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+            P = np.empty((X.shape[0], self._n_outputs), dtype=self._dtype)
             _core.predict_rows(self._cur_spec, params, X, P, self._work(self._cur_spec))
             out.update((name, _metric_value(name, fn, Y, P)) for name, fn in metric_fns)
         return out
@@ -1576,15 +1574,15 @@ class Network:
         ndarray of shape (n_params,)
             Laid out like ``parameters``.
         """
-        loss = self.loss if loss is None else self._check_loss(loss)
-        X = v.as_inputs(X, self.n_inputs, self.dtype)
-        Y = v.as_targets(y, X.shape[0], self.n_outputs, self.dtype, loss=loss, activation=self.layers[-1].activation)
-        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        grad = np.zeros(self.n_params, dtype=self.dtype)
+        loss = self._loss if loss is None else self._check_loss(loss)
+        X = v.as_inputs(X, self._n_inputs, self._dtype)
+        Y = v.as_targets(y, X.shape[0], self._n_outputs, self._dtype, loss=loss, activation=self._layers[-1].activation)
+        W = None if sample_weight is None else v.as_sample_weight(sample_weight, X.shape[0], self._dtype)
+        grad = np.zeros(self._n_params, dtype=self._dtype)
         with self._whole():
             _core.gradient_rows(self._spec(loss), self._params, X, Y, grad, W)
         if not _core.all_finite(grad):   # the sum over the rows overflowed: say so instead of returning inf/NaN
-            raise ValueError(f"the gradient is not finite in {self.dtype}: its sum over the {X.shape[0]} rows "
+            raise ValueError(f"the gradient is not finite in {self._dtype}: its sum over the {X.shape[0]} rows "
                              f"overflowed (sample weights, inputs or targets too large); scale them down or use a "
                              f"float64 network")
         grad /= X.shape[0]
