@@ -190,11 +190,15 @@ def _frame_problem(a, name: str) -> str | None:
 _MaskedArray = np.ma.MaskedArray
 
 
-def _masked_where(mask: np.ndarray) -> str:
-    idx = tuple(int(i) for i in np.argwhere(mask)[0])
+def _position(idx: tuple) -> str:
+    """Where a value sits in an array, in words: "row r, column c" in 2-D, else "index i"."""
     if len(idx) == 2:
         return f"row {idx[0]}, column {idx[1]}"
     return f"index {idx[0]}" if len(idx) == 1 else f"index {idx}"
+
+
+def _masked_where(mask: np.ndarray) -> str:
+    return _position(tuple(int(i) for i in np.argwhere(mask)[0]))
 
 
 def _refuse_masked(a, name: str) -> None:
@@ -243,8 +247,7 @@ def _object_where(arr: np.ndarray, name: str) -> str:
     if arr.dtype.kind != "O":
         return ""
     for idx, value in np.ndenumerate(arr):
-        where = f" at row {idx[0]}, column {idx[1]}" if len(idx) == 2 else f" at index {idx[0]}" if len(idx) == 1 \
-            else f" at index {idx}" if idx else ""
+        where = f" at {_position(idx)}" if idx else ""
         if isinstance(value, (bool, np.bool_, np.integer, np.floating)):
             continue
         if isinstance(value, int):
@@ -356,31 +359,43 @@ def as_targets(y, n_rows: int, n_outputs: int, dtype: np.dtype, name: str = "y",
     return out
 
 
-def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str = "y", first_row: int = 0) -> None:
-    """Raise a ValueError naming the first row of targets ``Y`` (n_rows, n_outputs) that does not fit ``loss``.
+def target_misfit(Y: np.ndarray, loss: str, activation: str, dtype=None):
+    """Return where targets ``Y`` (n_rows, n_outputs) first fail to fit ``loss``, or None.
 
     The one rule for every entry point: cross-entropy needs targets in [0, 1] (probabilities or 0/1
-    labels), and after a softmax output each row must sum to 1 (within a few rounding errors of the
-    dtype: one-hot rows, from integer class labels, always do). The half squared error takes any finite
-    target.
+    labels), and after a softmax output each row must sum to 1 (within a few rounding errors of ``dtype``,
+    by default Y's: one-hot rows, from integer class labels, always do). The half squared error takes any finite
+    target. Returns ("range", row, column) or ("sum", row, the row's sum).
     """
     if loss != "cross_entropy" or Y.size == 0:
-        return
+        return None
     outside = (Y < 0) | (Y > 1)
     if outside.any():
         r, c = (int(i) for i in np.argwhere(outside)[0])
+        return "range", r, c
+    if activation == "softmax":
+        sums = Y.sum(axis=1, dtype=np.float64)
+        tol = max(1e-4, 8 * Y.shape[1] * float(np.finfo(Y.dtype if dtype is None else dtype).eps))
+        bad = np.flatnonzero(np.abs(sums - 1) > tol)
+        if bad.size:
+            return "sum", int(bad[0]), float(sums[bad[0]])
+    return None
+
+
+def check_targets_fit_loss(Y: np.ndarray, loss: str, activation: str, name: str = "y", first_row: int = 0) -> None:
+    """Raise a ValueError naming the first row of targets ``Y`` that does not fit ``loss`` (``target_misfit``)."""
+    misfit = target_misfit(Y, loss, activation)
+    if misfit is None:
+        return
+    if misfit[0] == "range":
+        _, r, c = misfit
         raise ValueError(f"{name} holds {float(Y[r, c])!r} at row {r + first_row}, column {c}, but cross_entropy "
                          f"needs targets in [0, 1] (probabilities or 0/1 labels); use integer class labels, "
                          f"or loss='half_squared_error' for other targets")
-    if activation == "softmax":
-        sums = Y.sum(axis=1, dtype=np.float64)
-        tol = max(1e-4, 8 * Y.shape[1] * float(np.finfo(Y.dtype).eps))
-        bad = np.flatnonzero(np.abs(sums - 1) > tol)
-        if bad.size:
-            r = int(bad[0])
-            raise ValueError(f"row {r + first_row} of {name} sums to {sums[r]:.6g}, but cross_entropy after a softmax "
-                             f"output needs each row of targets to be class probabilities summing to 1; pass "
-                             f"one-hot rows or integer class labels")
+    _, r, total = misfit
+    raise ValueError(f"row {r + first_row} of {name} sums to {total:.6g}, but cross_entropy after a softmax "
+                     f"output needs each row of targets to be class probabilities summing to 1; pass "
+                     f"one-hot rows or integer class labels")
 
 
 def as_weights(w, shape: tuple, dtype: np.dtype, name: str, locate=None) -> np.ndarray:

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS, target_scale
+from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS, target_misfit, target_scale
 from ._validation import LOSSES as _LOSSES
 
 EXIT_ERROR = 2
@@ -484,23 +484,18 @@ def _check_train_targets(args, data, activation: str, loss: str) -> None:
         raise CommandError(f"--class-weight {args.class_weight} needs a classifier output "
                            f"({', '.join(CLASSIFIER_OUTPUTS)}), but the output activation is {activation}{auto}; "
                            "use --labels for a column of class labels, or leave out --class-weight")
-    if loss != "cross_entropy" or args.labels or data.y.size == 0:
+    misfit = None if args.labels else target_misfit(data.y, loss, activation, args.dtype)
+    if misfit is None:
         return
-    y = data.y
-    outside = np.argwhere((y < 0) | (y > 1))
-    if outside.size:
-        r, c = (int(i) for i in outside[0])
-        raise CommandError(f"{args.data}: line {data.lines[r]}: the target {data.target_names[c]} is {y[r, c]:g}, "
-                           f"but the loss cross_entropy needs targets in [0, 1]; use --labels for a column of class "
-                           f"labels, or --loss half_squared_error")
-    if activation == "softmax":
-        sums = y.sum(axis=1, dtype=np.float64)
-        bad = np.flatnonzero(np.abs(sums - 1) > max(1e-4, 8 * y.shape[1] * float(np.finfo(args.dtype).eps)))
-        if bad.size:
-            r = int(bad[0])
-            raise CommandError(f"{args.data}: line {data.lines[r]}: the targets sum to {sums[r]:.6g}, but a softmax "
-                               f"output{auto} with the loss cross_entropy needs one-hot rows (or --labels); give "
-                               "another --output-activation or --loss half_squared_error")
+    if misfit[0] == "range":
+        _, r, c = misfit
+        raise CommandError(f"{args.data}: line {data.lines[r]}: the target {data.target_names[c]} is "
+                           f"{data.y[r, c]:g}, but the loss cross_entropy needs targets in [0, 1]; use --labels for "
+                           f"a column of class labels, or --loss half_squared_error")
+    _, r, total = misfit
+    raise CommandError(f"{args.data}: line {data.lines[r]}: the targets sum to {total:.6g}, but a softmax "
+                       f"output{auto} with the loss cross_entropy needs one-hot rows (or --labels); give "
+                       "another --output-activation or --loss half_squared_error")
 
 
 def _train(args, out) -> int:   # long: the train command's steps in order (load, build, scale, fit, fold, save)
