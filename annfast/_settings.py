@@ -44,22 +44,13 @@ class SGD:
     batch_size: int | None = 1
 
     def __post_init__(self) -> None:
-        lr, mu, wd, nest = SGD.checked_step(self.learning_rate, self.momentum, self.weight_decay, self.nesterov)
+        lr, mu, wd, nest = v.check_sgd(self.learning_rate, self.momentum, self.weight_decay, self.nesterov)
         bs = self.batch_size
         if bs is not None:
             bs = v.check_int(bs, "batch_size", minimum=1)
         for name, value in (("learning_rate", lr), ("momentum", mu), ("weight_decay", wd), ("nesterov", nest),
                             ("batch_size", bs)):
             object.__setattr__(self, name, value)
-
-    @staticmethod
-    def checked_step(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, float, float, bool]:
-        """Return ``SGD(...).step`` without building the object (the same checks and messages).
-
-        ``train_step``'s path for settings it has not seen, where building a dataclass would double the cost of a
-        small step.
-        """
-        return v.check_sgd(learning_rate, momentum, weight_decay, nesterov)
 
     @property
     def step(self) -> tuple[float, float, float, bool]:

@@ -1444,7 +1444,7 @@ class Network:
                 and nesterov is last[3]):
             lr, mu, wd, nest = last[4]     # the very objects of the last call, already checked
         else:
-            lr, mu, wd, nest = SGD.checked_step(learning_rate, momentum, weight_decay, nesterov)   # as fit
+            lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as SGD, for fit
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
         if sample_weight is not None and not isinstance(sample_weight, (int, float)) \
