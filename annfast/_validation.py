@@ -142,6 +142,32 @@ def check_sgd(learning_rate, momentum, weight_decay, nesterov) -> tuple[float, f
     return lr, mu, wd, bool(nesterov)
 
 
+def check_sgd_in(dtype, learning_rate, momentum, weight_decay) -> None:
+    """Refuse checked SGD settings that the C step, which computes in the network's dtype, would change.
+
+    The step rounds the settings to the dtype: in float32 a learning rate below its smallest subnormal becomes 0
+    (nothing trains, though learning_rate > 0 passed), one above its largest value becomes inf (as for weights:
+    reported, not turned into inf), and a momentum within 2**-25 of 1 becomes exactly 1, outside [0, 1).
+    ``learning_rate`` None: a schedule's, not checked here. (A weight decay that rounds to 0 only decays less.)
+    """
+    if np.dtype(dtype) != np.float32:
+        return
+    with np.errstate(over="ignore"):
+        lr32 = None if learning_rate is None else np.float32(learning_rate)
+        wd32 = np.float32(weight_decay)
+    if lr32 is not None and lr32 == 0:
+        tiny = float(np.finfo(np.float32).smallest_subnormal)
+        raise ValueError(f"learning_rate {learning_rate!r} rounds to 0 in float32, the network's dtype: nothing "
+                         f"would train; give a learning_rate of at least {tiny:g}")
+    if lr32 is not None and not np.isfinite(lr32):
+        raise ValueError(f"learning_rate {learning_rate!r} does not fit in float32, the network's dtype")
+    if not np.isfinite(wd32):
+        raise ValueError(f"weight_decay {weight_decay!r} does not fit in float32, the network's dtype")
+    if np.float32(momentum) >= 1:
+        raise ValueError(f"momentum {momentum!r} rounds to 1 in float32, the network's dtype: momentum must be "
+                         f"in [0, 1) there, at most {float(np.nextafter(np.float32(1), np.float32(0))):.9g}")
+
+
 #: Output activations whose outputs are probabilities, the only ones cross-entropy is defined for.
 CROSS_ENTROPY_OUTPUTS = ("softmax", "sigmoid")
 

@@ -19,7 +19,14 @@ import time
 
 import numpy as np
 
-from ._validation import ACTIVATIONS, CLASSIFIER_OUTPUTS, CROSS_ENTROPY_OUTPUTS, target_misfit, target_scale
+from ._validation import (
+    ACTIVATIONS,
+    CLASSIFIER_OUTPUTS,
+    CROSS_ENTROPY_OUTPUTS,
+    check_sgd_in,
+    target_misfit,
+    target_scale,
+)
 from ._validation import LOSSES as _LOSSES
 
 EXIT_ERROR = 2
@@ -463,6 +470,18 @@ def _check_train_options(args) -> None:
     if args.nesterov and args.momentum == 0:
         raise CommandError("--nesterov needs --momentum > 0 (Nesterov momentum is a kind of momentum); "
                            "add --momentum, such as --momentum 0.9, or leave out --nesterov")
+    try:   # what the step's dtype makes of the numbers (float32: a rate that rounds to 0, a momentum to 1, inf)
+        check_sgd_in(args.dtype, args.learning_rate, args.momentum, args.weight_decay)
+    except ValueError as exc:
+        raise CommandError(re.sub(r"\b(learning_rate|momentum|weight_decay)\b",
+                                  lambda m: "--" + m.group(1).replace("_", "-"), str(exc))) from None
+    from .network import Dense, _checked_layers
+    out = "linear" if args.output_activation == "auto" else args.output_activation
+    try:   # the layers' own checks in the dtype (a --negative-slope that does not fit in float32)
+        _checked_layers([Dense(2, args.activation, args.negative_slope), Dense(2, out, args.negative_slope)],
+                        np.dtype(args.dtype))
+    except ValueError as exc:
+        raise CommandError(f"--negative-slope {args.negative_slope:g}: {exc}") from None
     activation = args.output_activation
     if args.loss == "cross_entropy" and activation not in ("auto",) + CROSS_ENTROPY_OUTPUTS:
         raise CommandError(f"--loss cross_entropy needs a softmax or sigmoid output, but --output-activation is "

@@ -534,6 +534,7 @@ def fit(net: Network, X, y, *, client=None, epochs: int = 1, rounds_per_epoch: i
     n_groups = _check_int_or_none(n_groups, "n_groups")
     max_retries = v.check_int(max_retries, "max_retries", minimum=0)
     sgd = SGD(learning_rate, momentum, weight_decay, nesterov, batch_size)
+    v.check_sgd_in(net.dtype, sgd.learning_rate, sgd.momentum, sgd.weight_decay)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     loss = net.loss if loss is None else v.check_loss(loss, net.layers[-1].activation)

@@ -105,7 +105,8 @@ class Dense:
 # and travels as it is)
 _OWN_ATTRS = frozenset({
     "_n_inputs", "_dtype", "_layers", "_n_outputs", "_seed", "_rng", "_kernel", "_loss", "_specs", "_cur_spec",
-    "_n_params", "_engine", "_params", "_views", "_grad", "_published", "_spare", "_dirty", "_hold", "_scratch",
+    "_n_params", "_engine", "_params", "_views", "_grad", "_published", "_published_loss", "_spare", "_dirty",
+    "_hold", "_scratch",
     "_last_step_settings", "_lock", "_only_reading", "_reader_publish", "_fitting", "_workers", "history",
     "stop_training", "learning_rate", "_verbose"})
 
@@ -396,6 +397,9 @@ class Network:
         """Set up what threads share: the published copy readers use, the lock of training calls, the workers."""
         # Readers never wait for training: they use the last published copy of the weights (see _publish)
         self._published = self._params.copy()
+        # the loss readers' evaluate uses by default: published with the weights, so that a loss set inside an
+        # atomic block is seen by other threads with the block's weights, or (rolled back) never
+        self._published_loss = self._loss
         self._spare: np.ndarray | None = None   # the copy published before it, reused once no reader holds it
         self._dirty = False       # the weights changed since the last publish
         self._hold = 0            # > 0: a call whose changes no reader may see yet (publish at its end)
@@ -431,6 +435,9 @@ class Network:
         self._fitting = False
         self._hold = 0
         np.copyto(self._params, self._published)
+        if self._loss != self._published_loss:   # set inside an atomic block the parent was in
+            self._loss = self._published_loss
+            self._cur_spec = self._spec(self._loss)
         self._engine.reset_velocity()
         self._dirty = False
 
@@ -456,6 +463,7 @@ class Network:
             spare = np.empty_like(self._params)
         np.copyto(spare, self._params)
         self._spare, self._published = self._published, spare
+        self._published_loss = self._loss
         self._dirty = False
 
     def _readable(self) -> np.ndarray:
@@ -524,8 +532,10 @@ class Network:
         to the weights published before it. On a normal exit the weights are published at once. If the block
         raises (any exception, KeyboardInterrupt too), everything ``snapshot`` covers (weights, momentum
         velocity, random stream, history, loss, ``stop_training``) is put back as it was when the block began,
-        nothing is published, and the exception propagates. Not covered: ``learning_rate``, the ``kernel``
-        (set inside a block, it applies at once, also to readers) and what callbacks did outside the network.
+        nothing is published, and the exception propagates. A ``loss`` set in the block
+        is published with its weights: other threads' ``evaluate`` keeps the loss from before the block until it
+        ends. Not covered: ``learning_rate``, the ``kernel`` (set inside a block, it applies at once, also to
+        readers) and what callbacks did outside the network.
 
         Nested blocks join the outermost one: an inner block that raises puts back the state from its own
         start and re-raises (an outer block that catches the exception goes on from there); only the
@@ -624,6 +634,10 @@ class Network:
         with self._lock:
             self._loss = loss
             self._cur_spec = self._spec(loss)
+            if self._hold:   # inside an atomic block: other threads see it when the block publishes
+                self._dirty = True
+            else:
+                self._published_loss = loss
 
     loss = property(operator.attrgetter("_loss"), _set_loss,
                     doc="The loss of ``evaluate`` and of training calls that name none; settable to one the output "
@@ -1306,6 +1320,7 @@ class Network:
             data.check_epochs(epochs - initial_epoch)
         schedule = _schedules.as_schedule(learning_rate)
         sgd = SGD(learning_rate if schedule is None else 1.0, momentum, weight_decay, nesterov, batch_size)
+        v.check_sgd_in(self._dtype, sgd.learning_rate if schedule is None else None, sgd.momentum, sgd.weight_decay)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if isinstance(verbose, bool) or verbose not in (0, 1, 2):
@@ -1445,6 +1460,7 @@ class Network:
             lr, mu, wd, nest = last[4]     # the very objects of the last call, already checked
         else:
             lr, mu, wd, nest = v.check_sgd(learning_rate, momentum, weight_decay, nesterov)   # as SGD, for fit
+            v.check_sgd_in(self._dtype, lr, mu, wd)
             if all(type(a) in (float, int) for a in (learning_rate, momentum, weight_decay)):   # immutable only
                 self._last_step_settings = (learning_rate, momentum, weight_decay, nesterov, (lr, mu, wd, nest))
         if sample_weight is not None and not isinstance(sample_weight, (int, float)) \
@@ -1541,7 +1557,10 @@ class Network:
         -------
         float or dict
         """
-        loss = self._loss if loss is None else self._check_loss(loss)
+        if loss is None:   # the block's own thread its own loss; other threads the one published with the weights
+            loss = self._loss if self._lock._is_owned() else self._published_loss
+        else:
+            loss = self._check_loss(loss)
         metric_fns = _metrics.resolve(metrics, self._layers[-1].activation)
         return_dict = return_dict or bool(metric_fns)
         X = v.as_inputs(X, self._n_inputs, self._dtype)
